@@ -1,0 +1,413 @@
+package rolefsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/looplab/fsm"
+)
+
+// ErrUnknownSignal is returned by Fire for a signal outside the defined
+// set: such a signal has no destination to fire towards.
+var ErrUnknownSignal = errors.New("rolefsm: unknown signal")
+
+// Record describes one transition attempt, as observers receive it.
+//
+// For a committed transition Err is nil and Seq is the coordinator's
+// generation after the commit (1 for the first commit). For a rejected
+// one Err is the *InvalidPairError or *SignalMismatchError, From is the
+// role the attempt was validated against and Seq the generation at
+// that moment (nothing was committed).
+type Record struct {
+	Transition
+	Seq uint64
+	At  time.Time
+	Err error
+}
+
+// Observer is called once per committed and once per rejected
+// transition. See Coordinator for the order and threading guarantees.
+type Observer func(context.Context, Record)
+
+// Option configures a Coordinator.
+type Option func(*config) error
+
+type config struct {
+	initial   Role
+	name      string
+	logger    *slog.Logger
+	observers []Observer
+}
+
+// WithInitialRole sets the role the coordinator starts in (Idle by
+// default). A role outside the defined set makes NewCoordinator fail.
+func WithInitialRole(r Role) Option {
+	return func(c *config) error {
+		if !r.Valid() {
+			return fmt.Errorf("rolefsm: WithInitialRole: %v is not a defined role", r)
+		}
+		c.initial = r
+		return nil
+	}
+}
+
+// WithName names the channel the coordinator guards. The name is
+// carried into audit logs and Stats.
+func WithName(name string) Option {
+	return func(c *config) error {
+		c.name = name
+		return nil
+	}
+}
+
+// WithLogger turns on the audit log: one Info record per committed
+// transition and one Warn record per rejected one, with name, from,
+// to, signal and seq attributes (and error on a rejection). Without
+// it, or with a nil logger, nothing is logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		c.logger = l
+		return nil
+	}
+}
+
+// WithObserver adds an observer. It may be given several times;
+// observers are called in the order they were given.
+func WithObserver(o Observer) Option {
+	return func(c *config) error {
+		if o == nil {
+			return errors.New("rolefsm: WithObserver: nil observer")
+		}
+		c.observers = append(c.observers, o)
+		return nil
+	}
+}
+
+// Coordinator holds one channel's role and moves it only along the
+// transition matrix. It is safe for concurrent use.
+//
+// Every committed transition is validated against the role it commits
+// from, under one lock, and committed through a looplab/fsm Event; the
+// committed sequence is therefore always a valid chain. Role reads and
+// rejections do not take the lock.
+//
+// Observers and the audit logger run after the commit, outside the
+// lock, on a run-to-completion queue: records are delivered one at a
+// time, committed ones in Seq order, each observer seeing every record
+// exactly once. The goroutine whose Transition enqueued a record
+// delivers it, together with any records enqueued meanwhile by others,
+// unless another goroutine is already delivering; then that one does.
+// So an observer may call Role, Stats, Lease and even Transition on
+// the same coordinator: a transition made from inside an observer
+// commits at once, and its record is delivered after the current
+// observer call returns. A slow observer delays the Transition call
+// that is delivering, never the commits of other goroutines. A panic in
+// an observer or in the logger's handler is recovered and counted in
+// Stats.ObserverPanics; delivery goes on with the next call.
+type Coordinator struct {
+	name   string
+	logger *slog.Logger
+	sinks  []Observer // the audit logger, if any, then the observers
+	notify bool       // len(sinks) > 0
+
+	// state packs the generation and the role (generation<<8 | role)
+	// so that both are read in one atomic load. Written only by
+	// countCommit, with mu held.
+	state atomic.Uint64
+
+	mu        sync.Mutex
+	machine   *fsm.FSM
+	pending   Transition // the transition Event is committing
+	pendingAt time.Time
+	committed [numRoles][numRoles][numSignals + 1]uint64
+
+	leaderChanges  uint64
+	electionThrash uint64
+
+	invalidPairs     atomic.Uint64
+	signalMismatches atomic.Uint64
+	observerPanics   atomic.Uint64
+
+	dmu      sync.Mutex // guards queue, head and draining
+	queue    []delivery
+	head     int
+	draining bool
+}
+
+type delivery struct {
+	ctx context.Context
+	rec Record
+}
+
+func pack(gen uint64, r Role) uint64 { return gen<<8 | uint64(r) }
+
+// NewCoordinator returns a coordinator in Idle, or in the role given by
+// WithInitialRole, with generation 0.
+func NewCoordinator(opts ...Option) (*Coordinator, error) {
+	var cfg config
+	for _, o := range opts {
+		if o == nil {
+			return nil, errors.New("rolefsm: nil Option")
+		}
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	c := &Coordinator{name: cfg.name, logger: cfg.logger}
+	if c.logger != nil {
+		c.sinks = append(c.sinks, c.audit)
+	}
+	c.sinks = append(c.sinks, cfg.observers...)
+	c.notify = len(c.sinks) > 0
+	c.machine = fsm.NewFSM(roleNames[cfg.initial], events, c.callbacks())
+	c.state.Store(pack(0, cfg.initial))
+	return c, nil
+}
+
+// Name returns the channel name given by WithName.
+func (c *Coordinator) Name() string { return c.name }
+
+// Role returns the current role. It takes no lock.
+func (c *Coordinator) Role() Role { return Role(c.state.Load()) }
+
+// Fire moves the coordinator to the destination of sig, as
+// Transition(ctx, to, sig) with to the one role sig drives to. A signal
+// outside the defined set returns an error matching ErrUnknownSignal
+// and changes nothing.
+func (c *Coordinator) Fire(ctx context.Context, sig Signal) (Transition, error) {
+	to, ok := Destination(sig)
+	if !ok {
+		return Transition{}, fmt.Errorf("%w: %v", ErrUnknownSignal, sig)
+	}
+	return c.Transition(ctx, to, sig)
+}
+
+// Transition moves the coordinator from its current role to `to` under
+// sig, if Apply permits that triple, and returns the transition.
+//
+// A rejected attempt returns an *InvalidPairError or
+// *SignalMismatchError and changes nothing but the rejection counters.
+// Idle → Idle under ChannelClose succeeds and changes nothing at all: no
+// generation, no counter, no record. A context that is already done
+// returns its error and changes nothing; so does one that is done by
+// the time the lock is acquired. Once the commit has begun it is not
+// abandoned.
+func (c *Coordinator) Transition(ctx context.Context, to Role, sig Signal) (Transition, error) {
+	if err := ctx.Err(); err != nil {
+		return Transition{}, err
+	}
+	st := c.state.Load()
+	t, err := Apply(Role(st), to, sig)
+	if err != nil {
+		err = c.reject(ctx, st, to, sig, err)
+		if c.notify {
+			c.drain()
+		}
+		return Transition{}, err
+	}
+	if t.From == Idle && t.To == Idle {
+		return t, nil // idempotent close
+	}
+	t, err = c.commit(ctx, to, sig)
+	if c.notify {
+		c.drain()
+	}
+	return t, err
+}
+
+// commit validates (current, to, sig) again under the lock, against the
+// role it will commit from, and commits it through looplab.
+func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (Transition, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return Transition{}, err
+	}
+	st := c.state.Load()
+	t, err := Apply(Role(st), to, sig)
+	if err != nil {
+		return Transition{}, c.reject(ctx, st, to, sig, err)
+	}
+	if t.From == Idle && t.To == Idle {
+		return t, nil
+	}
+	c.pending = t
+	// looplab freezes for good if it ever sees a cancelled context
+	// (REFERENCE §5), so it never gets one that can be cancelled.
+	lctx := ctx
+	if ctx.Done() != nil {
+		lctx = context.WithoutCancel(ctx)
+	}
+	if err := fromLooplab(t, c.machine.Event(lctx, signalNames[sig])); err != nil {
+		return Transition{}, err
+	}
+	if c.notify {
+		c.enqueue(ctx, Record{Transition: t, Seq: c.state.Load() >> 8, At: c.pendingAt})
+	}
+	return t, nil
+}
+
+// reject counts a rejected attempt and queues its record. st is the
+// packed state the attempt was validated against.
+func (c *Coordinator) reject(ctx context.Context, st uint64, to Role, sig Signal, err error) error {
+	if errors.Is(err, ErrInvalidPair) {
+		c.invalidPairs.Add(1)
+	} else {
+		c.signalMismatches.Add(1)
+	}
+	if c.notify {
+		c.enqueue(ctx, Record{
+			Transition: Transition{From: Role(st), To: to, Signal: sig},
+			Seq:        st >> 8,
+			At:         time.Now(),
+			Err:        err,
+		})
+	}
+	return err
+}
+
+// fromLooplab maps what looplab's Event returned for transition t onto
+// this package's errors; it is the wrapper's whole error rule.
+//
+// looplab reports the idempotent close (Idle → Idle under ChannelClose)
+// as NoTransitionError: that is success. NoTransitionError for any
+// other t, InvalidEventError and UnknownEventError are refusals and
+// become the error Apply gives for t; were Apply to permit t, the table
+// and the looplab registration disagree, which is reported as an
+// internal error rather than passed off as success. Anything else
+// (looplab in a transition it cannot finish) is wrapped.
+func fromLooplab(t Transition, err error) error {
+	if err == nil {
+		return nil
+	}
+	var noTransition fsm.NoTransitionError
+	var invalid fsm.InvalidEventError
+	var unknown fsm.UnknownEventError
+	switch {
+	case errors.As(err, &noTransition) && noTransition.Err == nil:
+		if t.From == t.To {
+			return nil
+		}
+	case errors.As(err, &invalid), errors.As(err, &unknown):
+	default:
+		return fmt.Errorf("rolefsm: internal error: looplab failed %v: %w", t, err)
+	}
+	if _, aerr := Apply(t.From, t.To, t.Signal); aerr != nil {
+		return aerr
+	}
+	return fmt.Errorf("rolefsm: internal error: looplab refused %v, which the matrix permits: %w", t, err)
+}
+
+func (c *Coordinator) enqueue(ctx context.Context, r Record) {
+	c.dmu.Lock()
+	c.queue = append(c.queue, delivery{ctx: ctx, rec: r})
+	c.dmu.Unlock()
+}
+
+// drain delivers queued records until the queue is empty, unless
+// another call is already doing so (possibly further up this very
+// stack, when an observer calls back into the coordinator).
+func (c *Coordinator) drain() {
+	c.dmu.Lock()
+	if c.draining {
+		c.dmu.Unlock()
+		return
+	}
+	c.draining = true
+	locked := true
+	defer func() {
+		// An observer that calls runtime.Goexit (t.FailNow in a test)
+		// ends this goroutine with dmu unlocked: take it back so that
+		// draining is reset either way.
+		if !locked {
+			c.dmu.Lock()
+		}
+		c.draining = false
+		c.dmu.Unlock()
+	}()
+	for c.head < len(c.queue) {
+		d := c.queue[c.head]
+		c.queue[c.head] = delivery{} // drop the context reference
+		c.head++
+		if c.head == len(c.queue) {
+			c.queue, c.head = c.queue[:0], 0
+		}
+		c.dmu.Unlock()
+		locked = false
+		for _, s := range c.sinks {
+			c.call(s, d)
+		}
+		c.dmu.Lock()
+		locked = true
+	}
+}
+
+// call hands d to one sink, recovering a panic so that it can neither
+// leave the queue stuck nor reach the caller of Transition.
+func (c *Coordinator) call(s Observer, d delivery) {
+	defer func() {
+		if recover() != nil {
+			c.observerPanics.Add(1)
+		}
+	}()
+	s(d.ctx, d.rec)
+}
+
+// Stats is a snapshot of a coordinator's counters.
+type Stats struct {
+	// Name is the channel name given by WithName.
+	Name string
+	// Role is the current role.
+	Role Role
+	// Generation counts committed transitions; it equals the sum of
+	// Transitions.
+	Generation uint64
+	// Transitions counts committed transitions per triple. The
+	// idempotent close (Idle → Idle) is never counted.
+	Transitions map[Transition]uint64
+	// LeaderChanges counts entries into Leader (upstream's
+	// leader_changes_total).
+	LeaderChanges uint64
+	// ElectionThrash counts committed MissedHeartbeats transitions, and
+	// only those (upstream's election_thrash_total).
+	ElectionThrash uint64
+	// InvalidPairs counts attempts rejected with an *InvalidPairError.
+	InvalidPairs uint64
+	// SignalMismatches counts attempts rejected with a
+	// *SignalMismatchError.
+	SignalMismatches uint64
+	// ObserverPanics counts panics recovered from observers and from
+	// the audit logger's handler.
+	ObserverPanics uint64
+}
+
+// Stats returns a snapshot of the counters. The commit counters (Role,
+// Generation, Transitions, LeaderChanges, ElectionThrash) are read
+// together under the commit lock, so they agree with one another.
+func (c *Coordinator) Stats() Stats {
+	s := Stats{Name: c.name, Transitions: make(map[Transition]uint64)}
+	c.mu.Lock()
+	st := c.state.Load()
+	for from := range c.committed {
+		for to := range c.committed[from] {
+			for sig, n := range c.committed[from][to] {
+				if n > 0 {
+					s.Transitions[Transition{From: Role(from), To: Role(to), Signal: Signal(sig)}] = n
+				}
+			}
+		}
+	}
+	s.LeaderChanges = c.leaderChanges
+	s.ElectionThrash = c.electionThrash
+	c.mu.Unlock()
+	s.Role, s.Generation = Role(st), st>>8
+	s.InvalidPairs = c.invalidPairs.Load()
+	s.SignalMismatches = c.signalMismatches.Load()
+	s.ObserverPanics = c.observerPanics.Load()
+	return s
+}
