@@ -129,3 +129,19 @@ func parseExactRole(name string) (Role, error) {
 	}
 	return 0, fmt.Errorf("%q is not a role name", name)
 }
+
+// Matrix returns every permitted transition, in the order events.go
+// declares them: signal by signal, and for each signal its source roles
+// in declaration order. It has 13 entries, Idle → Idle under
+// ChannelClose among them.
+func Matrix() []Transition {
+	var out []Transition
+	for _, e := range events {
+		sig, _ := ParseSignal(e.Name)
+		for _, s := range e.Src {
+			from, _ := parseExactRole(s)
+			out = append(out, Transition{From: from, To: matrix.dst[sig], Signal: sig})
+		}
+	}
+	return out
+}

@@ -437,3 +437,18 @@ func TestTextRoundTrip(t *testing.T) {
 	assert.Error(t, s.UnmarshalText(nil))
 	assert.Equal(t, ElectionLost, s)
 }
+
+func TestMatrixListsThe13Triples(t *testing.T) {
+	var want []Transition
+	for _, row := range expected {
+		for i := 0; i < 10; i++ {
+			if row.outcome[i] == '.' {
+				want = append(want, Transition{From: row.from, To: row.to, Signal: Signal(i + 1)})
+			}
+		}
+	}
+	got := Matrix()
+	assert.ElementsMatch(t, want, got)
+	assert.Equal(t, Transition{Idle, Replica, CapabilitySelected}, got[0], "declaration order")
+	assert.Equal(t, Transition{Leader, Replica, PeerLeaderObserved}, got[len(got)-1], "declaration order")
+}

@@ -1,0 +1,141 @@
+// Command rolefsm prints the replica-role transition matrix and checks
+// single transitions against it.
+//
+//	rolefsm matrix                  print the transition table
+//	rolefsm check FROM TO SIGNAL    print "ok" (exit 0) or the error (exit 1)
+//
+// Names are matched without regard to case. A name that is not a role
+// or a signal, or a wrong number of arguments, exits 2 with the list of
+// valid names. Results go to stdout; usage and errors to stderr.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/rolefsm/rolefsm"
+)
+
+// Exit codes.
+const (
+	exitOK       = 0
+	exitRejected = 1 // the transition (or a replayed step) is rejected
+	exitUsage    = 2 // bad arguments or names
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+const usage = `usage: rolefsm <command> [arguments]
+
+commands:
+  matrix                  print the transition table
+  check FROM TO SIGNAL    check one transition: "ok" (exit 0) or the error (exit 1)
+
+Run "rolefsm <command> -h" for a command's options.
+`
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "matrix":
+		return runMatrix(args[1:], stdout, stderr)
+	case "check":
+		return runCheck(args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "rolefsm: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+}
+
+// newFlagSet returns a flag set that prints its usage to stderr and
+// reports errors instead of exiting.
+func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: rolefsm %s\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args; it returns the exit code to stop with, or -1
+// to go on.
+func parseFlags(fs *flag.FlagSet, args []string) int {
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case err != nil:
+		return exitUsage
+	}
+	return -1
+}
+
+func runMatrix(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("matrix", "matrix", stderr)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	writeTable(stdout)
+	return exitOK
+}
+
+func writeTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FROM\tTO\tSIGNAL")
+	for _, t := range rolefsm.Matrix() {
+		fmt.Fprintf(tw, "%v\t%v\t%v\n", t.From, t.To, t.Signal)
+	}
+	tw.Flush()
+}
+
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("check", "check FROM TO SIGNAL", stderr)
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 3 {
+		fs.Usage()
+		fmt.Fprintf(stderr, "roles: %s\nsignals: %s\n", names(rolefsm.Roles()), names(rolefsm.Signals()))
+		return exitUsage
+	}
+	from, err1 := rolefsm.ParseRole(fs.Arg(0))
+	to, err2 := rolefsm.ParseRole(fs.Arg(1))
+	sig, err3 := rolefsm.ParseSignal(fs.Arg(2))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitUsage
+	}
+	if _, err := rolefsm.Apply(from, to, sig); err != nil {
+		fmt.Fprintln(stdout, err)
+		return exitRejected
+	}
+	fmt.Fprintln(stdout, "ok")
+	return exitOK
+}
+
+func names[T fmt.Stringer](vs []T) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = v.String()
+	}
+	return strings.Join(s, ", ")
+}

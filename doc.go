@@ -1,0 +1,15 @@
+// Package rolefsm keeps the role of a replicated channel (Leader,
+// Replica, Candidate, Idle) correct.
+//
+// It re-implements the replica state machine of net-mesh's RedEX layer:
+// ten signals, each driving one destination role from the roles it is
+// declared for, and a pure [Apply] that validates a (from, to, signal)
+// triple with two error kinds, [InvalidPairError] and
+// [SignalMismatchError].
+//
+// A [Coordinator] holds one channel's role. It commits transitions one
+// at a time through a looplab/fsm machine built from the same
+// declaration, reads its role without a lock, counts what it did
+// ([Coordinator.Stats]) and reports every attempt to observers and to an
+// optional slog audit logger.
+package rolefsm

@@ -1,0 +1,90 @@
+package rolefsm_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/rolefsm/rolefsm"
+)
+
+func ExampleApply() {
+	t, err := rolefsm.Apply(rolefsm.Candidate, rolefsm.Leader, rolefsm.ElectionWon)
+	fmt.Println(t, err)
+
+	_, err = rolefsm.Apply(rolefsm.Idle, rolefsm.Leader, rolefsm.ElectionWon)
+	fmt.Println(err)
+	// Output:
+	// Candidate → Leader (ElectionWon) <nil>
+	// invalid replica state transition: Idle → Leader
+}
+
+func ExampleInvalidPairError() {
+	_, err := rolefsm.Apply(rolefsm.Replica, rolefsm.Leader, rolefsm.ElectionWon)
+	var ip *rolefsm.InvalidPairError
+	if errors.As(err, &ip) {
+		fmt.Println("no signal reaches", ip.To, "from", ip.From)
+	}
+	fmt.Println(errors.Is(err, rolefsm.ErrInvalidPair))
+	// Output:
+	// no signal reaches Leader from Replica
+	// true
+}
+
+func ExampleSignalMismatchError() {
+	_, err := rolefsm.Apply(rolefsm.Leader, rolefsm.Idle, rolefsm.DiskPressureWithdraw)
+	var mm *rolefsm.SignalMismatchError
+	if errors.As(err, &mm) {
+		fmt.Println(mm.From, "→", mm.To, "is reachable, but not under", mm.Signal)
+	}
+	fmt.Println(errors.Is(err, rolefsm.ErrSignalMismatch))
+	// Output:
+	// Leader → Idle is reachable, but not under DiskPressureWithdraw
+	// true
+}
+
+// A coordinator with an audit logger and an observer. (The logger here
+// drops the time attribute so that the output is stable.)
+func ExampleCoordinator() {
+	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	c, err := rolefsm.NewCoordinator(
+		rolefsm.WithName("orders"),
+		rolefsm.WithLogger(logger),
+		rolefsm.WithObserver(func(_ context.Context, r rolefsm.Record) {
+			if r.Err == nil && r.To == rolefsm.Leader {
+				fmt.Println("now leading, generation", r.Seq)
+			}
+		}),
+	)
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	for _, sig := range []rolefsm.Signal{rolefsm.CapabilitySelected, rolefsm.MissedHeartbeats, rolefsm.ElectionWon} {
+		if _, err := c.Fire(ctx, sig); err != nil {
+			panic(err)
+		}
+	}
+	if _, err := c.Transition(ctx, rolefsm.Candidate, rolefsm.MissedHeartbeats); err != nil {
+		fmt.Println("rejected:", err)
+	}
+	st := c.Stats()
+	fmt.Println(st.Role, st.Generation, st.LeaderChanges, st.ElectionThrash, st.InvalidPairs)
+	// Output:
+	// level=INFO msg="role transition" name=orders from=Idle to=Replica signal=CapabilitySelected seq=1
+	// level=INFO msg="role transition" name=orders from=Replica to=Candidate signal=MissedHeartbeats seq=2
+	// level=INFO msg="role transition" name=orders from=Candidate to=Leader signal=ElectionWon seq=3
+	// now leading, generation 3
+	// level=WARN msg="role transition rejected" name=orders from=Leader to=Candidate signal=MissedHeartbeats seq=3 error="invalid replica state transition: Leader → Candidate"
+	// rejected: invalid replica state transition: Leader → Candidate
+	// Leader 3 1 1 1
+}
