@@ -175,6 +175,42 @@ func (c *Coordinator) Name() string { return c.name }
 // Role returns the current role. It takes no lock.
 func (c *Coordinator) Role() Role { return Role(c.state.Load()) }
 
+// Lease is a fencing token: the role and generation of a coordinator at
+// one instant. Generation counts commits, so it never repeats: a leader
+// that is deposed and elected again holds a new Lease, and the old one
+// no longer holds.
+type Lease struct {
+	Role       Role
+	Generation uint64
+}
+
+// Lease returns the current role and generation, read together in one
+// atomic load. It takes no lock.
+func (c *Coordinator) Lease() Lease {
+	st := c.state.Load()
+	return Lease{Role: Role(st), Generation: st >> 8}
+}
+
+// Holds reports whether l is still current: no transition has
+// committed since it was taken. It takes no lock and does not
+// allocate, so it can guard every append:
+//
+//	lease := c.Lease() // on becoming Leader
+//	...
+//	if !c.Holds(lease) || lease.Role != rolefsm.Leader {
+//		return errNotLeader // deposed since: this write must not land
+//	}
+//
+// A zero Lease, or one with a role outside the defined set, holds only
+// if it matches exactly (a fresh Idle coordinator holds Lease{}).
+func (c *Coordinator) Holds(l Lease) bool {
+	return l.Generation <= maxGeneration && c.state.Load() == pack(l.Generation, l.Role)
+}
+
+// maxGeneration is the largest generation the packed state can hold:
+// 2^56-1 commits, more than a commit per nanosecond for two years.
+const maxGeneration = 1<<56 - 1
+
 // Fire moves the coordinator to the destination of sig, as
 // Transition(ctx, to, sig) with to the one role sig drives to. A signal
 // outside the defined set returns an error matching ErrUnknownSignal
@@ -390,24 +426,30 @@ type Stats struct {
 // Generation, Transitions, LeaderChanges, ElectionThrash) are read
 // together under the commit lock, so they agree with one another.
 func (c *Coordinator) Stats() Stats {
-	s := Stats{Name: c.name, Transitions: make(map[Transition]uint64)}
 	c.mu.Lock()
 	st := c.state.Load()
-	for from := range c.committed {
-		for to := range c.committed[from] {
-			for sig, n := range c.committed[from][to] {
+	committed := c.committed // an array: copied under the lock
+	leaderChanges, electionThrash := c.leaderChanges, c.electionThrash
+	c.mu.Unlock()
+	s := Stats{
+		Name:             c.name,
+		Role:             Role(st),
+		Generation:       st >> 8,
+		Transitions:      make(map[Transition]uint64),
+		LeaderChanges:    leaderChanges,
+		ElectionThrash:   electionThrash,
+		InvalidPairs:     c.invalidPairs.Load(),
+		SignalMismatches: c.signalMismatches.Load(),
+		ObserverPanics:   c.observerPanics.Load(),
+	}
+	for from := range committed {
+		for to := range committed[from] {
+			for sig, n := range committed[from][to] {
 				if n > 0 {
 					s.Transitions[Transition{From: Role(from), To: Role(to), Signal: Signal(sig)}] = n
 				}
 			}
 		}
 	}
-	s.LeaderChanges = c.leaderChanges
-	s.ElectionThrash = c.electionThrash
-	c.mu.Unlock()
-	s.Role, s.Generation = Role(st), st>>8
-	s.InvalidPairs = c.invalidPairs.Load()
-	s.SignalMismatches = c.signalMismatches.Load()
-	s.ObserverPanics = c.observerPanics.Load()
 	return s
 }

@@ -504,3 +504,37 @@ func TestConcurrentTransitionsAreLinearizable(t *testing.T) {
 	assert.Equal(t, prev, c.Role())
 	assert.Greater(t, st.Generation, uint64(workers), "the run committed something")
 }
+
+func (s *CoordinatorSuite) TestLeaseFencesAReelectedLeader() {
+	c := s.newCoordinator(WithInitialRole(Candidate))
+	s.True(c.Holds(Lease{Candidate, 0}))
+	_, err := c.Fire(s.ctx, ElectionWon)
+	s.Require().NoError(err)
+	lease := c.Lease()
+	s.Equal(Lease{Role: Leader, Generation: 1}, lease)
+	s.True(c.Holds(lease))
+
+	// Deposed and elected again: Role() says Leader as before, but the
+	// lease taken the first time no longer holds.
+	for _, sig := range []Signal{PeerLeaderObserved, MissedHeartbeats, ElectionWon} {
+		_, err := c.Fire(s.ctx, sig)
+		s.Require().NoError(err)
+	}
+	s.Equal(Leader, c.Role())
+	s.False(c.Holds(lease), "the old lease must fail after re-election")
+	s.True(c.Holds(c.Lease()))
+	s.Equal(Lease{Role: Leader, Generation: 4}, c.Lease())
+
+	// Rejections and the idempotent close do not end a lease.
+	held := c.Lease()
+	_, err = c.Fire(s.ctx, ElectionWon)
+	s.Error(err)
+	s.True(c.Holds(held))
+
+	// Leases that never held: wrong role, future generation, and
+	// generations that would alias in the packed state.
+	s.False(c.Holds(Lease{Role: Replica, Generation: 4}))
+	s.False(c.Holds(Lease{Role: Leader, Generation: 5}))
+	s.False(c.Holds(Lease{Role: Leader, Generation: 4 + 1<<56}))
+	s.False(c.Holds(Lease{Role: Role(200), Generation: 4}))
+}
