@@ -133,10 +133,11 @@ type Coordinator struct {
 	signalMismatches atomic.Uint64
 	observerPanics   atomic.Uint64
 
-	dmu      sync.Mutex // guards queue, head and draining
+	// The delivery queue, guarded by mu: records waiting while another
+	// call delivers, from queue[head] on.
 	queue    []delivery
 	head     int
-	draining bool
+	draining bool // some call is delivering
 }
 
 type delivery struct {
@@ -240,37 +241,48 @@ func (c *Coordinator) Transition(ctx context.Context, to Role, sig Signal) (Tran
 	st := c.state.Load()
 	t, err := Apply(Role(st), to, sig)
 	if err != nil {
-		err = c.reject(ctx, st, to, sig, err)
+		// Rejected against the role just read: no lock needed.
+		c.countReject(err)
 		if c.notify {
-			c.drain()
+			c.mu.Lock()
+			d, deliver := c.post(delivery{ctx: ctx, rec: rejection(st, to, sig, err)})
+			c.mu.Unlock()
+			if deliver {
+				c.drain(d)
+			}
 		}
 		return Transition{}, err
 	}
 	if t.From == Idle && t.To == Idle {
 		return t, nil // idempotent close
 	}
-	t, err = c.commit(ctx, to, sig)
-	if c.notify {
-		c.drain()
+	t, d, deliver, err := c.commit(ctx, to, sig)
+	if deliver {
+		c.drain(d)
 	}
 	return t, err
 }
 
 // commit validates (current, to, sig) again under the lock, against the
-// role it will commit from, and commits it through looplab.
-func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (Transition, error) {
+// role it will commit from, and commits it through looplab. When this
+// call is to deliver records, it returns deliver true and the first one.
+func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (t Transition, d delivery, deliver bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return Transition{}, err
+		return Transition{}, d, false, err
 	}
 	st := c.state.Load()
-	t, err := Apply(Role(st), to, sig)
+	t, err = Apply(Role(st), to, sig)
 	if err != nil {
-		return Transition{}, c.reject(ctx, st, to, sig, err)
+		c.countReject(err)
+		if c.notify {
+			d, deliver = c.post(delivery{ctx: ctx, rec: rejection(st, to, sig, err)})
+		}
+		return Transition{}, d, deliver, err
 	}
 	if t.From == Idle && t.To == Idle {
-		return t, nil
+		return t, d, false, nil
 	}
 	c.pending = t
 	// looplab freezes for good if it ever sees a cancelled context
@@ -280,31 +292,32 @@ func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (Transiti
 		lctx = context.WithoutCancel(ctx)
 	}
 	if err := fromLooplab(t, c.machine.Event(lctx, signalNames[sig])); err != nil {
-		return Transition{}, err
+		return Transition{}, d, false, err
 	}
 	if c.notify {
-		c.enqueue(ctx, Record{Transition: t, Seq: c.state.Load() >> 8, At: c.pendingAt})
+		d, deliver = c.post(delivery{ctx: ctx, rec: Record{Transition: t, Seq: c.state.Load() >> 8, At: c.pendingAt}})
 	}
-	return t, nil
+	return t, d, deliver, nil
 }
 
-// reject counts a rejected attempt and queues its record. st is the
-// packed state the attempt was validated against.
-func (c *Coordinator) reject(ctx context.Context, st uint64, to Role, sig Signal, err error) error {
-	if errors.Is(err, ErrInvalidPair) {
+// countReject counts a rejected attempt by its kind.
+func (c *Coordinator) countReject(err error) {
+	if _, ok := err.(*InvalidPairError); ok {
 		c.invalidPairs.Add(1)
 	} else {
 		c.signalMismatches.Add(1)
 	}
-	if c.notify {
-		c.enqueue(ctx, Record{
-			Transition: Transition{From: Role(st), To: to, Signal: sig},
-			Seq:        st >> 8,
-			At:         time.Now(),
-			Err:        err,
-		})
+}
+
+// rejection is the record of a rejected attempt; st is the packed state
+// it was validated against.
+func rejection(st uint64, to Role, sig Signal, err error) Record {
+	return Record{
+		Transition: Transition{From: Role(st), To: to, Signal: sig},
+		Seq:        st >> 8,
+		At:         time.Now(),
+		Err:        err,
 	}
-	return err
 }
 
 // fromLooplab maps what looplab's Event returned for transition t onto
@@ -339,47 +352,66 @@ func fromLooplab(t Transition, err error) error {
 	return fmt.Errorf("rolefsm: internal error: looplab refused %v, which the matrix permits: %w", t, err)
 }
 
-func (c *Coordinator) enqueue(ctx context.Context, r Record) {
-	c.dmu.Lock()
-	c.queue = append(c.queue, delivery{ctx: ctx, rec: r})
-	c.dmu.Unlock()
-}
-
-// drain delivers queued records until the queue is empty, unless
-// another call is already doing so (possibly further up this very
-// stack, when an observer calls back into the coordinator).
-func (c *Coordinator) drain() {
-	c.dmu.Lock()
+// post hands d to the delivery queue; c.mu must be held. If a call is
+// delivering, d joins the queue behind the records already waiting and
+// post returns false. Otherwise the caller becomes the deliverer: post
+// returns true and the record to deliver first (d itself, unless
+// records were left queued by an observer that ended its goroutine),
+// and the caller must call drain with it once c.mu is released.
+// Because post runs under c.mu, the queue is in commit order.
+func (c *Coordinator) post(d delivery) (first delivery, deliver bool) {
 	if c.draining {
-		c.dmu.Unlock()
-		return
+		c.queue = append(c.queue, d)
+		return delivery{}, false
 	}
 	c.draining = true
-	locked := true
+	if c.head < len(c.queue) {
+		c.queue = append(c.queue, d)
+		d = c.pop()
+	}
+	return d, true
+}
+
+// pop removes the record at the head of the queue; c.mu must be held.
+func (c *Coordinator) pop() delivery {
+	d := c.queue[c.head]
+	c.queue[c.head] = delivery{} // drop the context reference
+	c.head++
+	if c.head == len(c.queue) {
+		c.queue, c.head = c.queue[:0], 0
+	}
+	return d
+}
+
+// drain delivers d, then every record queued meanwhile, until the queue
+// is empty. Only the one call that post chose runs it at a time (an
+// observer that calls back into the coordinator only queues), so
+// records are delivered one at a time, in order.
+func (c *Coordinator) drain(d delivery) {
+	locked := false
 	defer func() {
-		// An observer that calls runtime.Goexit (t.FailNow in a test)
-		// ends this goroutine with dmu unlocked: take it back so that
-		// draining is reset either way.
+		// Normally reached with c.mu held and the queue empty. An
+		// observer that calls runtime.Goexit (t.FailNow in a test)
+		// gets here without it: take it, and leave what is queued to
+		// the next deliverer.
 		if !locked {
-			c.dmu.Lock()
+			c.mu.Lock()
 		}
 		c.draining = false
-		c.dmu.Unlock()
+		c.mu.Unlock()
 	}()
-	for c.head < len(c.queue) {
-		d := c.queue[c.head]
-		c.queue[c.head] = delivery{} // drop the context reference
-		c.head++
-		if c.head == len(c.queue) {
-			c.queue, c.head = c.queue[:0], 0
-		}
-		c.dmu.Unlock()
-		locked = false
+	for {
 		for _, s := range c.sinks {
 			c.call(s, d)
 		}
-		c.dmu.Lock()
+		c.mu.Lock()
 		locked = true
+		if c.head == len(c.queue) {
+			return
+		}
+		d = c.pop()
+		c.mu.Unlock()
+		locked = false
 	}
 }
 

@@ -28,21 +28,27 @@ var events = fsm.Events{
 	{Name: "PeerLeaderObserved", Src: []string{"Leader"}, Dst: "Replica"},
 }
 
-// noRole marks "this signal does not apply from this role" in the table.
-const noRole Role = 0xFF
+// noDest marks "this signal does not apply from this role" in the
+// table. It is wider than a Role, so no Role, defined or not, equals it.
+const noDest uint16 = 0x100
 
 // table is the lookup form of events, plus every error value Apply can
 // return for defined roles and signals, built once so that validation
 // neither builds a looplab machine nor allocates.
 type table struct {
-	// dest[from][sig] is the role sig drives to from `from`, or noRole.
-	// Index 0 (the zero Signal) is always noRole.
-	dest [numRoles][numSignals + 1]Role
-	// dst[sig] is the one destination of sig.
-	dst [numSignals + 1]Role
+	// dest[from][sig] is the role sig drives to from `from`, or noDest.
+	// Index 0 (the zero Signal) is always noDest.
+	dest [numRoles][numSignals + 1]uint16
+	// dst[sig] is the one destination of sig; declared[sig] says
+	// whether sig was declared at all.
+	dst      [numSignals + 1]Role
+	declared [numSignals + 1]bool
 	// pair[from][to] reports whether some signal permits the pair.
 	pair [numRoles][numRoles]bool
 
+	// errs[from][to][sig] is what Apply returns for the triple: nil
+	// when it is permitted, else a pointer into invalidPair or mismatch.
+	errs        [numRoles][numRoles][numSignals + 1]error
 	invalidPair [numRoles][numRoles]InvalidPairError
 	mismatch    [numRoles][numRoles][numSignals + 1]SignalMismatchError
 }
@@ -57,18 +63,15 @@ func buildTable(evs fsm.Events) (*table, error) {
 	t := new(table)
 	for from := range t.dest {
 		for sig := range t.dest[from] {
-			t.dest[from][sig] = noRole
+			t.dest[from][sig] = noDest
 		}
-	}
-	for i := range t.dst {
-		t.dst[i] = noRole
 	}
 	for _, e := range evs {
 		sig, err := ParseSignal(e.Name)
 		if err != nil || e.Name != signalNames[sig] {
 			return nil, fmt.Errorf("rolefsm: event %q is not a signal name", e.Name)
 		}
-		if t.dst[sig] != noRole {
+		if t.declared[sig] {
 			return nil, fmt.Errorf("rolefsm: signal %v declared twice", sig)
 		}
 		dst, err := parseExactRole(e.Dst)
@@ -78,21 +81,21 @@ func buildTable(evs fsm.Events) (*table, error) {
 		if len(e.Src) == 0 {
 			return nil, fmt.Errorf("rolefsm: signal %v has no source role", sig)
 		}
-		t.dst[sig] = dst
+		t.dst[sig], t.declared[sig] = dst, true
 		for _, s := range e.Src {
 			from, err := parseExactRole(s)
 			if err != nil {
 				return nil, fmt.Errorf("rolefsm: signal %v: source: %w", sig, err)
 			}
-			if t.dest[from][sig] != noRole {
+			if t.dest[from][sig] != noDest {
 				return nil, fmt.Errorf("rolefsm: signal %v: source %v declared twice", sig, from)
 			}
-			t.dest[from][sig] = dst
+			t.dest[from][sig] = uint16(dst)
 			t.pair[from][dst] = true
 		}
 	}
 	for sig := Signal(1); sig <= numSignals; sig++ {
-		if t.dst[sig] == noRole {
+		if !t.declared[sig] {
 			return nil, fmt.Errorf("rolefsm: signal %v is not declared", sig)
 		}
 	}
@@ -104,6 +107,21 @@ func buildTable(evs fsm.Events) (*table, error) {
 			t.invalidPair[from][to] = InvalidPairError{From: from, To: to}
 			for sig := range t.mismatch[from][to] {
 				t.mismatch[from][to][sig] = SignalMismatchError{From: from, To: to, Signal: Signal(sig)}
+			}
+		}
+	}
+	// The error rule, decided once per triple.
+	for from := Role(0); from < numRoles; from++ {
+		for to := Role(0); to < numRoles; to++ {
+			for sig := range t.errs[from][to] {
+				switch {
+				case t.dest[from][sig] == uint16(to):
+					t.errs[from][to][sig] = nil
+				case !t.pair[from][to]:
+					t.errs[from][to][sig] = &t.invalidPair[from][to]
+				default:
+					t.errs[from][to][sig] = &t.mismatch[from][to][sig]
+				}
 			}
 		}
 	}

@@ -290,19 +290,20 @@ func (e *SignalMismatchError) Is(target error) bool { return target == ErrSignal
 // permitted pair is a signal mismatch. Apply does not allocate for
 // defined roles and signals.
 func Apply(from, to Role, sig Signal) (Transition, error) {
-	if from >= numRoles || to >= numRoles {
-		return Transition{}, &InvalidPairError{From: from, To: to}
+	// Small enough to inline: for defined roles and signals the answer,
+	// success or a preallocated error, is one table load.
+	if from < numRoles && to < numRoles {
+		if sig <= numSignals {
+			if err := matrix.errs[from][to][sig]; err != nil {
+				return Transition{}, err
+			}
+			return Transition{From: from, To: to, Signal: sig}, nil
+		}
+		if matrix.pair[from][to] {
+			return Transition{}, &SignalMismatchError{From: from, To: to, Signal: sig}
+		}
 	}
-	if sig <= numSignals && matrix.dest[from][sig] == to {
-		return Transition{From: from, To: to, Signal: sig}, nil
-	}
-	if !matrix.pair[from][to] {
-		return Transition{}, &matrix.invalidPair[from][to]
-	}
-	if sig > numSignals {
-		return Transition{}, &SignalMismatchError{From: from, To: to, Signal: sig}
-	}
-	return Transition{}, &matrix.mismatch[from][to][sig]
+	return Transition{}, &InvalidPairError{From: from, To: to}
 }
 
 // Destination returns the one role that sig drives to, and false for a
