@@ -139,21 +139,26 @@ func BenchmarkRoleParallel(b *testing.B) {
 }
 
 // BenchmarkBaselineAtomicLoadParallel is RoleParallel's floor: the same
-// parallel readers of one word, with a writer storing to it.
+// parallel readers of one atomic word, while a writer commits the same
+// cycle through raw looplab and stores to that word after each step, so
+// that the word changes at the rate the coordinator's role does.
 func BenchmarkBaselineAtomicLoadParallel(b *testing.B) {
 	var word atomic.Uint64
+	m, _ := looplabBaseline()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for i := uint64(0); ; i++ {
+		ctx := context.Background()
+		for i := 0; ; i++ {
 			select {
 			case <-done:
 				return
 			default:
 			}
-			word.Store(i)
+			_ = m.Event(ctx, signalNames[cycle[i&3].Signal])
+			word.Store(uint64(i))
 		}
 	}()
 	defer func() { close(done); wg.Wait() }()
