@@ -137,7 +137,8 @@ type Coordinator struct {
 	// call delivers, from queue[head] on.
 	queue    []delivery
 	head     int
-	draining bool // some call is delivering
+	draining bool     // some call is delivering
+	first    delivery // the deliverer's first record (see post)
 }
 
 type delivery struct {
@@ -245,10 +246,10 @@ func (c *Coordinator) Transition(ctx context.Context, to Role, sig Signal) (Tran
 		c.countReject(err)
 		if c.notify {
 			c.mu.Lock()
-			d, deliver := c.post(delivery{ctx: ctx, rec: rejection(st, to, sig, err)})
+			deliver := c.post(delivery{ctx: ctx, rec: rejection(st, to, sig, err)})
 			c.mu.Unlock()
 			if deliver {
-				c.drain(d)
+				c.drain()
 			}
 		}
 		return Transition{}, err
@@ -256,33 +257,33 @@ func (c *Coordinator) Transition(ctx context.Context, to Role, sig Signal) (Tran
 	if t.From == Idle && t.To == Idle {
 		return t, nil // idempotent close
 	}
-	t, d, deliver, err := c.commit(ctx, to, sig)
+	t, deliver, err := c.commit(ctx, to, sig)
 	if deliver {
-		c.drain(d)
+		c.drain()
 	}
 	return t, err
 }
 
 // commit validates (current, to, sig) again under the lock, against the
 // role it will commit from, and commits it through looplab. When this
-// call is to deliver records, it returns deliver true and the first one.
-func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (t Transition, d delivery, deliver bool, err error) {
+// call is to deliver records (see post), it returns deliver true.
+func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (t Transition, deliver bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return Transition{}, d, false, err
+		return Transition{}, false, err
 	}
 	st := c.state.Load()
 	t, err = Apply(Role(st), to, sig)
 	if err != nil {
 		c.countReject(err)
 		if c.notify {
-			d, deliver = c.post(delivery{ctx: ctx, rec: rejection(st, to, sig, err)})
+			deliver = c.post(delivery{ctx: ctx, rec: rejection(st, to, sig, err)})
 		}
-		return Transition{}, d, deliver, err
+		return Transition{}, deliver, err
 	}
 	if t.From == Idle && t.To == Idle {
-		return t, d, false, nil
+		return t, false, nil
 	}
 	c.pending = t
 	// looplab freezes for good if it ever sees a cancelled context
@@ -291,13 +292,13 @@ func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (t Transi
 	if ctx.Done() != nil {
 		lctx = context.WithoutCancel(ctx)
 	}
-	if err := fromLooplab(t, c.machine.Event(lctx, signalNames[sig])); err != nil {
-		return Transition{}, d, false, err
+	if lerr := c.machine.Event(lctx, signalNames[sig]); lerr != nil {
+		return Transition{}, false, fromLooplab(t, lerr)
 	}
 	if c.notify {
-		d, deliver = c.post(delivery{ctx: ctx, rec: Record{Transition: t, Seq: c.state.Load() >> 8, At: c.pendingAt}})
+		deliver = c.post(delivery{ctx: ctx, rec: Record{Transition: t, Seq: c.state.Load() >> 8, At: c.pendingAt}})
 	}
-	return t, d, deliver, nil
+	return t, deliver, nil
 }
 
 // countReject counts a rejected attempt by its kind.
@@ -355,21 +356,22 @@ func fromLooplab(t Transition, err error) error {
 // post hands d to the delivery queue; c.mu must be held. If a call is
 // delivering, d joins the queue behind the records already waiting and
 // post returns false. Otherwise the caller becomes the deliverer: post
-// returns true and the record to deliver first (d itself, unless
-// records were left queued by an observer that ended its goroutine),
-// and the caller must call drain with it once c.mu is released.
-// Because post runs under c.mu, the queue is in commit order.
-func (c *Coordinator) post(d delivery) (first delivery, deliver bool) {
+// puts the record to deliver first in c.first (d itself, unless records
+// were left queued by an observer that ended its goroutine) and returns
+// true, and the caller must call drain once c.mu is released. Because
+// post runs under c.mu, the queue is in commit order.
+func (c *Coordinator) post(d delivery) bool {
 	if c.draining {
 		c.queue = append(c.queue, d)
-		return delivery{}, false
+		return false
 	}
 	c.draining = true
 	if c.head < len(c.queue) {
 		c.queue = append(c.queue, d)
 		d = c.pop()
 	}
-	return d, true
+	c.first = d
+	return true
 }
 
 // pop removes the record at the head of the queue; c.mu must be held.
@@ -383,11 +385,12 @@ func (c *Coordinator) pop() delivery {
 	return d
 }
 
-// drain delivers d, then every record queued meanwhile, until the queue
-// is empty. Only the one call that post chose runs it at a time (an
-// observer that calls back into the coordinator only queues), so
-// records are delivered one at a time, in order.
-func (c *Coordinator) drain(d delivery) {
+// drain delivers c.first, then every record queued meanwhile, until the
+// queue is empty. Only the one call that post chose runs it at a time
+// (an observer that calls back into the coordinator only queues), so
+// records are delivered one at a time, in order; c.first is that call's
+// alone until it resets draining.
+func (c *Coordinator) drain() {
 	locked := false
 	defer func() {
 		// Normally reached with c.mu held and the queue empty. An
@@ -400,6 +403,8 @@ func (c *Coordinator) drain(d delivery) {
 		c.draining = false
 		c.mu.Unlock()
 	}()
+	d := c.first
+	c.first = delivery{}
 	for {
 		for _, s := range c.sinks {
 			c.call(s, d)

@@ -5,7 +5,8 @@
 #   bash bench/run.sh            # -count 10 (the README's figures)
 #   COUNT=3 bash bench/run.sh    # quicker, noisier
 #
-# Raw results are kept in bench/results/ (not committed).
+# Raw results are kept in bench/results/ (not committed). A full run takes
+# about ten minutes on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +19,19 @@ out=bench/results
 mkdir -p "$out"
 echo "go: $(go version); cores: $(nproc); count: $count" | tee "$out/machine.txt"
 
-go test -run '^$' -bench . -benchmem -count "$count" . | tee "$out/rolefsm.txt"
-(cd bench/peers && go test -run '^$' -bench . -benchmem -count "$count" .) | tee "$out/peers.txt"
+# Build each test binary once, then run the whole suite $count times, so
+# that a baseline and the operation it is compared with sample the same
+# stretches of machine noise (-count N would run each benchmark N times
+# in a row instead).
+go test -c -o "$out/rolefsm.test" .
+(cd bench/peers && go test -c -o "../../$out/peers.test" .)
+: > "$out/rolefsm.txt"
+: > "$out/peers.txt"
+for i in $(seq "$count"); do
+  echo "run $i of $count" >&2
+  "$out/rolefsm.test" -test.run '^$' -test.bench . -test.benchmem >> "$out/rolefsm.txt"
+  "$out/peers.test" -test.run '^$' -test.bench . -test.benchmem >> "$out/peers.txt"
+done
 
 # compare BASELINE OP... prints OP against BASELINE, medians and ratios.
 compare() {

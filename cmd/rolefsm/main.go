@@ -1,12 +1,14 @@
-// Command rolefsm prints the replica-role transition matrix and checks
-// single transitions against it.
+// Command rolefsm prints the replica-role transition matrix, checks
+// single transitions against it, and replays audit logs through it.
 //
-//	rolefsm matrix                  print the transition table
+//	rolefsm matrix [-format table|markdown|mermaid|dot|json]
 //	rolefsm check FROM TO SIGNAL    print "ok" (exit 0) or the error (exit 1)
+//	rolefsm replay [-from ROLE] [-name CHANNEL] FILE|-
 //
 // Names are matched without regard to case. A name that is not a role
 // or a signal, or a wrong number of arguments, exits 2 with the list of
-// valid names. Results go to stdout; usage and errors to stderr.
+// valid names. Results go to stdout; usage, progress and errors to
+// stderr. Every subcommand takes -h.
 package main
 
 import (
@@ -16,7 +18,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/rolefsm/rolefsm"
 )
@@ -35,8 +36,10 @@ func main() {
 const usage = `usage: rolefsm <command> [arguments]
 
 commands:
-  matrix                  print the transition table
+  matrix [-format F]      print the transition matrix (table, markdown, mermaid, dot, json)
   check FROM TO SIGNAL    check one transition: "ok" (exit 0) or the error (exit 1)
+  replay [-from ROLE] FILE|-
+                          replay JSON lines (steps or audit lines) through a coordinator
 
 Run "rolefsm <command> -h" for a command's options.
 `
@@ -51,6 +54,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runMatrix(args[1:], stdout, stderr)
 	case "check":
 		return runCheck(args[1:], stdout, stderr)
+	case "replay":
+		return runReplay(args[1:], stdin, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -86,7 +91,8 @@ func parseFlags(fs *flag.FlagSet, args []string) int {
 }
 
 func runMatrix(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("matrix", "matrix", stderr)
+	fs := newFlagSet("matrix", "matrix [-format table|markdown|mermaid|dot|json]", stderr)
+	format := fs.String("format", "table", "output format: "+formatNames())
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -94,17 +100,16 @@ func runMatrix(args []string, stdout, stderr io.Writer) int {
 		fs.Usage()
 		return exitUsage
 	}
-	writeTable(stdout)
-	return exitOK
-}
-
-func writeTable(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FROM\tTO\tSIGNAL")
-	for _, t := range rolefsm.Matrix() {
-		fmt.Fprintf(tw, "%v\t%v\t%v\n", t.From, t.To, t.Signal)
+	render, ok := formats[*format]
+	if !ok {
+		fmt.Fprintf(stderr, "rolefsm matrix: unknown format %q (valid: %s)\n", *format, formatNames())
+		return exitUsage
 	}
-	tw.Flush()
+	if err := render(stdout); err != nil {
+		fmt.Fprintln(stderr, "rolefsm matrix:", err)
+		return exitRejected
+	}
+	return exitOK
 }
 
 func runCheck(args []string, stdout, stderr io.Writer) int {

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/rolefsm/rolefsm"
+)
+
+// maxLine bounds one JSON line; a longer one is malformed input.
+const maxLine = 1 << 20
+
+// replayLine is what replay reads from each line: the step ({"to",
+// "signal"}) and, from the coordinator's own audit lines, the attributes
+// it checks the step against. Unknown fields are ignored, so slog's
+// time, level and msg pass through.
+type replayLine struct {
+	To     *string `json:"to"`
+	Signal *string `json:"signal"`
+	From   *string `json:"from"`
+	Seq    *uint64 `json:"seq"`
+	Name   *string `json:"name"`
+	Error  *string `json:"error"`
+}
+
+// replayError is a malformed line: it stops the replay with exit 2.
+type replayError struct {
+	line int
+	err  error
+}
+
+func (e *replayError) Error() string { return fmt.Sprintf("line %d: %v", e.line, e.err) }
+
+const replaySynopsis = `replay [-from ROLE] [-name CHANNEL] FILE|-
+
+Replays JSON lines through a Coordinator and prints each step and the
+final stats. A line is either a step, {"to":"Candidate","signal":"MissedHeartbeats"},
+or an audit line as the coordinator's logger writes it with
+slog.NewJSONHandler. For audit lines, "from" must match the replayed role
+and "seq" must be the generation the commit reaches; recorded rejections
+(lines with an "error") are reported and skipped; other log lines (no
+"to" and no "signal") are skipped. Exit 0 when every step commits, 1 at
+the first rejected or inconsistent step, 2 for a malformed line or bad
+arguments.`
+
+func runReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("replay", replaySynopsis, stderr)
+	fromFlag := fs.String("from", "", "the role to start in (default: the \"from\" of the first audit line, else Idle)")
+	nameFlag := fs.String("name", "", "replay only audit lines whose \"name\" is CHANNEL (lines without a name are kept)")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage
+	}
+	var start *rolefsm.Role
+	if *fromFlag != "" {
+		r, err := rolefsm.ParseRole(*fromFlag)
+		if err != nil {
+			fmt.Fprintln(stderr, "rolefsm replay: -from:", err)
+			return exitUsage
+		}
+		start = &r
+	}
+	in := stdin
+	if path := fs.Arg(0); path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			fmt.Fprintln(stderr, "rolefsm replay:", err)
+			return exitUsage
+		}
+		defer f.Close()
+		in = f
+	}
+	code, err := replay(in, start, *nameFlag, stdout, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "rolefsm replay:", err)
+	}
+	return code
+}
+
+// replay drives a Coordinator with the lines of in. It returns the exit
+// code and, for a non-zero one, the error that explains it.
+func replay(in io.Reader, start *rolefsm.Role, name string, stdout, stderr io.Writer) (int, error) {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 0, 64*1024), maxLine)
+	var c *rolefsm.Coordinator
+	newCoordinator := func(r rolefsm.Role) error {
+		var err error
+		c, err = rolefsm.NewCoordinator(rolefsm.WithInitialRole(r), rolefsm.WithName(name))
+		if err == nil {
+			fmt.Fprintf(stdout, "start: %v\n", r)
+		}
+		return err
+	}
+	if start != nil {
+		if err := newCoordinator(*start); err != nil {
+			return exitUsage, err
+		}
+	}
+	ctx := context.Background()
+	lineNo, steps, skipped := 0, 0, 0
+	for sc.Scan() {
+		lineNo++
+		raw := bytes.TrimSpace(sc.Bytes())
+		if len(raw) == 0 {
+			continue
+		}
+		var l replayLine
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return exitUsage, &replayError{lineNo, fmt.Errorf("not a JSON object: %w", err)}
+		}
+		if l.To == nil && l.Signal == nil {
+			skipped++ // some other log line
+			continue
+		}
+		if name != "" && l.Name != nil && *l.Name != name {
+			skipped++
+			continue
+		}
+		if l.To == nil || l.Signal == nil {
+			return exitUsage, &replayError{lineNo, errors.New(`a step needs both "to" and "signal"`)}
+		}
+		to, err := rolefsm.ParseRole(*l.To)
+		if err != nil {
+			return exitUsage, &replayError{lineNo, err}
+		}
+		sig, err := rolefsm.ParseSignal(*l.Signal)
+		if err != nil {
+			return exitUsage, &replayError{lineNo, err}
+		}
+		var from *rolefsm.Role
+		if l.From != nil {
+			r, err := rolefsm.ParseRole(*l.From)
+			if err != nil {
+				return exitUsage, &replayError{lineNo, err}
+			}
+			from = &r
+		}
+		if c == nil {
+			initial := rolefsm.Idle
+			if from != nil {
+				initial = *from
+			}
+			if err := newCoordinator(initial); err != nil {
+				return exitUsage, err
+			}
+		}
+		if l.Error != nil {
+			fmt.Fprintf(stdout, "line %d: skipped recorded rejection: %s\n", lineNo, *l.Error)
+			skipped++
+			continue
+		}
+		if from != nil && *from != c.Role() {
+			return exitRejected, &replayError{lineNo, fmt.Errorf("the log says from %v, the replay is in %v: a line is missing or out of order", *from, c.Role())}
+		}
+		t, err := c.Transition(ctx, to, sig)
+		if err != nil {
+			fmt.Fprintf(stdout, "line %d: rejected: %v\n", lineNo, err)
+			printStats(stdout, c)
+			return exitRejected, &replayError{lineNo, err}
+		}
+		steps++
+		gen := c.Stats().Generation
+		fmt.Fprintf(stdout, "line %d: %v ok, generation %d\n", lineNo, t, gen)
+		if l.Seq != nil && *l.Seq != gen && !(t.From == rolefsm.Idle && t.To == rolefsm.Idle) {
+			return exitRejected, &replayError{lineNo, fmt.Errorf("the log says seq %d, the replay reached generation %d", *l.Seq, gen)}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return exitUsage, &replayError{lineNo + 1, err}
+	}
+	if c == nil {
+		initial := rolefsm.Idle
+		if start != nil {
+			initial = *start
+		}
+		if err := newCoordinator(initial); err != nil {
+			return exitUsage, err
+		}
+	}
+	fmt.Fprintf(stderr, "replayed %d steps, skipped %d lines\n", steps, skipped)
+	printStats(stdout, c)
+	return exitOK, nil
+}
+
+// printStats prints the coordinator's final stats.
+func printStats(w io.Writer, c *rolefsm.Coordinator) {
+	st := c.Stats()
+	fmt.Fprintf(w, "role: %v\ngeneration: %d\nleader changes: %d\nelection thrash: %d\n", st.Role, st.Generation, st.LeaderChanges, st.ElectionThrash)
+	keys := make([]rolefsm.Transition, 0, len(st.Transitions))
+	for t := range st.Transitions {
+		keys = append(keys, t)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	var b strings.Builder
+	for _, t := range keys {
+		fmt.Fprintf(&b, "  %v: %d\n", t, st.Transitions[t])
+	}
+	if b.Len() > 0 {
+		fmt.Fprintf(w, "transitions:\n%s", b.String())
+	}
+}
