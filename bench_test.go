@@ -15,7 +15,7 @@ import (
 
 var (
 	sinkBool  bool
-	sinkErr   error
+	errSink   error
 	sinkRole  Role
 	sinkTrans Transition
 )
@@ -47,7 +47,7 @@ func BenchmarkApply(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		t := committedTriples[i&15]
-		sinkTrans, sinkErr = Apply(t.From, t.To, t.Signal)
+		sinkTrans, errSink = Apply(t.From, t.To, t.Signal)
 	}
 }
 
@@ -55,7 +55,7 @@ func BenchmarkApplyReject(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		t := rejectedTriples[i&15]
-		sinkTrans, sinkErr = Apply(t.From, t.To, t.Signal)
+		sinkTrans, errSink = Apply(t.From, t.To, t.Signal)
 	}
 }
 
@@ -216,12 +216,12 @@ func BenchmarkTransitionReject(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		if i&1 == 0 {
-			_, sinkErr = c.Transition(ctx, Leader, ElectionWon) // invalid pair
+			_, errSink = c.Transition(ctx, Leader, ElectionWon) // invalid pair
 		} else {
-			_, sinkErr = c.Transition(ctx, Replica, ElectionWon) // signal mismatch
+			_, errSink = c.Transition(ctx, Replica, ElectionWon) // signal mismatch
 		}
 	}
-	if sinkErr == nil {
+	if errSink == nil {
 		b.Fatal("not rejected")
 	}
 }
@@ -272,9 +272,9 @@ func BenchmarkBaselineLooplabReject(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		sinkErr = m.Event(ctx, "ElectionWon") // not allowed from Idle
+		errSink = m.Event(ctx, "ElectionWon") // not allowed from Idle
 	}
-	if sinkErr == nil {
+	if errSink == nil {
 		b.Fatal("not rejected")
 	}
 }

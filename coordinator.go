@@ -243,7 +243,7 @@ func (c *Coordinator) Transition(ctx context.Context, to Role, sig Signal) (Tran
 	t, err := Apply(Role(st), to, sig)
 	if err != nil {
 		// Rejected against the role just read: no lock needed.
-		c.countReject(err)
+		c.countReject(Role(st), to)
 		if c.notify {
 			c.mu.Lock()
 			deliver := c.post(delivery{ctx: ctx, rec: rejection(st, to, sig, err)})
@@ -276,7 +276,7 @@ func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (t Transi
 	st := c.state.Load()
 	t, err = Apply(Role(st), to, sig)
 	if err != nil {
-		c.countReject(err)
+		c.countReject(Role(st), to)
 		if c.notify {
 			deliver = c.post(delivery{ctx: ctx, rec: rejection(st, to, sig, err)})
 		}
@@ -301,12 +301,13 @@ func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (t Transi
 	return t, deliver, nil
 }
 
-// countReject counts a rejected attempt by its kind.
-func (c *Coordinator) countReject(err error) {
-	if _, ok := err.(*InvalidPairError); ok {
-		c.invalidPairs.Add(1)
-	} else {
+// countReject counts a rejected attempt by its kind, which the (from,
+// to) pair decides alone (Apply's rule 3).
+func (c *Coordinator) countReject(from, to Role) {
+	if from < numRoles && to < numRoles && matrix.pair[from][to] {
 		c.signalMismatches.Add(1)
+	} else {
+		c.invalidPairs.Add(1)
 	}
 }
 

@@ -88,3 +88,23 @@ func ExampleCoordinator() {
 	// rejected: invalid replica state transition: Leader → Candidate
 	// Leader 3 1 1 1
 }
+
+// Fencing the append path: take a lease on becoming Leader and check it
+// before every write. A deposed leader's lease fails even if it has been
+// elected again since.
+func ExampleCoordinator_Lease() {
+	ctx := context.Background()
+	c, _ := rolefsm.NewCoordinator(rolefsm.WithInitialRole(rolefsm.Candidate))
+	_, _ = c.Fire(ctx, rolefsm.ElectionWon)
+	lease := c.Lease()
+	fmt.Println(lease.Role, lease.Generation, c.Holds(lease))
+
+	// A partition heals, this node concedes, then wins again.
+	for _, sig := range []rolefsm.Signal{rolefsm.PeerLeaderObserved, rolefsm.MissedHeartbeats, rolefsm.ElectionWon} {
+		_, _ = c.Fire(ctx, sig)
+	}
+	fmt.Println(c.Role(), c.Holds(lease), c.Lease().Generation)
+	// Output:
+	// Leader 1 true
+	// Leader false 4
+}

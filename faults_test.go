@@ -122,8 +122,8 @@ func TestFaultSlowObserver(t *testing.T) {
 	assert.EqualValues(t, 3, c.Stats().Generation)
 	assert.True(t, c.Holds(Lease{Leader, 3}))
 	select {
-	case <-slow:
-		t.Fatal("the delivering call returned while its observer was blocked")
+	case err := <-slow:
+		t.Fatalf("the delivering call returned (%v) while its observer was blocked", err)
 	default:
 	}
 	assert.Empty(t, rec.records(), "nothing overtakes the blocked record")
@@ -382,8 +382,7 @@ func TestBadInputEverywhere(t *testing.T) {
 		assert.Zero(t, c.Stats().Generation)
 	}
 	for _, in := range []string{"", " ", "Leader\x00", "\xc3\x28", string(make([]byte, 1<<20)), "Replica,Leader"} {
-		var r Role = Leader
-		var s Signal = ElectionWon
+		r, s := Leader, ElectionWon
 		assert.Error(t, r.UnmarshalText([]byte(in)))
 		assert.Error(t, s.UnmarshalText([]byte(in)))
 		assert.Equal(t, Leader, r)

@@ -159,11 +159,8 @@ func TestTableAgreesWithLooplab(t *testing.T) {
 				m := fsm.NewFSM(from.String(), events, nil)
 				lerr := m.Event(context.Background(), sig.String())
 				tr := Transition{From: from, To: to, Signal: sig}
-				var looplabOK bool
-				switch {
-				case lerr == nil:
-					looplabOK = m.Current() == to.String()
-				default:
+				looplabOK := lerr == nil && m.Current() == to.String()
+				if lerr != nil {
 					var nt fsm.NoTransitionError
 					looplabOK = errors.As(lerr, &nt) && from == to
 				}

@@ -24,4 +24,4 @@ require (
 	google.golang.org/protobuf v1.34.2 // indirect
 )
 
-replace github.com/rolefsm/rolefsm => ..
+replace github.com/rolefsm/rolefsm => ../

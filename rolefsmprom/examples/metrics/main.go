@@ -30,12 +30,16 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9464", "address to serve /metrics on")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, *addr, func(a string) { log.Printf("serving http://%s/metrics", a) })
-	if err != nil {
+	if err := serve(*addr); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// serve runs until SIGINT or SIGTERM.
+func serve(addr string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return run(ctx, addr, func(a string) { log.Printf("serving http://%s/metrics", a) })
 }
 
 // run sets up three channels in different roles, serves their metrics on
