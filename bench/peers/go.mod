@@ -8,4 +8,6 @@ require (
 	github.com/rolefsm/rolefsm v0.0.0
 )
 
+require go.uber.org/goleak v1.3.0
+
 replace github.com/rolefsm/rolefsm => ../..
