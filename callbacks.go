@@ -52,24 +52,28 @@ const (
 
 // audit writes r to c's logger: Info for a committed transition, Warn
 // for a rejected one. It runs on the delivery path, never under c.mu,
-// so a slow or failing handler cannot stall commits.
+// so a slow or failing handler cannot stall commits. The log record
+// carries r.At as its time, so the audit line and the observers agree on
+// when the transition happened, and the clock is read once, not twice.
 func (c *Coordinator) audit(ctx context.Context, r Record) {
-	if r.Err == nil {
-		c.logger.LogAttrs(ctx, slog.LevelInfo, msgCommitted,
-			slog.String("name", c.name),
-			slog.String("from", r.From.String()),
-			slog.String("to", r.To.String()),
-			slog.String("signal", r.Signal.String()),
-			slog.Uint64("seq", r.Seq),
-		)
+	level, msg := slog.LevelInfo, msgCommitted
+	if r.Err != nil {
+		level, msg = slog.LevelWarn, msgRejected
+	}
+	h := c.logger.Handler()
+	if !h.Enabled(ctx, level) {
 		return
 	}
-	c.logger.LogAttrs(ctx, slog.LevelWarn, msgRejected,
+	rec := slog.NewRecord(r.At, level, msg, 0)
+	rec.AddAttrs(
 		slog.String("name", c.name),
 		slog.String("from", r.From.String()),
 		slog.String("to", r.To.String()),
 		slog.String("signal", r.Signal.String()),
 		slog.Uint64("seq", r.Seq),
-		slog.String("error", r.Err.Error()),
 	)
+	if r.Err != nil {
+		rec.AddAttrs(slog.String("error", r.Err.Error()))
+	}
+	_ = h.Handle(ctx, rec) // as slog.Logger does, a handler's error is dropped
 }

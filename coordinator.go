@@ -408,7 +408,7 @@ func (c *Coordinator) drain() {
 	c.first = delivery{}
 	for {
 		for _, s := range c.sinks {
-			c.call(s, d)
+			c.call(s, &d)
 		}
 		c.mu.Lock()
 		locked = true
@@ -423,7 +423,7 @@ func (c *Coordinator) drain() {
 
 // call hands d to one sink, recovering a panic so that it can neither
 // leave the queue stuck nor reach the caller of Transition.
-func (c *Coordinator) call(s Observer, d delivery) {
+func (c *Coordinator) call(s Observer, d *delivery) {
 	defer func() {
 		if recover() != nil {
 			c.observerPanics.Add(1)

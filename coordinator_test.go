@@ -538,3 +538,28 @@ func (s *CoordinatorSuite) TestLeaseFencesAReelectedLeader() {
 	s.False(c.Holds(Lease{Role: Leader, Generation: 4 + 1<<56}))
 	s.False(c.Holds(Lease{Role: Role(200), Generation: 4}))
 }
+
+func (s *CoordinatorSuite) TestAuditTimeIsTheRecordTime() {
+	var buf bytes.Buffer
+	var at time.Time
+	c := s.newCoordinator(
+		WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))),
+		WithObserver(func(_ context.Context, r Record) { at = r.At }),
+	)
+	before := time.Now()
+	_, err := c.Fire(s.ctx, CapabilitySelected)
+	s.Require().NoError(err)
+	after := time.Now()
+	var line struct{ Time time.Time }
+	s.Require().NoError(json.Unmarshal(buf.Bytes(), &line))
+	s.True(line.Time.Equal(at), "log time %v, record time %v", line.Time, at)
+	s.False(at.Before(before) || at.After(after), "At is taken during the call")
+
+	// A handler that is not enabled for Info still sees the Warn.
+	buf.Reset()
+	c = s.newCoordinator(WithLogger(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))))
+	_, _ = c.Fire(s.ctx, CapabilitySelected)
+	s.Empty(buf.String())
+	_, _ = c.Fire(s.ctx, ElectionWon)
+	s.Contains(buf.String(), `"level":"WARN"`)
+}
