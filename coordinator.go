@@ -93,8 +93,9 @@ func WithObserver(o Observer) Option {
 //
 // Every committed transition is validated against the role it commits
 // from, under one lock, and committed through a looplab/fsm Event; the
-// committed sequence is therefore always a valid chain. Role reads and
-// rejections do not take the lock.
+// committed sequence is therefore always a valid chain. Role reads do
+// not take the lock, and neither do rejections, unless an observer or
+// a logger is set (their record is queued under it).
 //
 // Observers and the audit logger run after the commit, outside the
 // lock, on a run-to-completion queue: records are delivered one at a
