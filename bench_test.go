@@ -102,22 +102,21 @@ func BenchmarkBaselineAtomicLoad(b *testing.B) {
 	}
 }
 
-// cycler keeps a coordinator transitioning in the background until
-// stopped, so that parallel readers race a writer.
-func cycler(c *Coordinator) (stop func()) {
+// background calls step(0), step(1), ... on a goroutine of its own
+// until stop is called; stop returns once the goroutine has ended.
+func background(step func(i int)) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		ctx := context.Background()
 		for i := 0; ; i++ {
 			select {
 			case <-done:
 				return
 			default:
 			}
-			_, _ = c.Fire(ctx, cycle[i&3].Signal)
+			step(i)
 		}
 	}()
 	return func() { close(done); wg.Wait() }
@@ -127,7 +126,8 @@ func cycler(c *Coordinator) (stop func()) {
 // goroutine keeps transitioning: readers never wait on the writer.
 func BenchmarkRoleParallel(b *testing.B) {
 	c, _ := NewCoordinator()
-	stop := cycler(c)
+	ctx := context.Background()
+	stop := background(func(i int) { _, _ = c.Fire(ctx, cycle[i&3].Signal) })
 	defer stop()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -146,23 +146,12 @@ func BenchmarkRoleParallel(b *testing.B) {
 func BenchmarkBaselineAtomicLoadParallel(b *testing.B) {
 	var word atomic.Uint64
 	m, _ := looplabBaseline()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		ctx := context.Background()
-		for i := 0; ; i++ {
-			select {
-			case <-done:
-				return
-			default:
-			}
-			_ = m.Event(ctx, signalNames[cycle[i&3].Signal])
-			word.Store(uint64(i))
-		}
-	}()
-	defer func() { close(done); wg.Wait() }()
+	ctx := context.Background()
+	stop := background(func(i int) {
+		_ = m.Event(ctx, signalNames[cycle[i&3].Signal])
+		word.Store(uint64(i))
+	})
+	defer stop()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		var r Role

@@ -180,12 +180,8 @@ func replay(in io.Reader, start *rolefsm.Role, name string, stdout, stderr io.Wr
 	if err := sc.Err(); err != nil {
 		return exitUsage, &replayError{lineNo + 1, err}
 	}
-	if c == nil {
-		initial := rolefsm.Idle
-		if start != nil {
-			initial = *start
-		}
-		if err := newCoordinator(initial); err != nil {
+	if c == nil { // no step at all, and no -from
+		if err := newCoordinator(rolefsm.Idle); err != nil {
 			return exitUsage, err
 		}
 	}

@@ -176,3 +176,10 @@ func TestReplayUsage(t *testing.T) {
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "role: Leader\ngeneration: 0\n")
 }
+
+func TestReplayOnlyOtherLogLines(t *testing.T) {
+	code, out, errOut := runCLI(`{"level":"INFO","msg":"service started"}`+"\n", "replay", "-")
+	assert.Equal(t, 0, code)
+	assert.Equal(t, "start: Idle\nrole: Idle\ngeneration: 0\nleader changes: 0\nelection thrash: 0\n", out)
+	assert.Contains(t, errOut, "replayed 0 steps, skipped 1 lines")
+}
