@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/looplab/fsm"
@@ -115,16 +116,18 @@ func TestPeersWalkTheSameMachine(t *testing.T) {
 	}
 }
 
-func BenchmarkCycle(b *testing.B) {
+// perImpl runs op b.N times on a fresh machine of each implementation,
+// as one sub-benchmark per implementation; op's error fails it.
+func perImpl(b *testing.B, op func(ctx context.Context, m machine, i int) error) {
 	for _, impl := range impls {
+		impl := impl
 		b.Run("impl="+impl.name, func(b *testing.B) {
 			m := impl.make()
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				t := cycle[i&3]
-				if err := m.step(ctx, t.To, t.Signal); err != nil {
+				if err := op(ctx, m, i); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -132,18 +135,20 @@ func BenchmarkCycle(b *testing.B) {
 	}
 }
 
+// BenchmarkCycle is one committed step of the cycle per op.
+func BenchmarkCycle(b *testing.B) {
+	perImpl(b, func(ctx context.Context, m machine, i int) error {
+		t := cycle[i&3]
+		return m.step(ctx, t.To, t.Signal)
+	})
+}
+
+// BenchmarkReject is ElectionWon from Idle, rejected, per op.
 func BenchmarkReject(b *testing.B) {
-	for _, impl := range impls {
-		b.Run("impl="+impl.name, func(b *testing.B) {
-			m := impl.make()
-			ctx := context.Background()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := m.step(ctx, rolefsm.Leader, rolefsm.ElectionWon); err == nil {
-					b.Fatal("not rejected")
-				}
-			}
-		})
-	}
+	perImpl(b, func(ctx context.Context, m machine, _ int) error {
+		if err := m.step(ctx, rolefsm.Leader, rolefsm.ElectionWon); err == nil {
+			return errors.New("not rejected")
+		}
+		return nil
+	})
 }
