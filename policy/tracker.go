@@ -35,12 +35,14 @@ type Tracker struct {
 }
 
 type peerState struct {
-	id       NodeID
-	lastSeen time.Time
-	tail     uint64
-	rtt      time.Duration
-	hasRTT   bool
-	heard    bool
+	id        NodeID
+	lastSeen  time.Time
+	lastClaim time.Time // last heartbeat in which the peer claimed Leader
+	tail      uint64
+	rtt       time.Duration
+	hasRTT    bool
+	heard     bool
+	claimed   bool
 }
 
 // NewTracker returns an empty view for node self under rule, waiting
@@ -62,11 +64,12 @@ func (t *Tracker) peer(id NodeID) *peerState {
 	return &t.peers[len(t.peers)-1]
 }
 
-// Heard records a heartbeat from id, sent with the given tail, received
-// at at. A heartbeat older than the newest one already heard from id
-// changes nothing, so reordered delivery cannot move a peer back in
-// time. Heartbeats from the node itself are ignored.
-func (t *Tracker) Heard(id NodeID, at time.Time, tail uint64) {
+// Heard records a heartbeat from id, received at at, that reported the
+// given tail and whether id claimed to be Leader. A heartbeat older
+// than the newest one already heard from id changes nothing, so
+// reordered delivery cannot move a peer back in time. Heartbeats from
+// the node itself are ignored.
+func (t *Tracker) Heard(id NodeID, at time.Time, tail uint64, claimsLeader bool) {
 	if id == t.self {
 		return
 	}
@@ -75,6 +78,9 @@ func (t *Tracker) Heard(id NodeID, at time.Time, tail uint64) {
 		return
 	}
 	p.lastSeen, p.tail, p.heard = at, tail, true
+	if claimsLeader {
+		p.lastClaim, p.claimed = at, true
+	}
 }
 
 // SampleRTT records the latest round-trip time measured to id. A
@@ -120,16 +126,19 @@ func (t *Tracker) Unfollow(now time.Time) {
 func (t *Tracker) Leader() (NodeID, bool) { return t.leader, t.following }
 
 // LeaderLost reports whether the node should stand for election at now
-// (the MissedHeartbeats condition): its leader has been silent for the
-// rule's timeout, counted from the leader's last heartbeat or from when
-// it was adopted, whichever is later; or it follows no leader and has
-// waited that long.
+// (the MissedHeartbeats condition): its leader has not claimed
+// leadership in a heartbeat for the rule's timeout, counted from the
+// last such heartbeat or from when it was adopted, whichever is later;
+// or it follows no leader and has waited that long. Heartbeats in which
+// the followed node does not claim Leader (it won an election in this
+// node's view but never took office) do not count: they would keep the
+// node waiting forever.
 func (t *Tracker) LeaderLost(now time.Time) bool {
 	last := t.since
 	if t.following {
 		for i := range t.peers {
-			if p := &t.peers[i]; p.id == t.leader && p.heard && p.lastSeen.After(last) {
-				last = p.lastSeen
+			if p := &t.peers[i]; p.id == t.leader && p.claimed && p.lastClaim.After(last) {
+				last = p.lastClaim
 			}
 		}
 	}

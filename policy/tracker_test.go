@@ -18,13 +18,13 @@ func newTracker(t *testing.T) *Tracker {
 func TestTrackerLeaderLost(t *testing.T) {
 	tr := newTracker(t)
 	tr.Follow(2, at(0))
-	tr.Heard(2, at(1000), 5)
+	tr.Heard(2, at(1000), 5, true)
 	assert.False(t, tr.LeaderLost(at(2499)))
 	assert.True(t, tr.LeaderLost(at(2500)))
 
 	// A fresh leader gets a full timeout from adoption, even if its last
 	// heartbeat is old.
-	tr.Heard(3, at(100), 1)
+	tr.Heard(3, at(100), 1, true)
 	tr.Follow(3, at(2600))
 	assert.False(t, tr.LeaderLost(at(4099)))
 	assert.True(t, tr.LeaderLost(at(4100)))
@@ -46,15 +46,31 @@ func TestTrackerNoLeaderStillTimesOut(t *testing.T) {
 	assert.False(t, tr.LeaderLost(at(6499)))
 	assert.True(t, tr.LeaderLost(at(6500)))
 	// Heartbeats from peers that are not the leader do not reset it.
-	tr.Heard(2, at(6400), 9)
+	tr.Heard(2, at(6400), 9, true)
 	assert.True(t, tr.LeaderLost(at(6500)))
+}
+
+// TestTrackerFollowedNodeMustClaimLeadership: a node followed because
+// it won an election in this node's view, but that keeps sending
+// Replica heartbeats, does not hold the follower back.
+func TestTrackerFollowedNodeMustClaimLeadership(t *testing.T) {
+	tr := newTracker(t)
+	tr.Follow(2, at(0))
+	for ms := 0; ms <= 3000; ms += 500 {
+		tr.Heard(2, at(ms), 1, false)
+	}
+	assert.True(t, tr.LeaderLost(at(1500)))
+	assert.True(t, tr.Healthy(2, at(3000)), "it is healthy, just not a leader")
+	tr.Heard(2, at(3100), 1, true)
+	assert.False(t, tr.LeaderLost(at(4599)))
+	assert.True(t, tr.LeaderLost(at(4600)))
 }
 
 func TestTrackerIgnoresOldAndSelfHeartbeats(t *testing.T) {
 	tr := newTracker(t)
-	tr.Heard(2, at(1000), 8)
-	tr.Heard(2, at(900), 3) // reordered: older than what was heard
-	tr.Heard(1, at(1000), 99)
+	tr.Heard(2, at(1000), 8, false)
+	tr.Heard(2, at(900), 3, false) // reordered: older than what was heard
+	tr.Heard(1, at(1000), 99, true)
 	assert.Equal(t, []Member{
 		{ID: 1, Healthy: true, HasRTT: true, Tail: 4},
 		{ID: 2, Healthy: true, Tail: 8},
@@ -63,8 +79,8 @@ func TestTrackerIgnoresOldAndSelfHeartbeats(t *testing.T) {
 
 func TestTrackerMembers(t *testing.T) {
 	tr := newTracker(t)
-	tr.Heard(2, at(0), 8)
-	tr.Heard(3, at(1000), 9)
+	tr.Heard(2, at(0), 8, false)
+	tr.Heard(3, at(1000), 9, false)
 	require.NoError(t, tr.SampleRTT(3, 20*time.Millisecond))
 	require.NoError(t, tr.SampleRTT(4, 5*time.Millisecond)) // sampled, never heard: not listed
 	require.NoError(t, tr.SampleRTT(1, time.Second))        // self: ignored
@@ -87,7 +103,7 @@ func TestTrackerMembers(t *testing.T) {
 
 func TestTrackerRejectsNegativeRTT(t *testing.T) {
 	tr := newTracker(t)
-	tr.Heard(2, at(0), 1)
+	tr.Heard(2, at(0), 1, false)
 	require.NoError(t, tr.SampleRTT(2, 3*time.Millisecond))
 	err := tr.SampleRTT(2, -time.Millisecond)
 	require.ErrorIs(t, err, ErrNegativeRTT)

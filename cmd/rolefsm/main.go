@@ -1,6 +1,8 @@
-// Command rolefsm prints the replica-role transition matrix, checks
-// single transitions against it, and replays audit logs through it.
+// Command rolefsm simulates a cluster of replicas, prints the
+// replica-role transition matrix, checks single transitions against it,
+// and replays audit logs through it.
 //
+//	rolefsm sim [-nodes 5] [-seed N] [-steps 400] [-faults LIST] [-policy tail|upstream] [-sweep N]
 //	rolefsm matrix [-format table|markdown|mermaid|dot|json]
 //	rolefsm check FROM TO SIGNAL    print "ok" (exit 0) or the error (exit 1)
 //	rolefsm replay [-from ROLE] [-name CHANNEL] FILE|-
@@ -36,6 +38,8 @@ func main() {
 const usage = `usage: rolefsm <command> [arguments]
 
 commands:
+  sim [-seed N] [-sweep N] [-faults LIST] [-policy P]
+                          simulate a cluster under faults and check that its roles converge
   matrix [-format F]      print the transition matrix (table, markdown, mermaid, dot, json)
   check FROM TO SIGNAL    check one transition: "ok" (exit 0) or the error (exit 1)
   replay [-from ROLE] FILE|-
@@ -50,6 +54,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch args[0] {
+	case "sim":
+		return runSim(args[1:], stdout, stderr)
 	case "matrix":
 		return runMatrix(args[1:], stdout, stderr)
 	case "check":

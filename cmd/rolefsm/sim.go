@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/rolefsm/rolefsm/policy"
+	"github.com/rolefsm/rolefsm/sim"
+)
+
+const simSynopsis = "sim [-nodes 5] [-seed N] [-steps 400] [-faults partition,kill,disk,close,loss] [-policy tail|upstream] [-sweep N]"
+
+func runSim(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("sim", simSynopsis, stderr)
+	nodes := fs.Int("nodes", sim.DefaultNodes, "cluster size (1 to 64)")
+	seed := fs.Uint64("seed", 1, "the run's seed; with -sweep, the first seed")
+	steps := fs.Int("steps", sim.DefaultSteps, "steps to run, of 50ms of virtual time each")
+	faults := fs.String("faults", "all", "fault kinds to inject at random: a comma list of partition, kill, disk, close, loss; or all, none")
+	pol := fs.String("policy", "tail", "election policy: tail (highest tail, then lowest id) or upstream (lowest RTT, then lowest id); with -sweep, a comma list to compare")
+	interval := fs.Duration("heartbeat", policy.DefaultInterval, "heartbeat interval (at least 100ms)")
+	miss := fs.Int("miss", policy.DefaultMissThreshold, "missed heartbeats after which the leader is lost")
+	sweep := fs.Int("sweep", 0, "run this many seeds across all cores and report violating seeds")
+	workers := fs.Int("workers", 0, "with -sweep, seeds run in parallel (default: GOMAXPROCS)")
+	quiet := fs.Bool("q", false, "print the summary only, not the timeline")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	usageErr := func(err error) int {
+		fmt.Fprintln(stderr, "rolefsm sim:", err)
+		return exitUsage
+	}
+	f, err := sim.ParseFaults(*faults)
+	if err != nil {
+		return usageErr(err)
+	}
+	hb, err := policy.NewHeartbeat(*interval, *miss)
+	if err != nil {
+		return usageErr(err)
+	}
+	var policies []policy.Policy
+	for _, name := range strings.Split(*pol, ",") {
+		p, err := policy.ParsePolicy(name)
+		if err != nil {
+			return usageErr(err)
+		}
+		policies = append(policies, p)
+	}
+	if *sweep < 0 {
+		return usageErr(fmt.Errorf("-sweep %d: want a number of seeds", *sweep))
+	}
+	if len(policies) > 1 && *sweep == 0 {
+		return usageErr(fmt.Errorf("-policy %s: a single run takes one policy; compare them with -sweep", *pol))
+	}
+	cfg := sim.Config{Nodes: *nodes, Seed: *seed, Steps: *steps, Heartbeat: hb, Policy: policies[0], Faults: f}
+
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	if *sweep > 0 {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		return runSweep(ctx, cfg, policies, *sweep, *workers, out, stderr)
+	}
+	return runOne(cfg, *quiet, out, stderr)
+}
+
+func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer) int {
+	var trace io.Writer = out
+	if quiet {
+		trace = nil
+	}
+	res, err := sim.Check(cfg, trace)
+	if err != nil {
+		fmt.Fprintln(stderr, "rolefsm sim:", err)
+		return exitUsage
+	}
+	c := res.Config
+	if !quiet {
+		fmt.Fprintln(out)
+	}
+	fmt.Fprintf(out, "seed %d · %d nodes · %d steps of %v (%s) · policy %s · faults %v",
+		c.Seed, c.Nodes, c.Steps, c.Step, fmtDur(res.TimeOf(c.Steps)), c.Policy.Name(), c.Faults)
+	if res.Calm > 0 {
+		fmt.Fprintf(out, " until %s", fmtDur(res.TimeOf(res.Calm)))
+	}
+	fmt.Fprintln(out)
+	bucket := int(c.Heartbeat.Interval() / c.Step)
+	fmt.Fprintf(out, "leaders per %v:  %s\n", c.Heartbeat.Interval(), leaderStrip(res.Leaders, bucket))
+	fmt.Fprintf(out, "transitions:       %d (elections %d, leader changes %d, thrash %d, concessions %d)\n",
+		res.Transitions, res.Elections, res.LeaderChanges, res.Thrash, res.Concessions)
+	fmt.Fprintf(out, "dual-leader steps: %d of %d; leaderless steps: %d\n", res.DualLeaderSteps, c.Steps, res.LeaderlessSteps)
+	fmt.Fprintf(out, "appends:           %d landed, %d fenced by a lost lease, %d stale\n", res.Appends, res.Fenced, res.StaleAppends)
+	conv := "never"
+	if res.Converged >= 0 {
+		conv = fmtDur(res.TimeOf(res.Converged))
+	}
+	fmt.Fprintf(out, "faults stopped:    %s; one leader per component from %s; checked from %s\n",
+		fmtDur(res.TimeOf(res.Calm)), conv, fmtDur(res.TimeOf(res.Settle)))
+	if res.OK() {
+		fmt.Fprintf(out, "invariants:        ok (%s)\n", strings.Join(invariants, ", "))
+		return exitOK
+	}
+	fmt.Fprintf(out, "invariants:        VIOLATED (%d)\n", res.ViolationCount)
+	for _, v := range res.Violations {
+		fmt.Fprintf(out, "  %v\n", v)
+	}
+	fmt.Fprintf(out, "reproduce with:    %s\n", reproduce(c))
+	return exitRejected
+}
+
+var invariants = []string{sim.InvValid, sim.InvNoRejection, sim.InvSingleLeader, sim.InvCandidate, sim.InvReplica, sim.InvFencing, sim.InvReproducible}
+
+func runSweep(ctx context.Context, cfg sim.Config, policies []policy.Policy, seeds, workers int, out *bufio.Writer, stderr io.Writer) int {
+	var sweeps []*sim.Sweep
+	start := time.Now()
+	for _, p := range policies {
+		cfg.Policy = p
+		tenth := max(seeds/10, 1)
+		s, err := sim.RunSweep(ctx, cfg, seeds, sim.SweepOptions{
+			Workers: workers,
+			Progress: func(done, violating int) {
+				if done%tenth == 0 || done == seeds {
+					fmt.Fprintf(stderr, "sweep %s: %d/%d seeds, %d violating\n", p.Name(), done, seeds, violating)
+				}
+			},
+		})
+		if err != nil {
+			fmt.Fprintln(stderr, "rolefsm sim:", err)
+			return exitUsage
+		}
+		sweeps = append(sweeps, s)
+	}
+	elapsed := time.Since(start)
+
+	c := sweeps[0].Config
+	fmt.Fprintf(out, "sweep of %d seeds (%d to %d) · %d nodes · %d steps of %v · faults %v until step %d · each seed run twice\n\n",
+		seeds, c.Seed, c.Seed+uint64(seeds)-1, c.Nodes, c.Steps, c.Step, c.Faults, c.FaultsUntil)
+	row := func(label string, f func(s *sim.Sweep) string) {
+		fmt.Fprintf(out, "%-28s", label)
+		for _, s := range sweeps {
+			fmt.Fprintf(out, " %12s", f(s))
+		}
+		fmt.Fprintln(out)
+	}
+	avg := func(get func(s *sim.Sweep) int) func(s *sim.Sweep) string {
+		return func(s *sim.Sweep) string { return fmt.Sprintf("%.2f", float64(get(s))/float64(s.Seeds)) }
+	}
+	count := func(get func(s *sim.Sweep) int) func(s *sim.Sweep) string {
+		return func(s *sim.Sweep) string { return fmt.Sprint(get(s)) }
+	}
+	row("policy", func(s *sim.Sweep) string { return s.Config.Policy.Name() })
+	row("violating seeds", count(func(s *sim.Sweep) int { return len(s.Violating) }))
+	row("elections per run", avg(func(s *sim.Sweep) int { return s.Elections }))
+	row("leader changes per run", avg(func(s *sim.Sweep) int { return s.LeaderChanges }))
+	row("thrash per run", avg(func(s *sim.Sweep) int { return s.Thrash }))
+	row("concessions per run", avg(func(s *sim.Sweep) int { return s.Concessions }))
+	row("dual-leader steps per run", avg(func(s *sim.Sweep) int { return s.DualLeaderSteps }))
+	row("runs with a dual leader", count(func(s *sim.Sweep) int { return s.DualLeaderRuns }))
+	row("leaderless steps per run", avg(func(s *sim.Sweep) int { return s.LeaderlessSteps }))
+	row("writes fenced per run", avg(func(s *sim.Sweep) int { return s.Fenced }))
+	row("stale appends", count(func(s *sim.Sweep) int { return s.StaleAppends }))
+	row("runs never converged", count(func(s *sim.Sweep) int { return s.NotConverged }))
+	row("slowest convergence", func(s *sim.Sweep) string { return fmtDur(s.MaxConvergence) })
+
+	code := exitOK
+	for _, s := range sweeps {
+		for _, r := range s.Violating {
+			code = exitRejected
+			fmt.Fprintf(out, "\nseed %d (policy %s): %d violations, first: %v\n  reproduce with: %s\n",
+				r.Config.Seed, r.Config.Policy.Name(), r.ViolationCount, r.Violations[0], reproduce(r.Config))
+		}
+	}
+	fmt.Fprintf(stderr, "sweep: %d seeds × %d policies in %v\n", seeds, len(sweeps), elapsed.Round(time.Millisecond))
+	return code
+}
+
+// reproduce returns the command line that runs c again.
+func reproduce(c sim.Config) string {
+	return fmt.Sprintf("rolefsm sim -seed %d -nodes %d -steps %d -faults %v -policy %s -heartbeat %v -miss %d",
+		c.Seed, c.Nodes, c.Steps, c.Faults, c.Policy.Name(), c.Heartbeat.Interval(), c.Heartbeat.MissThreshold())
+}
+
+// leaderStrip draws the most Leaders alive at once in each bucket of
+// steps, one character a bucket: "." for none, a digit, "+" for ten or
+// more.
+func leaderStrip(leaders []uint8, bucket int) string {
+	bucket = max(bucket, 1)
+	var b strings.Builder
+	for i := 0; i < len(leaders); i += bucket {
+		most := uint8(0)
+		for _, n := range leaders[i:min(i+bucket, len(leaders))] {
+			most = max(most, n)
+		}
+		switch {
+		case most == 0:
+			b.WriteByte('.')
+		case most > 9:
+			b.WriteByte('+')
+		default:
+			b.WriteByte('0' + most)
+		}
+	}
+	return b.String()
+}
+
+func fmtDur(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }

@@ -1,0 +1,664 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/policy"
+)
+
+// The invariants, by the names violations carry.
+const (
+	// InvValid: every committed transition is in the matrix and starts
+	// from the role the node was in (the observers' records chain).
+	InvValid = "valid-transition"
+	// InvNoRejection: no Transition the simulator asks for is rejected;
+	// a rejection means the simulator picked the wrong signal.
+	InvNoRejection = "no-rejected-transition"
+	// InvSingleLeader: from Result.Settle on, each connected component
+	// holding a live non-Idle node has exactly one Leader.
+	InvSingleLeader = "single-leader"
+	// InvCandidate: no node stays Candidate past one election step.
+	InvCandidate = "no-stuck-candidate"
+	// InvReplica: no live Replica goes longer than the heartbeat timeout
+	// plus one step without hearing the leader it follows.
+	InvReplica = "no-stuck-replica"
+	// InvFencing: no append lands after its leader lost leadership
+	// locally (Result.StaleAppends is 0).
+	InvFencing = "fenced-appends"
+	// InvReproducible: running the same Config again gives the same
+	// trace (checked by Check and Sweep).
+	InvReproducible = "reproducible"
+)
+
+// Violation is one broken invariant.
+type Violation struct {
+	Invariant string
+	Step      int
+	At        time.Duration // virtual time of the step
+	Node      int           // 1-based; 0 for the whole cluster
+	Detail    string
+}
+
+// String formats the violation as one line.
+func (v Violation) String() string {
+	who := "cluster"
+	if v.Node > 0 {
+		who = "n" + strconv.Itoa(v.Node)
+	}
+	return fmt.Sprintf("%s at %s (step %d, %s): %s", v.Invariant, fmtTime(v.At), v.Step, who, v.Detail)
+}
+
+// maxViolations bounds Result.Violations; Result.ViolationCount counts
+// them all.
+const maxViolations = 32
+
+// Result is what one run did.
+type Result struct {
+	Config Config // normalised: defaults filled in
+
+	Transitions   int // committed transitions
+	Elections     int // Candidate → Leader or Replica
+	LeaderChanges int // entries into Leader
+	Thrash        int // MissedHeartbeats transitions
+	Concessions   int // PeerLeaderObserved transitions
+	Appends       int // entries appended by leaders
+	Fenced        int // writes refused because the lease no longer held
+	StaleAppends  int // writes that landed after their leader lost office
+
+	// DualLeaderSteps and LeaderlessSteps count the steps in which some
+	// connected component had more than one Leader, or no Leader but a
+	// live non-Idle node.
+	DualLeaderSteps int
+	LeaderlessSteps int
+	// Leaders holds, for each step, the number of live Leaders.
+	Leaders []uint8
+
+	// Calm is the step from which no fault is in force; Settle the step
+	// from which InvSingleLeader is checked: Calm plus the heartbeat
+	// timeout plus one election round (the election step, a heartbeat
+	// interval and the longest message delay, for the winner's first
+	// heartbeat to reach everyone). Converged is the first step from
+	// which every component had exactly one Leader to the end of the
+	// run, or -1.
+	Calm, Settle, Converged int
+
+	Violations     []Violation
+	ViolationCount int
+
+	// Digest is a hash of the trace: every fault and every committed
+	// transition with its step and node.
+	Digest uint64
+}
+
+// OK reports whether the run broke no invariant.
+func (r *Result) OK() bool { return r.ViolationCount == 0 }
+
+// TimeOf returns the virtual time of step.
+func (r *Result) TimeOf(step int) time.Duration { return time.Duration(step) * r.Config.Step }
+
+const (
+	minRTT     = 2 * time.Millisecond
+	maxRTT     = 100 * time.Millisecond
+	catchUp    = 4   // entries a Replica copies from its leader per step
+	appendRate = 0.5 // chance a Leader issues a write in a step
+	minFault   = 10  // steps a random fault lasts, at least
+	spanFault  = 70  // ... plus up to this many
+)
+
+type msg struct {
+	from, to int
+	leader   bool // the sender claimed Leader
+	tail     uint64
+}
+
+type node struct {
+	num int // 1-based
+	id  policy.NodeID
+	c   *rolefsm.Coordinator
+	tr  *policy.Tracker
+	rng *rand.Rand
+
+	alive, pressure, closed bool
+	phase                   int // heartbeat phase, in steps
+
+	tail          uint64
+	leaderTail    uint64 // the followed leader's last reported tail
+	leaderClaimed bool   // the followed node has claimed Leader to us
+	contact       int    // step of the last claim heard from the leader, or since waiting
+	candidateAt   int    // step it became Candidate
+	lease         rolefsm.Lease
+
+	writing   bool   // a write is in flight
+	writeTerm uint64 // the term it was issued in
+
+	// What the simulator saw committed, from the observer's records.
+	role   rolefsm.Role
+	seq    uint64
+	leader bool
+	term   uint64 // elections won
+
+	view []policy.Member
+}
+
+type ending struct {
+	step int
+	ev   Event
+}
+
+type run struct {
+	cfg   Config
+	n     int
+	nodes []node
+	rng   *rand.Rand // the network and the faults
+	ctx   context.Context
+	epoch time.Time
+	step  int
+	res   Result
+	trace io.Writer
+	twErr error
+
+	hbSteps, timeoutSteps, maxDelay int
+
+	rtt      []time.Duration // n×n, symmetric
+	loss     []float64       // n×n, from×to
+	linkDown []bool          // n×n
+	side     []bool          // partition side of each node
+	parted   bool
+
+	ring    [][]msg // messages by delivery step modulo len(ring)
+	endings []ending
+	script  int // next scripted event
+	faults  []Faults
+
+	comp []int // scratch: component of each node
+}
+
+// Run simulates cfg and returns what happened. When trace is not nil
+// it receives the timeline: one line per fault and per committed
+// transition. Run returns an error only for a bad Config (matching
+// ErrConfig) or a failed trace write; broken invariants are in the
+// Result.
+func Run(cfg Config, trace io.Writer) (*Result, error) {
+	cfg, err := cfg.normalized()
+	if err != nil {
+		return nil, err
+	}
+	r := newRun(cfg, trace)
+	if err := r.start(); err != nil {
+		return nil, err
+	}
+	for r.step = 0; r.step < cfg.Steps; r.step++ {
+		r.tick()
+	}
+	r.finish()
+	if r.twErr != nil {
+		return nil, fmt.Errorf("sim: writing the trace: %w", r.twErr)
+	}
+	return &r.res, nil
+}
+
+// Check runs cfg twice, the second time without a trace, and adds an
+// InvReproducible violation if the two runs differ.
+func Check(cfg Config, trace io.Writer) (*Result, error) {
+	first, err := Run(cfg, trace)
+	if err != nil {
+		return nil, err
+	}
+	second, err := Run(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	if d := differs(first, second); d != "" {
+		first.add(Violation{Invariant: InvReproducible, Step: cfg.Steps, At: first.TimeOf(first.Config.Steps),
+			Detail: "a second run of seed " + strconv.FormatUint(cfg.Seed, 10) + " differs: " + d})
+	}
+	return first, nil
+}
+
+func differs(a, b *Result) string {
+	switch {
+	case a.Digest != b.Digest:
+		return fmt.Sprintf("trace digest %016x then %016x", a.Digest, b.Digest)
+	case a.Appends != b.Appends || a.DualLeaderSteps != b.DualLeaderSteps || a.LeaderlessSteps != b.LeaderlessSteps:
+		return "counters differ"
+	case string(a.Leaders) != string(b.Leaders):
+		return "leader counts differ"
+	}
+	return ""
+}
+
+func newRun(cfg Config, trace io.Writer) *run {
+	n := cfg.Nodes
+	r := &run{
+		cfg:      cfg,
+		n:        n,
+		nodes:    make([]node, n),
+		rng:      rand.New(rand.NewPCG(cfg.Seed, 0x5157_6e65_7477_6f72)),
+		ctx:      context.Background(),
+		epoch:    time.Unix(0, 0).UTC(),
+		trace:    trace,
+		rtt:      make([]time.Duration, n*n),
+		loss:     make([]float64, n*n),
+		linkDown: make([]bool, n*n),
+		side:     make([]bool, n),
+		comp:     make([]int, n),
+	}
+	r.res.Config = cfg
+	r.res.Leaders = make([]uint8, cfg.Steps)
+	r.res.Converged = -1
+	r.res.Digest = fnvOffset
+
+	r.hbSteps = int(ceilDiv(cfg.Heartbeat.Interval(), cfg.Step))
+	r.timeoutSteps = int(ceilDiv(cfg.Heartbeat.Timeout(), cfg.Step))
+	r.maxDelay = 1 + int(maxRTT/cfg.Step)
+	r.ring = make([][]msg, r.maxDelay+1)
+	for i := range r.ring {
+		r.ring[i] = make([]msg, 0, 2*n*n)
+	}
+	for i := 0; i < n; i++ {
+		for j := i + 1; j < n; j++ {
+			d := minRTT + time.Duration(r.rng.Int64N(int64(maxRTT-minRTT)))
+			r.rtt[i*n+j], r.rtt[j*n+i] = d, d
+		}
+	}
+	for f := Partition; f <= Loss; f <<= 1 {
+		if cfg.Faults&f != 0 {
+			r.faults = append(r.faults, f)
+		}
+	}
+	calm := 0
+	if cfg.Faults != 0 {
+		calm = cfg.FaultsUntil
+	}
+	if k := len(cfg.Script); k > 0 && cfg.Script[k-1].Step+1 > calm {
+		calm = cfg.Script[k-1].Step + 1
+	}
+	r.res.Calm = calm
+	r.res.Settle = calm + r.timeoutSteps + 1 + r.hbSteps + r.maxDelay
+	return r
+}
+
+func ceilDiv(a, b time.Duration) time.Duration { return (a + b - 1) / b }
+
+func (r *run) now() time.Time { return r.epoch.Add(time.Duration(r.step) * r.cfg.Step) }
+
+// start creates the nodes, each a fresh process that the capability
+// filter selects at step 0.
+func (r *run) start() error {
+	for i := range r.nodes {
+		n := &r.nodes[i]
+		n.num, n.id = i+1, policy.NodeID(i+1)
+		n.rng = rand.New(rand.NewPCG(r.cfg.Seed, uint64(i+1)))
+		n.phase = n.rng.IntN(r.hbSteps)
+		n.view = make([]policy.Member, 0, r.n)
+		if err := r.boot(n); err != nil {
+			return err
+		}
+		r.join(n)
+	}
+	return nil
+}
+
+// boot gives n a new process: a fresh Coordinator and Tracker.
+func (r *run) boot(n *node) error {
+	c, err := rolefsm.NewCoordinator(
+		rolefsm.WithName("n"+strconv.Itoa(n.num)),
+		rolefsm.WithObserver(func(_ context.Context, rec rolefsm.Record) { r.observe(n, rec) }),
+	)
+	if err != nil {
+		return err
+	}
+	n.c = c
+	n.tr = policy.NewTracker(n.id, r.cfg.Heartbeat, r.now())
+	n.alive, n.writing, n.lease = true, false, rolefsm.Lease{}
+	n.role, n.seq, n.leader = rolefsm.Idle, 0, false
+	return nil
+}
+
+// join makes an Idle node a Replica, if nothing keeps it out.
+func (r *run) join(n *node) {
+	if !n.alive || n.pressure || n.closed || n.c.Role() != rolefsm.Idle {
+		return
+	}
+	if r.transition(n, rolefsm.Replica, rolefsm.CapabilitySelected) {
+		r.waitForLeader(n)
+	}
+}
+
+func (r *run) waitForLeader(n *node) {
+	n.tr.Unfollow(r.now())
+	n.leaderClaimed, n.contact = false, r.step
+}
+
+func (r *run) follow(n *node, leader int, tail uint64, claimed bool) {
+	n.tr.Follow(policy.NodeID(leader), r.now())
+	n.leaderTail, n.leaderClaimed, n.contact = tail, claimed, r.step
+}
+
+// transition asks n's coordinator for a role change; a rejection is a
+// simulator bug, recorded as a violation.
+func (r *run) transition(n *node, to rolefsm.Role, sig rolefsm.Signal) bool {
+	if _, err := n.c.Transition(r.ctx, to, sig); err != nil {
+		r.violate(InvNoRejection, n.num, "%v", err)
+		return false
+	}
+	return true
+}
+
+// observe receives every record of n's coordinator, on the goroutine
+// that made the transition.
+func (r *run) observe(n *node, rec rolefsm.Record) {
+	if rec.Err != nil {
+		return // a rejection: transition has recorded it
+	}
+	if _, err := rolefsm.Apply(rec.From, rec.To, rec.Signal); err != nil || rec.From != n.role || rec.Seq != n.seq+1 {
+		r.violate(InvValid, n.num, "committed %v as #%d after %v #%d (apply: %v)", rec.Transition, rec.Seq, n.role, n.seq, err)
+	}
+	n.role, n.seq = rec.To, rec.Seq
+	res := &r.res
+	res.Transitions++
+	switch rec.Signal {
+	case rolefsm.MissedHeartbeats:
+		res.Thrash++
+	case rolefsm.ElectionWon, rolefsm.ElectionLost:
+		res.Elections++
+	case rolefsm.PeerLeaderObserved:
+		res.Concessions++
+	}
+	if rec.From == rolefsm.Leader {
+		n.leader = false
+	}
+	if rec.To == rolefsm.Leader {
+		n.leader = true
+		n.term++
+		res.LeaderChanges++
+	}
+	r.mix(uint64(r.step), uint64(n.num), uint64(rec.From), uint64(rec.To)<<8|uint64(rec.Signal))
+	if r.trace != nil {
+		r.printf("%7s  n%-2d %-9s → %-9s %v\n", fmtTime(r.res.TimeOf(r.step)), n.num, rec.From, rec.To, rec.Signal)
+	}
+}
+
+// tick runs one step: faults, message delivery, in-flight writes,
+// timers and elections, heartbeats, then the invariants.
+func (r *run) tick() {
+	r.injectFaults()
+	r.deliver()
+	for i := range r.nodes {
+		r.land(&r.nodes[i])
+	}
+	for i := range r.nodes {
+		r.act(&r.nodes[i])
+	}
+	for i := range r.nodes {
+		r.heartbeat(&r.nodes[i])
+	}
+	r.checkStep()
+}
+
+func (r *run) deliver() {
+	slot := r.step % len(r.ring)
+	now := r.now()
+	for _, m := range r.ring[slot] {
+		to := &r.nodes[m.to]
+		if !to.alive || !r.connected(m.from, m.to) {
+			continue
+		}
+		from := &r.nodes[m.from]
+		to.tr.Heard(from.id, now, m.tail, m.leader)
+		_ = to.tr.SampleRTT(from.id, r.rtt[m.from*r.n+m.to]) // never negative
+		if m.leader {
+			r.leaderHeard(to, from.num, m.tail)
+		}
+	}
+	r.ring[slot] = r.ring[slot][:0]
+}
+
+// leaderHeard handles a heartbeat in which peer claimed Leader.
+func (r *run) leaderHeard(n *node, peer int, tail uint64) {
+	switch n.c.Role() {
+	case rolefsm.Replica:
+		cur, following := n.tr.Leader()
+		if following && int(cur) == peer {
+			n.leaderTail, n.leaderClaimed, n.contact = tail, true, r.step
+			return
+		}
+		// Stay with the current leader only if it has claimed office,
+		// is still heard, and outranks the newcomer.
+		if following && n.leaderClaimed && n.tr.Healthy(cur, r.now()) &&
+			policy.KeepLeadership(cur, n.leaderTail, policy.NodeID(peer), tail) {
+			return
+		}
+		r.follow(n, peer, tail, true)
+	case rolefsm.Leader:
+		if policy.KeepLeadership(n.id, n.tail, policy.NodeID(peer), tail) {
+			return
+		}
+		if r.transition(n, rolefsm.Replica, rolefsm.PeerLeaderObserved) {
+			r.follow(n, peer, tail, true)
+		}
+	}
+}
+
+// land completes n's write in flight, if the lease still holds.
+func (r *run) land(n *node) {
+	if !n.writing {
+		return
+	}
+	n.writing = false
+	if !r.cfg.knobs.unfenced && !n.c.Holds(n.lease) {
+		r.res.Fenced++
+		return
+	}
+	n.tail++
+	r.res.Appends++
+	if !n.leader || n.term != n.writeTerm {
+		r.res.StaleAppends++
+		r.violate(InvFencing, n.num, "an append of term %d landed after the node left office", n.writeTerm)
+	}
+}
+
+// act runs n's timers: a Candidate's election, a Replica's catch-up and
+// leader timeout, a Leader's next write.
+func (r *run) act(n *node) {
+	if !n.alive {
+		return
+	}
+	now := r.now()
+	switch n.c.Role() {
+	case rolefsm.Candidate:
+		if n.candidateAt == r.step || r.cfg.knobs.stuckCandidate {
+			return // it elects in the step after it stood
+		}
+		n.view = n.tr.Members(now, n.tail, n.view[:0])
+		out := r.cfg.Policy.Elect(n.id, n.view)
+		to, sig := out.Transition()
+		if !r.transition(n, to, sig) {
+			return
+		}
+		switch out.Result {
+		case policy.SelfWins:
+			n.lease = n.c.Lease()
+		case policy.PeerWins:
+			r.follow(n, int(out.Winner), 0, false)
+		default:
+			r.waitForLeader(n)
+		}
+	case rolefsm.Replica:
+		if n.leaderClaimed && n.tail < n.leaderTail {
+			n.tail = min(n.leaderTail, n.tail+catchUp)
+		}
+		_, following := n.tr.Leader()
+		if r.cfg.knobs.stuckReplica && !following {
+			return
+		}
+		if n.tr.LeaderLost(now) && r.transition(n, rolefsm.Candidate, rolefsm.MissedHeartbeats) {
+			n.candidateAt = r.step
+		}
+	case rolefsm.Leader:
+		if n.rng.Float64() < appendRate {
+			n.writing, n.writeTerm = true, n.term
+		}
+	}
+}
+
+// heartbeat sends n's heartbeat to every peer, if this is its step.
+func (r *run) heartbeat(n *node) {
+	if !n.alive || (r.step+n.phase)%r.hbSteps != 0 {
+		return
+	}
+	role := n.c.Role()
+	if role != rolefsm.Leader && role != rolefsm.Replica {
+		return
+	}
+	from := n.num - 1
+	for to := 0; to < r.n; to++ {
+		if to == from {
+			continue
+		}
+		k := from*r.n + to
+		if l := r.loss[k]; l > 0 && r.rng.Float64() < l {
+			continue
+		}
+		rtt := r.rtt[k]
+		oneWay := rtt/2 + time.Duration(r.rng.Int64N(int64(rtt/2)+1))
+		slot := (r.step + 1 + int(oneWay/r.cfg.Step)) % len(r.ring)
+		r.ring[slot] = append(r.ring[slot], msg{from: from, to: to, leader: role == rolefsm.Leader, tail: n.tail})
+	}
+}
+
+func (r *run) connected(i, j int) bool {
+	return !(r.parted && r.side[i] != r.side[j]) && !r.linkDown[i*r.n+j]
+}
+
+// checkStep checks the per-step invariants and counts leaders.
+func (r *run) checkStep() {
+	live := 0
+	for i := range r.nodes {
+		n := &r.nodes[i]
+		if !n.alive {
+			continue
+		}
+		switch n.c.Role() {
+		case rolefsm.Leader:
+			live++
+		case rolefsm.Candidate:
+			if n.candidateAt < r.step {
+				r.violate(InvCandidate, n.num, "Candidate since step %d", n.candidateAt)
+			}
+		case rolefsm.Replica:
+			if r.step-n.contact > r.timeoutSteps+1 {
+				r.violate(InvReplica, n.num, "no word from a leader since step %d", n.contact)
+				n.contact = r.step // report it once per timeout
+			}
+		}
+	}
+	r.res.Leaders[r.step] = uint8(live)
+
+	// Components: label each live node with the lowest index it
+	// reaches (n is small; a fixed-point pass is enough).
+	for i := range r.comp {
+		r.comp[i] = i
+	}
+	for changed := true; changed; {
+		changed = false
+		for i := 0; i < r.n; i++ {
+			for j := i + 1; j < r.n; j++ {
+				if r.nodes[i].alive && r.nodes[j].alive && r.connected(i, j) && r.connected(j, i) && r.comp[i] != r.comp[j] {
+					m := min(r.comp[i], r.comp[j])
+					r.comp[i], r.comp[j], changed = m, m, true
+				}
+			}
+		}
+	}
+	dual, leaderless := false, false
+	for c := 0; c < r.n; c++ {
+		leaders, active := 0, false
+		for i := range r.nodes {
+			n := &r.nodes[i]
+			if r.comp[i] != c || !n.alive {
+				continue
+			}
+			switch n.c.Role() {
+			case rolefsm.Leader:
+				leaders++
+				active = true
+			case rolefsm.Replica, rolefsm.Candidate:
+				active = true
+			}
+		}
+		if leaders > 1 {
+			dual = true
+		} else if active && leaders == 0 {
+			leaderless = true
+		}
+	}
+	if dual {
+		r.res.DualLeaderSteps++
+	}
+	if leaderless {
+		r.res.LeaderlessSteps++
+	}
+	switch {
+	case dual || leaderless:
+		r.res.Converged = -1
+		if r.step >= r.res.Settle {
+			what := "a component with no Leader"
+			if dual {
+				what = "a component with more than one Leader"
+			}
+			r.violate(InvSingleLeader, 0, "%s, %s after faults stopped", what, fmtTime(r.res.TimeOf(r.step-r.res.Calm)))
+		}
+	case r.res.Converged < 0 && r.step >= r.res.Calm:
+		r.res.Converged = r.step
+	}
+}
+
+func (r *run) finish() {
+	r.mix(uint64(r.res.Appends), uint64(r.res.Fenced), uint64(r.res.DualLeaderSteps), uint64(r.res.LeaderlessSteps))
+}
+
+func (r *run) violate(inv string, node int, format string, args ...any) {
+	r.res.add(Violation{Invariant: inv, Step: r.step, At: r.res.TimeOf(r.step), Node: node, Detail: fmt.Sprintf(format, args...)})
+}
+
+func (res *Result) add(v Violation) {
+	res.ViolationCount++
+	if len(res.Violations) < maxViolations {
+		res.Violations = append(res.Violations, v)
+	}
+}
+
+// FNV-1a over 64-bit words.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func (r *run) mix(words ...uint64) {
+	h := r.res.Digest
+	for _, w := range words {
+		for i := 0; i < 8; i++ {
+			h ^= w & 0xff
+			h *= fnvPrime
+			w >>= 8
+		}
+	}
+	r.res.Digest = h
+}
+
+func (r *run) printf(format string, args ...any) {
+	if r.twErr == nil {
+		_, r.twErr = fmt.Fprintf(r.trace, format, args...)
+	}
+}
+
+func fmtTime(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + "s"
+}

@@ -1,0 +1,138 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Sweep is what a run of many seeds did, summed.
+type Sweep struct {
+	Config Config // the normalised configuration; Seed is the first seed
+	Seeds  int    // seeds run: Config.Seed to Config.Seed+Seeds-1
+
+	// Violating holds the result of every seed that broke an invariant
+	// (reproducibility included), in seed order.
+	Violating []*Result
+
+	// Totals over all seeds.
+	Transitions, Elections, LeaderChanges, Thrash, Concessions int
+	DualLeaderSteps, LeaderlessSteps                            int
+	Appends, Fenced, StaleAppends                               int
+	// DualLeaderRuns counts the seeds with at least one dual-leader step.
+	DualLeaderRuns int
+	// NotConverged counts the seeds that never reached a single leader
+	// per component after faults stopped; MaxConvergence is the longest
+	// time from Calm to Converged among the others.
+	NotConverged   int
+	MaxConvergence time.Duration
+}
+
+// SweepOptions tune RunSweep.
+type SweepOptions struct {
+	// Workers run seeds in parallel (default GOMAXPROCS).
+	Workers int
+	// Progress, if not nil, is called after each completed seed with
+	// the number done and the number violating so far. Calls are
+	// serialised, on the workers' goroutines.
+	Progress func(done, violating int)
+}
+
+// RunSweep runs seeds seeds, from cfg.Seed on, each through Check (so
+// twice, to prove it reproducible). It stops early with ctx's error if
+// ctx is done. Every goroutine it starts has returned when it returns.
+func RunSweep(ctx context.Context, cfg Config, seeds int, opt SweepOptions) (*Sweep, error) {
+	norm, err := cfg.normalized()
+	if err != nil {
+		return nil, err
+	}
+	if seeds < 1 {
+		return nil, fmt.Errorf("%w: %d seeds, want at least 1", ErrConfig, seeds)
+	}
+	workers := opt.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	workers = min(workers, seeds)
+
+	results := make([]*Result, seeds)
+	var (
+		mu        sync.Mutex
+		next      int
+		done      int
+		violating int
+		firstErr  error
+		wg        sync.WaitGroup
+	)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				stop := i >= seeds || firstErr != nil
+				mu.Unlock()
+				if stop {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					mu.Lock()
+					firstErr = errors.Join(firstErr, err)
+					mu.Unlock()
+					return
+				}
+				c := cfg
+				c.Seed = cfg.Seed + uint64(i)
+				res, err := Check(c, nil)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				results[i] = res
+				done++
+				if res != nil && !res.OK() {
+					violating++
+				}
+				if opt.Progress != nil {
+					opt.Progress(done, violating)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+
+	s := &Sweep{Config: norm, Seeds: seeds}
+	for _, r := range results {
+		s.Transitions += r.Transitions
+		s.Elections += r.Elections
+		s.LeaderChanges += r.LeaderChanges
+		s.Thrash += r.Thrash
+		s.Concessions += r.Concessions
+		s.DualLeaderSteps += r.DualLeaderSteps
+		s.LeaderlessSteps += r.LeaderlessSteps
+		s.Appends += r.Appends
+		s.Fenced += r.Fenced
+		s.StaleAppends += r.StaleAppends
+		if r.DualLeaderSteps > 0 {
+			s.DualLeaderRuns++
+		}
+		if r.Converged < 0 {
+			s.NotConverged++
+		} else if d := r.TimeOf(r.Converged - r.Calm); d > s.MaxConvergence {
+			s.MaxConvergence = d
+		}
+		if !r.OK() {
+			s.Violating = append(s.Violating, r)
+		}
+	}
+	return s, nil
+}
