@@ -20,8 +20,8 @@ type Sweep struct {
 
 	// Totals over all seeds.
 	Transitions, Elections, LeaderChanges, Thrash, Concessions int
-	DualLeaderSteps, LeaderlessSteps                            int
-	Appends, Fenced, StaleAppends                               int
+	DualLeaderSteps, LeaderlessSteps                           int
+	Appends, Fenced, StaleAppends                              int
 	// DualLeaderRuns counts the seeds with at least one dual-leader step.
 	DualLeaderRuns int
 	// NotConverged counts the seeds that never reached a single leader
