@@ -91,9 +91,33 @@ type Result struct {
 	Violations     []Violation
 	ViolationCount int
 
+	// Final is each node's state at the end of the run, node 1 first.
+	Final []NodeState
+
 	// Digest is a hash of the trace: every fault and every committed
 	// transition with its step and node.
 	Digest uint64
+
+	bySignal [11]int // by Signal, 1 to 10
+}
+
+// NodeState is one node at the end of a run.
+type NodeState struct {
+	Alive   bool
+	Role    rolefsm.Role
+	Tail    uint64
+	Follows int // the node it follows as leader (1-based), or 0
+	// Stats are its coordinator's counters (of its latest process, if
+	// it was revived).
+	Stats rolefsm.Stats
+}
+
+// Count returns how many transitions committed under sig.
+func (r *Result) Count(sig rolefsm.Signal) int {
+	if !sig.Valid() {
+		return 0
+	}
+	return r.bySignal[sig]
 }
 
 // OK reports whether the run broke no invariant.
@@ -363,6 +387,7 @@ func (r *run) observe(n *node, rec rolefsm.Record) {
 	n.role, n.seq = rec.To, rec.Seq
 	res := &r.res
 	res.Transitions++
+	res.bySignal[rec.Signal]++
 	switch rec.Signal {
 	case rolefsm.MissedHeartbeats:
 		res.Thrash++
@@ -534,7 +559,7 @@ func (r *run) heartbeat(n *node) {
 }
 
 func (r *run) connected(i, j int) bool {
-	return !(r.parted && r.side[i] != r.side[j]) && !r.linkDown[i*r.n+j]
+	return (!r.parted || r.side[i] == r.side[j]) && !r.linkDown[i*r.n+j]
 }
 
 // checkStep checks the per-step invariants and counts leaders.
@@ -621,6 +646,14 @@ func (r *run) checkStep() {
 }
 
 func (r *run) finish() {
+	for i := range r.nodes {
+		n := &r.nodes[i]
+		st := NodeState{Alive: n.alive, Role: n.c.Role(), Tail: n.tail, Stats: n.c.Stats()}
+		if id, ok := n.tr.Leader(); ok && st.Role == rolefsm.Replica {
+			st.Follows = int(id)
+		}
+		r.res.Final = append(r.res.Final, st)
+	}
 	r.mix(uint64(r.res.Appends), uint64(r.res.Fenced), uint64(r.res.DualLeaderSteps), uint64(r.res.LeaderlessSteps))
 }
 
@@ -628,10 +661,10 @@ func (r *run) violate(inv string, node int, format string, args ...any) {
 	r.res.add(Violation{Invariant: inv, Step: r.step, At: r.res.TimeOf(r.step), Node: node, Detail: fmt.Sprintf(format, args...)})
 }
 
-func (res *Result) add(v Violation) {
-	res.ViolationCount++
-	if len(res.Violations) < maxViolations {
-		res.Violations = append(res.Violations, v)
+func (r *Result) add(v Violation) {
+	r.ViolationCount++
+	if len(r.Violations) < maxViolations {
+		r.Violations = append(r.Violations, v)
 	}
 }
 

@@ -1,0 +1,53 @@
+package sim
+
+import (
+	"context"
+	"testing"
+)
+
+// BenchmarkSweep1000 is the goal: 1000 seeds × 5 nodes × 400
+// steps with every fault kind, across GOMAXPROCS workers, each seed run
+// twice to prove it reproducible. One op is the whole sweep.
+func BenchmarkSweep1000(b *testing.B) {
+	cfg := Config{Seed: 1, Faults: AllFaults}
+	for i := 0; i < b.N; i++ {
+		s, err := RunSweep(context.Background(), cfg, 1000, SweepOptions{})
+		if err != nil || len(s.Violating) > 0 {
+			b.Fatal(err, s.Violating)
+		}
+	}
+}
+
+// BenchmarkRun is one seed: 5 nodes, 400 steps, every fault kind; the
+// allocations are the per-run setup (five Coordinators and their
+// looplab machines) and the transitions' own.
+func BenchmarkRun(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := Run(Config{Seed: uint64(i), Faults: AllFaults}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStep is one step of a settled 5-node cluster (heartbeats,
+// catch-up, appends, invariant checks): the hot loop.
+func BenchmarkStep(b *testing.B) {
+	cfg, err := Config{Steps: 200 + b.N}.normalized()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := newRun(cfg, nil)
+	if err := r.start(); err != nil {
+		b.Fatal(err)
+	}
+	for r.step = 0; r.step < 200; r.step++ {
+		r.tick()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r.tick()
+		r.step++
+	}
+}
