@@ -23,6 +23,20 @@ var goldenFiles = map[string]string{
 	"json":     "matrix.json",
 }
 
+// checkGolden compares got with testdata/file, or rewrites the file
+// under -update.
+func checkGolden(t *testing.T, file, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", file)
+	if *update {
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "run go test ./cmd/rolefsm -update to create %s", path)
+	assert.Equal(t, string(want), got, "output differs from %s (go test ./cmd/rolefsm -update to accept)", path)
+}
+
 // TestMatrixFormatsGolden checks each -format against its golden file
 // in testdata/; run with -update to rewrite them after a deliberate
 // change.
@@ -32,14 +46,7 @@ func TestMatrixFormatsGolden(t *testing.T) {
 		code, out, errOut := runCLI("", "matrix", "-format", format)
 		require.Equal(t, 0, code, format)
 		require.Empty(t, errOut, format)
-		path := filepath.Join("testdata", file)
-		if *update {
-			require.NoError(t, os.WriteFile(path, []byte(out), 0o644))
-			continue
-		}
-		want, err := os.ReadFile(path)
-		require.NoError(t, err, "run go test ./cmd/rolefsm -update to create %s", path)
-		assert.Equal(t, string(want), out, "%s differs from %s (go test ./cmd/rolefsm -update to accept)", format, path)
+		checkGolden(t, file, out)
 	}
 	// The default format is the table.
 	_, def, _ := runCLI("", "matrix")

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rolefsm/rolefsm/policy"
+	"github.com/rolefsm/rolefsm/sim"
+)
+
+// TestSimGolden pins the README's first command: its timeline and
+// summary for seed 1 (go test ./cmd/rolefsm -update after a deliberate
+// change to the simulator).
+func TestSimGolden(t *testing.T) {
+	code, out, errOut := runCLI("", "sim")
+	require.Equal(t, 0, code, errOut)
+	assert.Empty(t, errOut)
+	checkGolden(t, "sim-seed1.txt", out)
+
+	_, again, _ := runCLI("", "sim", "-seed", "1", "-nodes", "5", "-steps", "400", "-faults", "all", "-policy", "tail")
+	assert.Equal(t, out, again, "the defaults are seed 1, 5 nodes, 400 steps, all faults, tail")
+}
+
+func TestSimQuietPrintsTheSummaryOnly(t *testing.T) {
+	code, out, _ := runCLI("", "sim", "-q", "-seed", "5", "-policy", "upstream", "-faults", "partition,loss")
+	require.Equal(t, 0, code)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 7, out)
+	assert.Equal(t, "seed 5 · 5 nodes · 400 steps of 50ms (20.00s) · policy upstream · faults partition,loss until 15.00s", lines[0])
+	assert.True(t, strings.HasPrefix(lines[1], "leaders per 500ms:  "), lines[1])
+	assert.Len(t, strings.TrimPrefix(lines[1], "leaders per 500ms:  "), 40, "one character per 0.5 s of 20 s")
+	assert.True(t, strings.HasPrefix(lines[6], "invariants:        ok ("), lines[6])
+}
+
+func TestSimSweep(t *testing.T) {
+	code, out, errOut := runCLI("", "sim", "-sweep", "20", "-seed", "50", "-policy", "tail,upstream", "-workers", "2")
+	require.Equal(t, 0, code, out+errOut)
+	assert.Contains(t, out, "sweep of 20 seeds (50 to 69) · 5 nodes · 400 steps of 50ms · faults partition,kill,disk,close,loss until step 300 · each seed run twice\n")
+	assert.Regexp(t, `(?m)^policy +tail +upstream$`, out)
+	assert.Regexp(t, `(?m)^violating seeds +0 +0$`, out)
+	assert.Regexp(t, `(?m)^stale appends +0 +0$`, out)
+	assert.Contains(t, errOut, "sweep tail: 20/20 seeds, 0 violating\n")
+	assert.Contains(t, errOut, "sweep upstream: 2/20 seeds, 0 violating\n", "progress every tenth")
+	assert.Regexp(t, `sweep: 20 seeds × 2 policies in \S+\n$`, errOut)
+
+	// The sweep's table is the same whatever the worker count.
+	_, one, _ := runCLI("", "sim", "-sweep", "20", "-seed", "50", "-policy", "tail,upstream", "-workers", "1")
+	assert.Equal(t, out, one)
+}
+
+func TestSimUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-faults", "fire"}, `sim: unknown fault "fire"`},
+		{[]string{"-policy", "raft"}, `policy: unknown election policy "raft"`},
+		{[]string{"-policy", "tail,upstream"}, "a single run takes one policy; compare them with -sweep"},
+		{[]string{"-nodes", "65"}, "sim: bad configuration: nodes 65, want 1 to 64"},
+		{[]string{"-steps", "-1"}, "sim: bad configuration: steps -1"},
+		{[]string{"-heartbeat", "-1s"}, "policy: bad heartbeat configuration"},
+		{[]string{"-miss", "-2"}, "policy: bad heartbeat configuration"},
+		{[]string{"-sweep", "-3"}, "-sweep -3: want a number of seeds"},
+		{[]string{"-sweep", "5", "-nodes", "0", "-steps", "99999999"}, "sim: bad configuration: steps 99999999"},
+		{[]string{"extra"}, "usage: rolefsm sim"},
+		{[]string{"-bogus"}, "flag provided but not defined: -bogus"},
+	} {
+		code, out, errOut := runCLI("", append([]string{"sim"}, tc.args...)...)
+		assert.Equal(t, 2, code, "%v", tc.args)
+		assert.Empty(t, out, "%v", tc.args)
+		assert.Contains(t, errOut, tc.msg, "%v", tc.args)
+	}
+	code, out, _ := runCLI("", "sim", "-h")
+	assert.Equal(t, 0, code)
+	assert.Empty(t, out)
+}
+
+// TestReproduceRunsTheSameSeed: the command a violation prints runs the
+// same simulation again.
+func TestReproduceRunsTheSameSeed(t *testing.T) {
+	hb, err := policy.NewHeartbeat(0, 4)
+	require.NoError(t, err)
+	cfg := sim.Config{Seed: 77, Nodes: 7, Steps: 300, Faults: sim.Kill | sim.Loss, Policy: policy.Upstream, Heartbeat: hb}
+	line := reproduce(cfg)
+	assert.Equal(t, "rolefsm sim -seed 77 -nodes 7 -steps 300 -faults kill,loss -policy upstream -heartbeat 500ms -miss 4", line)
+
+	args := strings.Fields(line)[1:]
+	code, out, _ := runCLI("", args...)
+	require.Equal(t, 0, code)
+	var want strings.Builder
+	res, err := sim.Run(cfg, &want)
+	require.NoError(t, err)
+	require.True(t, res.OK())
+	assert.True(t, strings.HasPrefix(out, want.String()), "the same timeline")
+}
+
+func TestLeaderStrip(t *testing.T) {
+	assert.Equal(t, ".12+", leaderStrip([]uint8{0, 0, 1, 0, 2, 1, 12}, 2))
+	assert.Equal(t, "..", leaderStrip([]uint8{0, 0}, 0))
+	assert.Equal(t, "", leaderStrip(nil, 10))
+}
