@@ -12,4 +12,9 @@
 // declaration, reads its role without a lock, counts what it did
 // ([Coordinator.Stats]) and reports every attempt to observers and to an
 // optional slog audit logger.
+//
+// Around the matrix, package policy holds the runtime rules that pick
+// the signals (heartbeat timeout, elections, the dual-leader tiebreak,
+// disk pressure), and package sim drives them over a deterministic
+// simulated cluster of Coordinators to show that the roles converge.
 package rolefsm

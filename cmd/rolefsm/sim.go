@@ -179,7 +179,7 @@ func runSweep(ctx context.Context, cfg sim.Config, policies []policy.Policy, see
 				r.Config.Seed, r.Config.Policy.Name(), r.ViolationCount, r.Violations[0], reproduce(r.Config))
 		}
 	}
-	fmt.Fprintf(stderr, "sweep: %d seeds × %d policies in %v\n", seeds, len(sweeps), elapsed.Round(time.Millisecond))
+	fmt.Fprintf(stderr, "sweep: %d seeds × %d %s in %v\n", seeds, len(sweeps), plural(len(sweeps), "policy", "policies"), elapsed.Round(time.Millisecond))
 	return code
 }
 
@@ -213,3 +213,10 @@ func leaderStrip(leaders []uint8, bucket int) string {
 }
 
 func fmtDur(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
