@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sort"
 	"sync"
 	"time"
 )
@@ -15,7 +16,8 @@ type Sweep struct {
 	Seeds  int    // seeds run: Config.Seed to Config.Seed+Seeds-1
 
 	// Violating holds the result of every seed that broke an invariant
-	// (reproducibility included), in seed order.
+	// (reproducibility included), in seed order, without Leaders and
+	// Final, so that memory stays small: Run the seed for those.
 	Violating []*Result
 
 	// Totals over all seeds.
@@ -58,14 +60,13 @@ func RunSweep(ctx context.Context, cfg Config, seeds int, opt SweepOptions) (*Sw
 	}
 	workers = min(workers, seeds)
 
-	results := make([]*Result, seeds)
+	s := &Sweep{Config: norm, Seeds: seeds}
 	var (
-		mu        sync.Mutex
-		next      int
-		done      int
-		violating int
-		firstErr  error
-		wg        sync.WaitGroup
+		mu       sync.Mutex
+		next     int
+		done     int
+		firstErr error
+		wg       sync.WaitGroup
 	)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -90,16 +91,14 @@ func RunSweep(ctx context.Context, cfg Config, seeds int, opt SweepOptions) (*Sw
 				c.Seed = cfg.Seed + uint64(i)
 				res, err := Check(c, nil)
 				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
+				if err != nil {
+					firstErr = errors.Join(firstErr, err)
+				} else {
+					s.add(res)
 				}
-				results[i] = res
 				done++
-				if res != nil && !res.OK() {
-					violating++
-				}
 				if opt.Progress != nil {
-					opt.Progress(done, violating)
+					opt.Progress(done, len(s.Violating))
 				}
 				mu.Unlock()
 			}
@@ -109,30 +108,34 @@ func RunSweep(ctx context.Context, cfg Config, seeds int, opt SweepOptions) (*Sw
 	if firstErr != nil {
 		return nil, firstErr
 	}
-
-	s := &Sweep{Config: norm, Seeds: seeds}
-	for _, r := range results {
-		s.Transitions += r.Transitions
-		s.Elections += r.Elections
-		s.LeaderChanges += r.LeaderChanges
-		s.Thrash += r.Thrash
-		s.Concessions += r.Concessions
-		s.DualLeaderSteps += r.DualLeaderSteps
-		s.LeaderlessSteps += r.LeaderlessSteps
-		s.Appends += r.Appends
-		s.Fenced += r.Fenced
-		s.StaleAppends += r.StaleAppends
-		if r.DualLeaderSteps > 0 {
-			s.DualLeaderRuns++
-		}
-		if r.Converged < 0 {
-			s.NotConverged++
-		} else if d := r.TimeOf(r.Converged - r.Calm); d > s.MaxConvergence {
-			s.MaxConvergence = d
-		}
-		if !r.OK() {
-			s.Violating = append(s.Violating, r)
-		}
-	}
+	// Workers finish seeds in any order; the report does not.
+	sort.Slice(s.Violating, func(i, j int) bool { return s.Violating[i].Config.Seed < s.Violating[j].Config.Seed })
 	return s, nil
+}
+
+// add counts one seed's result in, keeping it only if it violated an
+// invariant: memory stays flat however many seeds run.
+func (s *Sweep) add(r *Result) {
+	s.Transitions += r.Transitions
+	s.Elections += r.Elections
+	s.LeaderChanges += r.LeaderChanges
+	s.Thrash += r.Thrash
+	s.Concessions += r.Concessions
+	s.DualLeaderSteps += r.DualLeaderSteps
+	s.LeaderlessSteps += r.LeaderlessSteps
+	s.Appends += r.Appends
+	s.Fenced += r.Fenced
+	s.StaleAppends += r.StaleAppends
+	if r.DualLeaderSteps > 0 {
+		s.DualLeaderRuns++
+	}
+	if r.Converged < 0 {
+		s.NotConverged++
+	} else if d := r.TimeOf(r.Converged - r.Calm); d > s.MaxConvergence {
+		s.MaxConvergence = d
+	}
+	if !r.OK() {
+		r.Leaders, r.Final = nil, nil // Run the seed again for those
+		s.Violating = append(s.Violating, r)
+	}
 }
