@@ -183,6 +183,7 @@ type knobs struct {
 	stuckReplica   bool // a Replica that follows nobody never times out
 	stuckCandidate bool // a Candidate does not run its election
 	wrongDisk      bool // withdraw under DiskPressureWithdraw whatever the role
+	quietLeaders   bool // leaders never append
 }
 
 // ErrConfig is matched by every configuration error.

@@ -438,8 +438,13 @@ func (r *run) deliver() {
 		from := &r.nodes[m.from]
 		to.tr.Heard(from.id, now, m.tail, m.leader)
 		_ = to.tr.SampleRTT(from.id, r.rtt[m.from*r.n+m.to]) // never negative
-		if m.leader {
+		switch cur, following := to.tr.Leader(); {
+		case m.leader:
 			r.leaderHeard(to, from.num, m.tail)
+		case following && int(cur) == from.num:
+			// Its leader speaks as a Replica: it has left office, so
+			// the next claim from anyone is followed at once.
+			to.leaderClaimed = false
 		}
 	}
 	r.ring[slot] = r.ring[slot][:0]
@@ -454,9 +459,9 @@ func (r *run) leaderHeard(n *node, peer int, tail uint64) {
 			n.leaderTail, n.leaderClaimed, n.contact = tail, true, r.step
 			return
 		}
-		// Stay with the current leader only if it has claimed office,
-		// is still heard, and outranks the newcomer.
-		if following && n.leaderClaimed && n.tr.Healthy(cur, r.now()) &&
+		// Stay with the current leader only if its claim to office is
+		// fresh and it outranks the newcomer.
+		if following && n.leaderClaimed && !n.tr.LeaderLost(r.now()) &&
 			policy.KeepLeadership(cur, n.leaderTail, policy.NodeID(peer), tail) {
 			return
 		}
@@ -527,7 +532,7 @@ func (r *run) act(n *node) {
 			n.candidateAt = r.step
 		}
 	case rolefsm.Leader:
-		if n.rng.Float64() < appendRate {
+		if n.rng.Float64() < appendRate && !r.cfg.knobs.quietLeaders {
 			n.writing, n.writeTerm = true, n.term
 		}
 	}

@@ -297,3 +297,25 @@ func TestViolationString(t *testing.T) {
 	v.Node = 0
 	assert.Contains(t, v.String(), "(step 31, cluster)")
 }
+
+// TestUpstreamTiebreakDriftsWhileBothLeadersAppend pins a finding of
+// bench/sim-grid.sh: two leaders that both append each compare their
+// own live tail with the other's tail as of its last heartbeat, so both
+// can keep office for more than one heartbeat round. Seed 97 on three
+// nodes: n1 withdraws just before faults stop, n2 and n3 elect
+// themselves, and stay leaders 1.15 s, past Settle. With leaders that do
+// not append, the same run converges within the first exchange.
+func TestUpstreamTiebreakDriftsWhileBothLeadersAppend(t *testing.T) {
+	hb, err := policy.NewHeartbeat(0, 2)
+	require.NoError(t, err)
+	cfg := Config{Seed: 97, Nodes: 3, Heartbeat: hb, Policy: policy.Upstream, Faults: AllFaults}
+	res, err := Run(cfg, nil)
+	require.NoError(t, err)
+	require.False(t, res.OK())
+	assert.Equal(t, []string{InvSingleLeader, InvSingleLeader, InvSingleLeader, InvSingleLeader}, invariantsOf(res))
+
+	cfg.knobs.quietLeaders = true
+	res, err = Run(cfg, nil)
+	require.NoError(t, err)
+	assert.True(t, res.OK(), "%v", res.Violations)
+}
