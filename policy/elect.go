@@ -85,6 +85,9 @@ type Policy interface {
 // It is kept for parity with upstream.
 var Upstream Policy = upstream{}
 
+// Elect is upstream's elect(): Upstream.Elect.
+func Elect(self NodeID, members []Member) Outcome { return Upstream.Elect(self, members) }
+
 // HighestTail orders the eligible members by tail (highest first), then
 // node id ascending. It does not depend on who runs it: nodes with the
 // same view of health and tails pick the same leader, and the winner is

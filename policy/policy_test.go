@@ -23,7 +23,7 @@ func TestNewHeartbeat(t *testing.T) {
 		wantN     int
 		wantTO    time.Duration
 	}{
-		{"defaults", 0, 0, 500 * time.Millisecond, 1, 500 * time.Millisecond},
+		{"interval 0 is the default, threshold 0 counts as 1", 0, 0, 500 * time.Millisecond, 1, 500 * time.Millisecond},
 		{"upstream default", 500 * time.Millisecond, 3, 500 * time.Millisecond, 3, 1500 * time.Millisecond},
 		{"threshold 0 clamps to 1", 200 * time.Millisecond, 0, 200 * time.Millisecond, 1, 200 * time.Millisecond},
 		{"below the minimum is raised", 10 * time.Millisecond, 3, 100 * time.Millisecond, 3, 300 * time.Millisecond},

@@ -87,8 +87,8 @@ func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer) int
 	if !quiet {
 		fmt.Fprintln(out)
 	}
-	fmt.Fprintf(out, "seed %d · %d nodes · %d steps of %v (%s) · policy %s · faults %v",
-		c.Seed, c.Nodes, c.Steps, c.Step, fmtDur(res.TimeOf(c.Steps)), c.Policy.Name(), c.Faults)
+	fmt.Fprintf(out, "seed %d · %d %s · %d steps of %v (%s) · policy %s · faults %v",
+		c.Seed, c.Nodes, plural(c.Nodes, "node", "nodes"), c.Steps, c.Step, fmtDur(res.TimeOf(c.Steps)), c.Policy.Name(), c.Faults)
 	if res.Calm > 0 {
 		fmt.Fprintf(out, " until %s", fmtDur(res.TimeOf(res.Calm)))
 	}
@@ -99,12 +99,15 @@ func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer) int
 		res.Transitions, res.Elections, res.LeaderChanges, res.Thrash, res.Concessions)
 	fmt.Fprintf(out, "dual-leader steps: %d of %d; leaderless steps: %d\n", res.DualLeaderSteps, c.Steps, res.LeaderlessSteps)
 	fmt.Fprintf(out, "appends:           %d landed, %d fenced by a lost lease, %d stale\n", res.Appends, res.Fenced, res.StaleAppends)
-	conv := "never"
+	conv := "one leader per component: not reached"
 	if res.Converged >= 0 {
-		conv = fmtDur(res.TimeOf(res.Converged))
+		conv = "one leader per component from " + fmtDur(res.TimeOf(res.Converged))
 	}
-	fmt.Fprintf(out, "faults stopped:    %s; one leader per component from %s; checked from %s\n",
-		fmtDur(res.TimeOf(res.Calm)), conv, fmtDur(res.TimeOf(res.Settle)))
+	checked := "checked from " + fmtDur(res.TimeOf(res.Settle))
+	if res.Settle >= c.Steps {
+		checked = "not checked: the run ends before " + fmtDur(res.TimeOf(res.Settle))
+	}
+	fmt.Fprintf(out, "faults stopped:    %s; %s; %s\n", fmtDur(res.TimeOf(res.Calm)), conv, checked)
 	if res.OK() {
 		fmt.Fprintf(out, "invariants:        ok (%s)\n", strings.Join(invariants, ", "))
 		return exitOK

@@ -102,3 +102,10 @@ func TestLeaderStrip(t *testing.T) {
 	assert.Equal(t, "..", leaderStrip([]uint8{0, 0}, 0))
 	assert.Equal(t, "", leaderStrip(nil, 10))
 }
+
+func TestSimSaysWhenARunIsTooShortToCheck(t *testing.T) {
+	code, out, _ := runCLI("", "sim", "-q", "-steps", "40", "-nodes", "1")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, "seed 1 · 1 node · 40 steps")
+	assert.Contains(t, out, "faults stopped:    1.50s; one leader per component from 1.55s; not checked: the run ends before 3.70s\n")
+}
