@@ -140,6 +140,7 @@ func TestElectUpstream(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := append([]Member(nil), tc.members...)
 			assert.Equal(t, tc.want, Upstream.Elect(tc.self, tc.members))
+			assert.Equal(t, tc.want, Elect(tc.self, tc.members), "Elect is Upstream.Elect")
 			assert.Equal(t, before, tc.members, "Elect must not modify the view")
 		})
 	}
