@@ -90,6 +90,9 @@ type Result struct {
 
 	Violations     []Violation
 	ViolationCount int
+	// ByInvariant counts the violations of each invariant by name; it
+	// is nil when there are none.
+	ByInvariant map[string]int
 
 	// Final is each node's state at the end of the run, node 1 first.
 	Final []NodeState
@@ -549,8 +552,8 @@ func (r *run) heartbeat(n *node) {
 	}
 	from := n.num - 1
 	for to := 0; to < r.n; to++ {
-		if to == from {
-			continue
+		if to == from || !r.connected(from, to) {
+			continue // a partition drops it at once; one that forms later drops it on arrival
 		}
 		k := from*r.n + to
 		if l := r.loss[k]; l > 0 && r.rng.Float64() < l {
@@ -668,6 +671,10 @@ func (r *run) violate(inv string, node int, format string, args ...any) {
 
 func (r *Result) add(v Violation) {
 	r.ViolationCount++
+	if r.ByInvariant == nil {
+		r.ByInvariant = make(map[string]int)
+	}
+	r.ByInvariant[v.Invariant]++
 	if len(r.Violations) < maxViolations {
 		r.Violations = append(r.Violations, v)
 	}
