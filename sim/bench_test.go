@@ -51,3 +51,21 @@ func BenchmarkStep(b *testing.B) {
 		r.step++
 	}
 }
+
+// BenchmarkBaselineSetup is what every run pays before its first step:
+// five Coordinators (each a looplab machine) and five Trackers, and the
+// five CapabilitySelected commits. BenchmarkRun against it is the cost
+// of the 400 steps.
+func BenchmarkBaselineSetup(b *testing.B) {
+	cfg, err := Config{Seed: 1, Faults: AllFaults}.normalized()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		r := newRun(cfg, nil)
+		if err := r.start(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
