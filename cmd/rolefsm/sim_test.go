@@ -109,3 +109,20 @@ func TestSimSaysWhenARunIsTooShortToCheck(t *testing.T) {
 	assert.Contains(t, out, "seed 1 · 1 node · 40 steps")
 	assert.Contains(t, out, "faults stopped:    1.50s; one leader per component from 1.55s; not checked: the run ends before 3.70s\n")
 }
+
+// TestSimExitsOneOnAViolation uses a configuration bench/sim-grid.sh
+// shows failing: a miss threshold of 1 under upstream's election.
+func TestSimExitsOneOnAViolation(t *testing.T) {
+	args := []string{"sim", "-q", "-seed", "1", "-miss", "1", "-policy", "upstream"}
+	code, out, _ := runCLI("", args...)
+	require.Equal(t, 1, code, out)
+	assert.Regexp(t, `(?m)^invariants:        VIOLATED \(\d+\)$`, out)
+	assert.Regexp(t, `(?m)^  single-leader at \S+ \(step \d+, cluster\): a component with more than one Leader`, out)
+	assert.Contains(t, out, "reproduce with:    rolefsm sim -seed 1 -nodes 5 -steps 400 -faults partition,kill,disk,close,loss -policy upstream -heartbeat 500ms -miss 1\n")
+
+	code, out, _ = runCLI("", "sim", "-sweep", "5", "-miss", "1", "-policy", "tail,upstream")
+	require.Equal(t, 1, code, out)
+	assert.Regexp(t, `(?m)^violating seeds +0 +[1-5]$`, out)
+	assert.Contains(t, out, "\nseed 1 (policy upstream): ")
+	assert.Contains(t, out, "  reproduce with: rolefsm sim -seed 1 -nodes 5 -steps 400 -faults partition,kill,disk,close,loss -policy upstream -heartbeat 500ms -miss 1\n")
+}
