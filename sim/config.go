@@ -184,6 +184,7 @@ type knobs struct {
 	stuckCandidate bool // a Candidate does not run its election
 	wrongDisk      bool // withdraw under DiskPressureWithdraw whatever the role
 	quietLeaders   bool // leaders never append
+	strictSettle   bool // Settle as the issue wrote it: timeout plus one election step
 }
 
 // ErrConfig is matched by every configuration error.

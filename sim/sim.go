@@ -308,6 +308,9 @@ func newRun(cfg Config, trace io.Writer) *run {
 	}
 	r.res.Calm = calm
 	r.res.Settle = calm + r.timeoutSteps + 1 + r.hbSteps + r.maxDelay
+	if cfg.knobs.strictSettle {
+		r.res.Settle = calm + r.timeoutSteps + 1
+	}
 	return r
 }
 
