@@ -81,5 +81,9 @@ const maxDuration = time.Duration(1<<63 - 1)
 // lost at now: now - lastSeen >= Timeout. Time is passed in; the rule
 // never reads a clock.
 func (h Heartbeat) Silent(lastSeen, now time.Time) bool {
-	return now.Sub(lastSeen) >= h.Timeout()
+	return h.Expired(now.Sub(lastSeen))
 }
+
+// Expired reports whether a silence that has lasted d means the peer is
+// lost: d >= Timeout.
+func (h Heartbeat) Expired(d time.Duration) bool { return d >= h.Timeout() }

@@ -37,7 +37,7 @@ func BenchmarkStep(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := newRun(cfg, nil)
+	r := newRun(cfg, nil, hooks{})
 	if err := r.start(); err != nil {
 		b.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func BenchmarkBaselineSetup(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		r := newRun(cfg, nil)
+		r := newRun(cfg, nil, hooks{})
 		if err := r.start(); err != nil {
 			b.Fatal(err)
 		}

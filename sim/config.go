@@ -97,7 +97,7 @@ func ParseFaults(s string) (Faults, error) {
 // EventKind is the kind of a scripted fault event.
 type EventKind uint8
 
-// The scripted events. Node and Peer are node numbers, 1 to Nodes.
+// The scripted events. Node and Peer are node ids, 1 to Nodes.
 const (
 	// Cut splits the cluster: the nodes in Side on one side, the rest
 	// on the other. It replaces any partition in force.
@@ -140,9 +140,9 @@ func (k EventKind) String() string {
 type Event struct {
 	Step int
 	Kind EventKind
-	Node int
-	Peer int
-	Side []int
+	Node policy.NodeID
+	Peer policy.NodeID
+	Side []policy.NodeID
 	Rate float64
 }
 
@@ -172,19 +172,6 @@ type Config struct {
 	// random ones. Faults stop after the later of FaultsUntil (if any
 	// random fault is enabled) and the last scripted step.
 	Script []Event
-
-	// knobs re-create upstream defects, so that tests can show each
-	// invariant catching them.
-	knobs knobs
-}
-
-type knobs struct {
-	unfenced       bool // append without checking the lease
-	stuckReplica   bool // a Replica that follows nobody never times out
-	stuckCandidate bool // a Candidate does not run its election
-	wrongDisk      bool // withdraw under DiskPressureWithdraw whatever the role
-	quietLeaders   bool // leaders never append
-	strictSettle   bool // Settle as the issue wrote it: timeout plus one election step
 }
 
 // ErrConfig is matched by every configuration error.
@@ -242,8 +229,8 @@ func (c Config) normalized() (Config, error) {
 }
 
 func (e Event) check(nodes, steps int) error {
-	node := func(n int) error {
-		if n < 1 || n > nodes {
+	node := func(n policy.NodeID) error {
+		if n < 1 || n > policy.NodeID(nodes) {
 			return fmt.Errorf("node %d, want 1 to %d", n, nodes)
 		}
 		return nil
@@ -256,7 +243,7 @@ func (e Event) check(nodes, steps int) error {
 		if len(e.Side) == 0 || len(e.Side) >= nodes {
 			return fmt.Errorf("side of %d nodes, want 1 to %d", len(e.Side), nodes-1)
 		}
-		seen := make(map[int]bool, len(e.Side))
+		seen := make(map[policy.NodeID]bool, len(e.Side))
 		for _, n := range e.Side {
 			if err := node(n); err != nil {
 				return err

@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/policy"
 )
 
@@ -34,11 +33,11 @@ func (r *run) injectFaults() {
 func (r *run) randomFault() {
 	kind := r.faults[r.rng.IntN(len(r.faults))]
 	end := min(r.step+minFault+r.rng.IntN(spanFault), r.cfg.FaultsUntil)
-	pick := func(ok func(n *node) bool) int {
+	pick := func(ok func(n *node) bool) policy.NodeID {
 		start := r.rng.IntN(r.n)
 		for k := 0; k < r.n; k++ {
 			if i := (start + k) % r.n; ok(&r.nodes[i]) {
-				return i + 1
+				return policy.NodeID(i + 1)
 			}
 		}
 		return 0
@@ -51,10 +50,10 @@ func (r *run) randomFault() {
 		}
 		// A random proper, non-empty side: a bit mask over the nodes.
 		mask := 1 + r.rng.Uint64N(1<<r.n-2)
-		side := make([]int, 0, r.n)
+		side := make([]policy.NodeID, 0, r.n)
 		for i := 0; i < r.n; i++ {
 			if mask&(1<<i) != 0 {
-				side = append(side, i+1)
+				side = append(side, policy.NodeID(i+1))
 			}
 		}
 		start, stop = Event{Kind: Cut, Side: side}, Event{Kind: Heal}
@@ -86,8 +85,8 @@ func (r *run) randomFault() {
 			return
 		}
 		rate := 0.5 + r.rng.Float64()/2
-		start = Event{Kind: Lossy, Node: from + 1, Peer: to + 1, Rate: rate}
-		stop = Event{Kind: Lossy, Node: from + 1, Peer: to + 1}
+		start = Event{Kind: Lossy, Node: policy.NodeID(from + 1), Peer: policy.NodeID(to + 1), Rate: rate}
+		stop = Event{Kind: Lossy, Node: policy.NodeID(from + 1), Peer: policy.NodeID(to + 1)}
 	}
 	r.apply(start)
 	stop.Step = end
@@ -117,11 +116,11 @@ func (r *run) apply(e Event) {
 	case Heal:
 		r.parted = false
 	case LinkDown, LinkUp:
-		a, b := e.Node-1, e.Peer-1
+		a, b := int(e.Node-1), int(e.Peer-1)
 		r.linkDown[a*r.n+b] = e.Kind == LinkDown
 		r.linkDown[b*r.n+a] = e.Kind == LinkDown
 	case Lossy:
-		r.loss[(e.Node-1)*r.n+e.Peer-1] = e.Rate
+		r.loss[int(e.Node-1)*r.n+int(e.Peer-1)] = e.Rate
 	case Crash:
 		n.alive, n.writing = false, false // the process and its in-flight write are gone
 	case Revive:
@@ -130,38 +129,38 @@ func (r *run) apply(e Event) {
 		}
 		if err := r.boot(n); err != nil {
 			r.violate(InvNoRejection, n.num, "reviving: %v", err)
-			return
 		}
-		r.join(n)
 	case Pressure:
 		n.pressure = true
 		if !n.alive {
 			return
 		}
-		sig, ok := policy.DiskPressureSignal(n.c.Role())
-		if r.cfg.knobs.wrongDisk {
-			sig = rolefsm.DiskPressureWithdraw
+		if r.hooks.withdraw != nil {
+			r.refused(n, "pressure", r.hooks.withdraw(r, n))
+			return
 		}
-		if ok {
-			r.transition(n, rolefsm.Idle, sig)
-		}
+		r.refused(n, "pressure", n.rn.SetDiskPressure(r.ctx, r.now(), channelName, true))
 	case Relieve:
 		n.pressure = false
-		r.join(n)
+		if n.alive {
+			r.refused(n, "relief", n.rn.SetDiskPressure(r.ctx, r.now(), channelName, false))
+		}
 	case CloseChannel:
 		n.closed = true
 		if n.alive {
-			r.transition(n, rolefsm.Idle, rolefsm.ChannelClose) // from Idle: a no-op
+			r.refused(n, "close", n.rn.Close(r.ctx, r.now(), channelName))
 		}
 	case Reopen:
 		n.closed = false
-		r.join(n)
+		if n.alive {
+			r.refused(n, "reopen", n.rn.Rejoin(r.ctx, r.now(), channelName))
+		}
 	}
 }
 
 // describe formats a fault event for the trace.
 func describe(e Event) string {
-	node := func(k int) string { return "n" + strconv.Itoa(k) }
+	node := func(k policy.NodeID) string { return "n" + strconv.FormatUint(uint64(k), 10) }
 	switch e.Kind {
 	case Cut:
 		var b strings.Builder

@@ -32,11 +32,11 @@ func (s *ScenarioSuite) run(script ...Event) *Result {
 }
 
 // leaders returns the live Leaders at the end, 1-based.
-func leaders(res *Result) []int {
-	var ls []int
+func leaders(res *Result) []policy.NodeID {
+	var ls []policy.NodeID
 	for i, n := range res.Final {
 		if n.Alive && n.Role == rolefsm.Leader {
-			ls = append(ls, i+1)
+			ls = append(ls, policy.NodeID(i+1))
 		}
 	}
 	return ls
@@ -44,12 +44,12 @@ func leaders(res *Result) []int {
 
 // requireOneLeader checks the end state of a healed cluster: one
 // Leader, and every other live, non-Idle node a Replica following it.
-func (s *ScenarioSuite) requireOneLeader(res *Result) int {
+func (s *ScenarioSuite) requireOneLeader(res *Result) policy.NodeID {
 	s.T().Helper()
 	ls := leaders(res)
 	s.Require().Len(ls, 1, "final states: %+v", res.Final)
 	for i, n := range res.Final {
-		if n.Alive && n.Role != rolefsm.Idle && i+1 != ls[0] {
+		if n.Alive && n.Role != rolefsm.Idle && policy.NodeID(i+1) != ls[0] {
 			s.Equal(rolefsm.Replica, n.Role, "n%d", i+1)
 			s.Equal(ls[0], n.Follows, "n%d follows the leader", i+1)
 		}
@@ -60,7 +60,7 @@ func (s *ScenarioSuite) requireOneLeader(res *Result) int {
 
 // initialLeader runs the quiet cluster long enough to elect, and returns
 // its leader: the scenarios below fault it.
-func (s *ScenarioSuite) initialLeader() int {
+func (s *ScenarioSuite) initialLeader() policy.NodeID {
 	res, err := Run(Config{Seed: 42, Policy: s.policy, Steps: 100}, nil)
 	s.Require().NoError(err)
 	ls := leaders(res)
@@ -105,7 +105,7 @@ func (s *ScenarioSuite) TestLeaderCrashAndRevive() {
 
 func (s *ScenarioSuite) TestSymmetricPartitionAndHeal() {
 	old := s.initialLeader()
-	minority := []int{old, old%5 + 1}
+	minority := []policy.NodeID{old, old%5 + 1}
 	res := s.run(Event{Step: 100, Kind: Cut, Side: minority}, Event{Step: 250, Kind: Heal})
 	// Upstream has no quorum: each side keeps or elects its own leader.
 	s.Equal(uint8(2), res.Leaders[249], "one leader on each side before the heal")
@@ -171,7 +171,7 @@ func (s *ScenarioSuite) TestDiskPressureOnACandidate() {
 
 func (s *ScenarioSuite) TestCloseOfAllNodes() {
 	var script []Event
-	for n := 1; n <= 5; n++ {
+	for n := policy.NodeID(1); n <= 5; n++ {
 		script = append(script, Event{Step: 200, Kind: CloseChannel, Node: n})
 	}
 	res := s.run(script...)

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/policy"
+	"github.com/rolefsm/rolefsm/replica"
 )
 
 // The invariants, by the names violations carry.
@@ -41,7 +43,7 @@ type Violation struct {
 	Invariant string
 	Step      int
 	At        time.Duration // virtual time of the step
-	Node      int           // 1-based; 0 for the whole cluster
+	Node      policy.NodeID // 0 for the whole cluster
 	Detail    string
 }
 
@@ -49,7 +51,7 @@ type Violation struct {
 func (v Violation) String() string {
 	who := "cluster"
 	if v.Node > 0 {
-		who = "n" + strconv.Itoa(v.Node)
+		who = "n" + strconv.FormatUint(uint64(v.Node), 10)
 	}
 	return fmt.Sprintf("%s at %s (step %d, %s): %s", v.Invariant, fmtTime(v.At), v.Step, who, v.Detail)
 }
@@ -109,7 +111,7 @@ type NodeState struct {
 	Alive   bool
 	Role    rolefsm.Role
 	Tail    uint64
-	Follows int // the node it follows as leader (1-based), or 0
+	Follows policy.NodeID // the node it follows as leader, or 0
 	// Stats are its coordinator's counters (of its latest process, if
 	// it was revived).
 	Stats rolefsm.Stats
@@ -138,28 +140,30 @@ const (
 	spanFault  = 70  // ... plus up to this many
 )
 
+// channelName is the one channel every simulated node holds.
+const channelName = "ch"
+
+// msg is a heartbeat batch in flight: its entries are in the ring
+// slot's arena.
 type msg struct {
-	from, to int
-	leader   bool // the sender claimed Leader
-	tail     uint64
+	from, to int // 0-based
+	off, n   int
 }
 
 type node struct {
 	num int // 1-based
 	id  policy.NodeID
+	rn  *replica.Node
+	ch  *replica.Channel
 	c   *rolefsm.Coordinator
-	tr  *policy.Tracker
 	rng *rand.Rand
 
 	alive, pressure, closed bool
 	phase                   int // heartbeat phase, in steps
 
-	tail          uint64
-	leaderTail    uint64 // the followed leader's last reported tail
-	leaderClaimed bool   // the followed node has claimed Leader to us
-	contact       int    // step of the last claim heard from the leader, or since waiting
-	candidateAt   int    // step it became Candidate
-	lease         rolefsm.Lease
+	tail        uint64 // on the node's disk: it outlives a crash
+	candidateAt int    // step it became Candidate
+	reported    int    // step a stuck Replica was last reported
 
 	writing   bool   // a write is in flight
 	writeTerm uint64 // the term it was issued in
@@ -169,8 +173,6 @@ type node struct {
 	seq    uint64
 	leader bool
 	term   uint64 // elections won
-
-	view []policy.Member
 }
 
 type ending struct {
@@ -178,8 +180,19 @@ type ending struct {
 	ev   Event
 }
 
+// hooks re-create upstream defects, so that tests (and only tests: see
+// defects_test.go) can show each invariant catching its own.
+type hooks struct {
+	unfenced     bool                        // append without checking the lease
+	skipTick     func(r *run, n *node) bool  // leave n's Tick out this step
+	withdraw     func(r *run, n *node) error // withdraw n under disk pressure instead of its replica
+	quietLeaders bool                        // leaders never append
+	strictSettle bool                        // Settle as issue 6 wrote it: timeout plus one election step
+}
+
 type run struct {
 	cfg   Config
+	hooks hooks
 	n     int
 	nodes []node
 	rng   *rand.Rand // the network and the faults
@@ -198,7 +211,8 @@ type run struct {
 	side     []bool          // partition side of each node
 	parted   bool
 
-	ring    [][]msg // messages by delivery step modulo len(ring)
+	ring    [][]msg           // batches by delivery step modulo len(ring)
+	arena   [][]replica.Entry // their entries, by the same slot
 	endings []ending
 	script  int // next scripted event
 	faults  []Faults
@@ -211,12 +225,14 @@ type run struct {
 // transition. Run returns an error only for a bad Config (matching
 // ErrConfig) or a failed trace write; broken invariants are in the
 // Result.
-func Run(cfg Config, trace io.Writer) (*Result, error) {
+func Run(cfg Config, trace io.Writer) (*Result, error) { return runWith(cfg, trace, hooks{}) }
+
+func runWith(cfg Config, trace io.Writer, h hooks) (*Result, error) {
 	cfg, err := cfg.normalized()
 	if err != nil {
 		return nil, err
 	}
-	r := newRun(cfg, trace)
+	r := newRun(cfg, trace, h)
 	if err := r.start(); err != nil {
 		return nil, err
 	}
@@ -232,12 +248,14 @@ func Run(cfg Config, trace io.Writer) (*Result, error) {
 
 // Check runs cfg twice, the second time without a trace, and adds an
 // InvReproducible violation if the two runs differ.
-func Check(cfg Config, trace io.Writer) (*Result, error) {
-	first, err := Run(cfg, trace)
+func Check(cfg Config, trace io.Writer) (*Result, error) { return checkWith(cfg, trace, hooks{}) }
+
+func checkWith(cfg Config, trace io.Writer, h hooks) (*Result, error) {
+	first, err := runWith(cfg, trace, h)
 	if err != nil {
 		return nil, err
 	}
-	second, err := Run(cfg, nil)
+	second, err := runWith(cfg, nil, h)
 	if err != nil {
 		return nil, err
 	}
@@ -260,10 +278,11 @@ func differs(a, b *Result) string {
 	return ""
 }
 
-func newRun(cfg Config, trace io.Writer) *run {
+func newRun(cfg Config, trace io.Writer, h hooks) *run {
 	n := cfg.Nodes
 	r := &run{
 		cfg:      cfg,
+		hooks:    h,
 		n:        n,
 		nodes:    make([]node, n),
 		rng:      rand.New(rand.NewPCG(cfg.Seed, 0x5157_6e65_7477_6f72)),
@@ -285,8 +304,10 @@ func newRun(cfg Config, trace io.Writer) *run {
 	r.timeoutSteps = int(ceilDiv(cfg.Heartbeat.Timeout(), cfg.Step))
 	r.maxDelay = 1 + int(maxRTT/cfg.Step)
 	r.ring = make([][]msg, r.maxDelay+1)
+	r.arena = make([][]replica.Entry, r.maxDelay+1)
 	for i := range r.ring {
 		r.ring[i] = make([]msg, 0, 2*n*n)
+		r.arena[i] = make([]replica.Entry, 0, 2*n*n)
 	}
 	for i := 0; i < n; i++ {
 		for j := i + 1; j < n; j++ {
@@ -308,7 +329,7 @@ func newRun(cfg Config, trace io.Writer) *run {
 	}
 	r.res.Calm = calm
 	r.res.Settle = calm + r.timeoutSteps + 1 + r.hbSteps + r.maxDelay
-	if cfg.knobs.strictSettle {
+	if h.strictSettle {
 		r.res.Settle = calm + r.timeoutSteps + 1
 	}
 	return r
@@ -326,66 +347,70 @@ func (r *run) start() error {
 		n.num, n.id = i+1, policy.NodeID(i+1)
 		n.rng = rand.New(rand.NewPCG(r.cfg.Seed, uint64(i+1)))
 		n.phase = n.rng.IntN(r.hbSteps)
-		n.view = make([]policy.Member, 0, r.n)
 		if err := r.boot(n); err != nil {
 			return err
 		}
-		r.join(n)
 	}
 	return nil
 }
 
-// boot gives n a new process: a fresh Coordinator and Tracker.
+// boot gives n a new process: a replica.Node holding the channel with
+// the tail on its disk, which joins unless it is under disk pressure or
+// closed.
 func (r *run) boot(n *node) error {
-	c, err := rolefsm.NewCoordinator(
-		rolefsm.WithName("n"+strconv.Itoa(n.num)),
-		rolefsm.WithObserver(func(_ context.Context, rec rolefsm.Record) { r.observe(n, rec) }),
-	)
+	// The first heartbeat falls on the node's phase of the cluster-wide
+	// heartbeat steps, whenever the process starts.
+	wait := (r.hbSteps - (r.step+n.phase)%r.hbSteps) % r.hbSteps
+	rn, err := replica.NewNode(replica.Config{
+		ID:        n.id,
+		Heartbeat: r.cfg.Heartbeat,
+		Policy:    r.cfg.Policy,
+		Phase:     time.Duration(wait) * r.cfg.Step,
+	}, r.now())
 	if err != nil {
 		return err
 	}
-	n.c = c
-	n.tr = policy.NewTracker(n.id, r.cfg.Heartbeat, r.now())
-	n.alive, n.writing, n.lease = true, false, rolefsm.Lease{}
+	replicas := make([]policy.NodeID, r.n)
+	for i := range replicas {
+		replicas[i] = policy.NodeID(i + 1)
+	}
+	n.rn, n.alive, n.writing = rn, true, false
 	n.role, n.seq, n.leader = rolefsm.Idle, 0, false
+	err = rn.Open(r.ctx, r.now(), replica.ChannelConfig{
+		Name:         channelName,
+		Replicas:     replicas,
+		Tail:         n.tail,
+		DiskPressure: n.pressure,
+		Closed:       n.closed,
+		Options: []rolefsm.Option{
+			rolefsm.WithName("n" + strconv.Itoa(n.num)),
+			rolefsm.WithObserver(func(_ context.Context, rec rolefsm.Record) { r.observe(n, rec) }),
+		},
+	})
+	if err != nil {
+		return err
+	}
+	n.ch = rn.Channel(channelName)
+	n.c = n.ch.Coordinator()
 	return nil
 }
 
-// join makes an Idle node a Replica, if nothing keeps it out.
-func (r *run) join(n *node) {
-	if !n.alive || n.pressure || n.closed || n.c.Role() != rolefsm.Idle {
+// refused records an input the replica refused: the simulator only
+// gives it inputs a correct node accepts. Rejected transitions are
+// recorded by observe, from the coordinator's record.
+func (r *run) refused(n *node, what string, err error) {
+	if err == nil || errors.Is(err, rolefsm.ErrInvalidPair) || errors.Is(err, rolefsm.ErrSignalMismatch) {
 		return
 	}
-	if r.transition(n, rolefsm.Replica, rolefsm.CapabilitySelected) {
-		r.waitForLeader(n)
-	}
-}
-
-func (r *run) waitForLeader(n *node) {
-	n.tr.Unfollow(r.now())
-	n.leaderClaimed, n.contact = false, r.step
-}
-
-func (r *run) follow(n *node, leader int, tail uint64, claimed bool) {
-	n.tr.Follow(policy.NodeID(leader), r.now())
-	n.leaderTail, n.leaderClaimed, n.contact = tail, claimed, r.step
-}
-
-// transition asks n's coordinator for a role change; a rejection is a
-// simulator bug, recorded as a violation.
-func (r *run) transition(n *node, to rolefsm.Role, sig rolefsm.Signal) bool {
-	if _, err := n.c.Transition(r.ctx, to, sig); err != nil {
-		r.violate(InvNoRejection, n.num, "%v", err)
-		return false
-	}
-	return true
+	r.violate(InvNoRejection, n.num, "%s: %v", what, err)
 }
 
 // observe receives every record of n's coordinator, on the goroutine
 // that made the transition.
 func (r *run) observe(n *node, rec rolefsm.Record) {
 	if rec.Err != nil {
-		return // a rejection: transition has recorded it
+		r.violate(InvNoRejection, n.num, "%v", rec.Err)
+		return
 	}
 	if _, err := rolefsm.Apply(rec.From, rec.To, rec.Signal); err != nil || rec.From != n.role || rec.Seq != n.seq+1 {
 		r.violate(InvValid, n.num, "committed %v as #%d after %v #%d (apply: %v)", rec.Transition, rec.Seq, n.role, n.seq, err)
@@ -402,6 +427,9 @@ func (r *run) observe(n *node, rec rolefsm.Record) {
 	case rolefsm.PeerLeaderObserved:
 		res.Concessions++
 	}
+	if rec.To == rolefsm.Candidate {
+		n.candidateAt = r.step
+	}
 	if rec.From == rolefsm.Leader {
 		n.leader = false
 	}
@@ -416,8 +444,9 @@ func (r *run) observe(n *node, rec rolefsm.Record) {
 	}
 }
 
-// tick runs one step: faults, message delivery, in-flight writes,
-// timers and elections, heartbeats, then the invariants.
+// tick runs one step: faults, message delivery, in-flight writes, then
+// each node's catch-up, next write and Tick (timers, elections and
+// heartbeats), then the invariants.
 func (r *run) tick() {
 	r.injectFaults()
 	r.deliver()
@@ -426,9 +455,6 @@ func (r *run) tick() {
 	}
 	for i := range r.nodes {
 		r.act(&r.nodes[i])
-	}
-	for i := range r.nodes {
-		r.heartbeat(&r.nodes[i])
 	}
 	r.checkStep()
 }
@@ -441,45 +467,15 @@ func (r *run) deliver() {
 		if !to.alive || !r.connected(m.from, m.to) {
 			continue
 		}
-		from := &r.nodes[m.from]
-		to.tr.Heard(from.id, now, m.tail, m.leader)
-		_ = to.tr.SampleRTT(from.id, r.rtt[m.from*r.n+m.to]) // never negative
-		switch cur, following := to.tr.Leader(); {
-		case m.leader:
-			r.leaderHeard(to, from.num, m.tail)
-		case following && int(cur) == from.num:
-			// Its leader speaks as a Replica: it has left office, so
-			// the next claim from anyone is followed at once.
-			to.leaderClaimed = false
+		from := policy.NodeID(m.from + 1)
+		r.refused(to, "rtt", to.rn.ObserveRTT(from, r.rtt[m.from*r.n+m.to]))
+		b := replica.Batch{From: from, Entries: r.arena[slot][m.off : m.off+m.n]}
+		if err := to.rn.Step(r.ctx, now, b); err != nil {
+			r.violate(InvNoRejection, to.num, "step: %v", err)
 		}
 	}
 	r.ring[slot] = r.ring[slot][:0]
-}
-
-// leaderHeard handles a heartbeat in which peer claimed Leader.
-func (r *run) leaderHeard(n *node, peer int, tail uint64) {
-	switch n.c.Role() {
-	case rolefsm.Replica:
-		cur, following := n.tr.Leader()
-		if following && int(cur) == peer {
-			n.leaderTail, n.leaderClaimed, n.contact = tail, true, r.step
-			return
-		}
-		// Stay with the current leader only if its claim to office is
-		// fresh and it outranks the newcomer.
-		if following && n.leaderClaimed && !n.tr.LeaderLost(r.now()) &&
-			policy.KeepLeadership(cur, n.leaderTail, policy.NodeID(peer), tail) {
-			return
-		}
-		r.follow(n, peer, tail, true)
-	case rolefsm.Leader:
-		if policy.KeepLeadership(n.id, n.tail, policy.NodeID(peer), tail) {
-			return
-		}
-		if r.transition(n, rolefsm.Replica, rolefsm.PeerLeaderObserved) {
-			r.follow(n, peer, tail, true)
-		}
-	}
+	r.arena[slot] = r.arena[slot][:0]
 }
 
 // land completes n's write in flight, if the lease still holds.
@@ -488,11 +484,11 @@ func (r *run) land(n *node) {
 		return
 	}
 	n.writing = false
-	if !r.cfg.knobs.unfenced && !n.c.Holds(n.lease) {
+	if !r.hooks.unfenced && !n.c.Holds(n.ch.Lease()) {
 		r.res.Fenced++
 		return
 	}
-	n.tail++
+	n.setTail(r, n.tail+1)
 	r.res.Appends++
 	if !n.leader || n.term != n.writeTerm {
 		r.res.StaleAppends++
@@ -500,73 +496,53 @@ func (r *run) land(n *node) {
 	}
 }
 
-// act runs n's timers: a Candidate's election, a Replica's catch-up and
-// leader timeout, a Leader's next write.
+func (n *node) setTail(r *run, tail uint64) {
+	n.tail = tail
+	r.refused(n, "tail", n.rn.SetTail(channelName, tail))
+}
+
+// act is the application around n's replica: a Replica copies entries
+// from its leader, a Leader may issue a write; then the replica's Tick
+// runs its timers and elections and hands out its heartbeats.
 func (r *run) act(n *node) {
 	if !n.alive {
 		return
 	}
-	now := r.now()
 	switch n.c.Role() {
-	case rolefsm.Candidate:
-		if n.candidateAt == r.step || r.cfg.knobs.stuckCandidate {
-			return // it elects in the step after it stood
-		}
-		n.view = n.tr.Members(now, n.tail, n.view[:0])
-		out := r.cfg.Policy.Elect(n.id, n.view)
-		to, sig := out.Transition()
-		if !r.transition(n, to, sig) {
-			return
-		}
-		switch out.Result {
-		case policy.SelfWins:
-			n.lease = n.c.Lease()
-		case policy.PeerWins:
-			r.follow(n, int(out.Winner), 0, false)
-		default:
-			r.waitForLeader(n)
-		}
 	case rolefsm.Replica:
-		if n.leaderClaimed && n.tail < n.leaderTail {
-			n.tail = min(n.leaderTail, n.tail+catchUp)
-		}
-		_, following := n.tr.Leader()
-		if r.cfg.knobs.stuckReplica && !following {
-			return
-		}
-		if n.tr.LeaderLost(now) && r.transition(n, rolefsm.Candidate, rolefsm.MissedHeartbeats) {
-			n.candidateAt = r.step
+		if _, tail, claimed := n.ch.Follows(); claimed && n.tail < tail {
+			n.setTail(r, min(tail, n.tail+catchUp))
 		}
 	case rolefsm.Leader:
-		if n.rng.Float64() < appendRate && !r.cfg.knobs.quietLeaders {
+		if n.rng.Float64() < appendRate && !r.hooks.quietLeaders {
 			n.writing, n.writeTerm = true, n.term
 		}
 	}
+	if r.hooks.skipTick != nil && r.hooks.skipTick(r, n) {
+		return
+	}
+	for _, m := range n.rn.Tick(r.ctx, r.now()) {
+		r.send(n, m)
+	}
 }
 
-// heartbeat sends n's heartbeat to every peer, if this is its step.
-func (r *run) heartbeat(n *node) {
-	if !n.alive || (r.step+n.phase)%r.hbSteps != 0 {
+// send puts a heartbeat batch on the network: dropped at once by a
+// partition or a cut link (one that forms later drops it on arrival),
+// or by a lossy link, otherwise delivered after a one-way delay.
+func (r *run) send(n *node, m replica.Message) {
+	from, to := n.num-1, int(m.To)-1
+	if !r.connected(from, to) {
 		return
 	}
-	role := n.c.Role()
-	if role != rolefsm.Leader && role != rolefsm.Replica {
+	k := from*r.n + to
+	if l := r.loss[k]; l > 0 && r.rng.Float64() < l {
 		return
 	}
-	from := n.num - 1
-	for to := 0; to < r.n; to++ {
-		if to == from || !r.connected(from, to) {
-			continue // a partition drops it at once; one that forms later drops it on arrival
-		}
-		k := from*r.n + to
-		if l := r.loss[k]; l > 0 && r.rng.Float64() < l {
-			continue
-		}
-		rtt := r.rtt[k]
-		oneWay := rtt/2 + time.Duration(r.rng.Int64N(int64(rtt/2)+1))
-		slot := (r.step + 1 + int(oneWay/r.cfg.Step)) % len(r.ring)
-		r.ring[slot] = append(r.ring[slot], msg{from: from, to: to, leader: role == rolefsm.Leader, tail: n.tail})
-	}
+	rtt := r.rtt[k]
+	oneWay := rtt/2 + time.Duration(r.rng.Int64N(int64(rtt/2)+1))
+	slot := (r.step + 1 + int(oneWay/r.cfg.Step)) % len(r.ring)
+	r.ring[slot] = append(r.ring[slot], msg{from: from, to: to, off: len(r.arena[slot]), n: len(m.Batch.Entries)})
+	r.arena[slot] = append(r.arena[slot], m.Batch.Entries...)
 }
 
 func (r *run) connected(i, j int) bool {
@@ -589,9 +565,10 @@ func (r *run) checkStep() {
 				r.violate(InvCandidate, n.num, "Candidate since step %d", n.candidateAt)
 			}
 		case rolefsm.Replica:
-			if r.step-n.contact > r.timeoutSteps+1 {
-				r.violate(InvReplica, n.num, "no word from a leader since step %d", n.contact)
-				n.contact = r.step // report it once per timeout
+			contact := max(int(n.ch.Contact().Sub(r.epoch)/r.cfg.Step), n.reported)
+			if r.step-contact > r.timeoutSteps+1 {
+				r.violate(InvReplica, n.num, "no word from a leader since step %d", contact)
+				n.reported = r.step // report it once per timeout
 			}
 		}
 	}
@@ -660,8 +637,8 @@ func (r *run) finish() {
 	for i := range r.nodes {
 		n := &r.nodes[i]
 		st := NodeState{Alive: n.alive, Role: n.c.Role(), Tail: n.tail, Stats: n.c.Stats()}
-		if id, ok := n.tr.Leader(); ok && st.Role == rolefsm.Replica {
-			st.Follows = int(id)
+		if st.Role == rolefsm.Replica {
+			st.Follows, _, _ = n.ch.Follows()
 		}
 		r.res.Final = append(r.res.Final, st)
 	}
@@ -669,7 +646,7 @@ func (r *run) finish() {
 }
 
 func (r *run) violate(inv string, node int, format string, args ...any) {
-	r.res.add(Violation{Invariant: inv, Step: r.step, At: r.res.TimeOf(r.step), Node: node, Detail: fmt.Sprintf(format, args...)})
+	r.res.add(Violation{Invariant: inv, Step: r.step, At: r.res.TimeOf(r.step), Node: policy.NodeID(node), Detail: fmt.Sprintf(format, args...)})
 }
 
 func (r *Result) add(v Violation) {

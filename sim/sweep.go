@@ -47,6 +47,10 @@ type SweepOptions struct {
 // twice, to prove it reproducible). It stops early with ctx's error if
 // ctx is done. Every goroutine it starts has returned when it returns.
 func RunSweep(ctx context.Context, cfg Config, seeds int, opt SweepOptions) (*Sweep, error) {
+	return sweepWith(ctx, cfg, seeds, opt, hooks{})
+}
+
+func sweepWith(ctx context.Context, cfg Config, seeds int, opt SweepOptions, h hooks) (*Sweep, error) {
 	norm, err := cfg.normalized()
 	if err != nil {
 		return nil, err
@@ -89,7 +93,7 @@ func RunSweep(ctx context.Context, cfg Config, seeds int, opt SweepOptions) (*Sw
 				}
 				c := cfg
 				c.Seed = cfg.Seed + uint64(i)
-				res, err := Check(c, nil)
+				res, err := checkWith(c, nil, h)
 				mu.Lock()
 				if err != nil {
 					firstErr = errors.Join(firstErr, err)

@@ -1,0 +1,121 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/policy"
+)
+
+// NodeID identifies a node: 1-based, 0 means none. It is the same type
+// as policy.NodeID.
+type NodeID = policy.NodeID
+
+// Entry is one channel's heartbeat inside a Batch.
+type Entry struct {
+	// Channel is the channel's name.
+	Channel string
+	// Role is the sender's role on the channel: Leader or Replica
+	// (Candidates and Idle nodes send no heartbeat).
+	Role rolefsm.Role
+	// Tail is the sender's tail_seq on the channel.
+	Tail uint64
+}
+
+// Batch is one heartbeat from one node to one peer: an entry for every
+// channel the two share on which the sender is Leader or Replica.
+type Batch struct {
+	From    NodeID
+	Entries []Entry
+}
+
+// Message is a batch to send to a peer.
+type Message struct {
+	To    NodeID
+	Batch Batch
+}
+
+// The errors a Node returns, each matched with errors.Is.
+var (
+	// ErrBadConfig is returned by NewNode for a configuration it cannot
+	// run.
+	ErrBadConfig = errors.New("replica: bad configuration")
+	// ErrBadReplicaSet is returned by Open for a replica set that is
+	// empty, lacks the node itself, lists a node twice or lists node 0.
+	ErrBadReplicaSet = errors.New("replica: bad replica set")
+	// ErrDuplicateChannel is returned by Open for a channel the node
+	// already holds.
+	ErrDuplicateChannel = errors.New("replica: channel already open")
+	// ErrUnknownChannel is returned for a channel the node does not
+	// hold, by the channel methods and, per entry, by Step.
+	ErrUnknownChannel = errors.New("replica: unknown channel")
+	// ErrFromSelf is returned by Step for a batch that claims to come
+	// from the node itself.
+	ErrFromSelf = errors.New("replica: batch from self")
+	// ErrUnknownPeer is returned by Step and ObserveRTT for a node that
+	// is in no replica set of this node.
+	ErrUnknownPeer = errors.New("replica: unknown peer")
+	// ErrNotInReplicaSet is returned by Step, per entry, when the
+	// sender is not in the channel's replica set.
+	ErrNotInReplicaSet = errors.New("replica: sender not in the channel's replica set")
+	// ErrDuplicateEntry is returned by Step, per entry, for a channel
+	// listed twice in one batch (the later entries are dropped).
+	ErrDuplicateEntry = errors.New("replica: channel twice in one batch")
+	// ErrBadRole is returned by Step, per entry, for a role other than
+	// Leader or Replica.
+	ErrBadRole = errors.New("replica: heartbeat with a role that sends none")
+	// ErrTailBackwards is returned by SetTail for a tail below the
+	// channel's current one.
+	ErrTailBackwards = errors.New("replica: tail moved backwards")
+	// ErrNotLeader is returned by Relinquish when the node does not
+	// lead the channel.
+	ErrNotLeader = errors.New("replica: not the leader")
+	// ErrNegativeRTT is returned by ObserveRTT for an RTT below zero.
+	ErrNegativeRTT = errors.New("replica: negative RTT")
+)
+
+// EntryError is one entry of a batch that Step dropped.
+type EntryError struct {
+	Channel string
+	Err     error
+}
+
+func (e EntryError) Error() string { return fmt.Sprintf("channel %q: %v", e.Channel, e.Err) }
+
+// Unwrap returns the reason, one of Step's sentinel errors.
+func (e EntryError) Unwrap() error { return e.Err }
+
+// StepError lists the entries of a batch that Step dropped; the other
+// entries were applied.
+type StepError struct {
+	From    NodeID
+	Dropped []EntryError
+}
+
+func (e *StepError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "replica: %d of the entries from node %d dropped: ", len(e.Dropped), e.From)
+	for i, d := range e.Dropped {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if i == 3 {
+			fmt.Fprintf(&b, "and %d more", len(e.Dropped)-3)
+			break
+		}
+		b.WriteString(d.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns each dropped entry's error, so errors.Is finds every
+// reason.
+func (e *StepError) Unwrap() []error {
+	errs := make([]error, len(e.Dropped))
+	for i := range e.Dropped {
+		errs[i] = e.Dropped[i]
+	}
+	return errs
+}

@@ -1,0 +1,281 @@
+package replica
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/policy"
+)
+
+// Config configures a Node.
+type Config struct {
+	// ID is the node's own id, 1 or more.
+	ID NodeID
+	// Heartbeat is the failure-detection rule (default 500 ms × 3).
+	Heartbeat policy.Heartbeat
+	// Policy decides elections (default policy.HighestTail).
+	Policy policy.Policy
+	// Phase delays the node's first heartbeat after the time given to
+	// NewNode, from 0 (at once) up to, not including, one interval.
+	// Nodes started together can spread their heartbeats with it.
+	Phase time.Duration
+}
+
+// Node is the decision logic of one node for every channel it holds.
+// It is not safe for concurrent use: one goroutine (the Driver, or the
+// simulator) calls it. Time never goes back for a Node: a now earlier
+// than one already passed in counts as the latest.
+type Node struct {
+	id       NodeID
+	rule     policy.Heartbeat
+	interval int64 // ns
+	elect    policy.Policy
+	epoch    time.Time
+	now      int64 // ns since epoch: the latest time passed in
+	nextBeat int64
+
+	peers []peer  // in the order first seen: indices are stable
+	byID  []int32 // indices into peers, sorted by id
+	chans map[string]*Channel
+	order []*Channel // in the order opened: the order of ticks and entries
+
+	out  []Message
+	view []policy.Member
+}
+
+// peer is what the node knows of another node, shared by all channels.
+type peer struct {
+	id       NodeID
+	refs     int    // channels whose replica set holds it
+	batches  uint64 // batches received from it
+	heard    bool
+	lastSeen int64
+	rtt      time.Duration
+	hasRTT   bool
+	out      []Entry // the next batch to it
+}
+
+// NewNode returns a node holding no channel, its clock at now.
+func NewNode(cfg Config, now time.Time) (*Node, error) {
+	iv := cfg.Heartbeat.Interval()
+	switch {
+	case cfg.ID == 0:
+		return nil, fmt.Errorf("%w: node id 0 (ids are 1-based)", ErrBadConfig)
+	case cfg.Phase < 0 || cfg.Phase >= iv:
+		return nil, fmt.Errorf("%w: phase %v, want 0 up to the heartbeat interval %v", ErrBadConfig, cfg.Phase, iv)
+	}
+	if cfg.Policy == nil {
+		cfg.Policy = policy.HighestTail
+	}
+	return &Node{
+		id:       cfg.ID,
+		rule:     cfg.Heartbeat,
+		interval: int64(iv),
+		elect:    cfg.Policy,
+		epoch:    now,
+		nextBeat: int64(cfg.Phase),
+		chans:    make(map[string]*Channel),
+	}, nil
+}
+
+// ID returns the node's id.
+func (n *Node) ID() NodeID { return n.id }
+
+// Heartbeat returns the node's failure-detection rule.
+func (n *Node) Heartbeat() policy.Heartbeat { return n.rule }
+
+// advance moves the node's clock to now, never back, and returns it as
+// nanoseconds since the node's epoch.
+func (n *Node) advance(now time.Time) int64 {
+	if d := int64(now.Sub(n.epoch)); d > n.now {
+		n.now = d
+	}
+	return n.now
+}
+
+func (n *Node) time(t int64) time.Time { return n.epoch.Add(time.Duration(t)) }
+
+// silent applies the heartbeat rule to a silence that began at since.
+func (n *Node) silent(since int64) bool { return n.rule.Expired(time.Duration(n.now - since)) }
+
+// search returns where id is, or would be, in byID.
+func (n *Node) search(id NodeID) (int, bool) {
+	lo, hi := 0, len(n.byID)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if n.peers[n.byID[m]].id < id {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(n.byID) && n.peers[n.byID[lo]].id == id
+}
+
+func (n *Node) peer(id NodeID) *peer {
+	i, ok := n.search(id)
+	if !ok {
+		return nil
+	}
+	return &n.peers[n.byID[i]]
+}
+
+// addPeer counts one more channel holding id, adding the peer if new,
+// and returns its index.
+func (n *Node) addPeer(id NodeID) int32 {
+	i, ok := n.search(id)
+	if !ok {
+		n.peers = append(n.peers, peer{id: id})
+		n.byID = slices.Insert(n.byID, i, int32(len(n.peers)-1))
+	}
+	k := n.byID[i]
+	n.peers[k].refs++
+	return k
+}
+
+// ObserveRTT records the latest round-trip time measured to peer, for
+// the elections of every channel. A negative RTT, or a node in no
+// replica set of this node, is an error that changes nothing.
+func (n *Node) ObserveRTT(id NodeID, rtt time.Duration) error {
+	if rtt < 0 {
+		return fmt.Errorf("%w: %v to node %d", ErrNegativeRTT, rtt, id)
+	}
+	p := n.peer(id)
+	if p == nil || p.refs == 0 {
+		return fmt.Errorf("%w: node %d", ErrUnknownPeer, id)
+	}
+	p.rtt, p.hasRTT = rtt, true
+	return nil
+}
+
+// PeerStatus is what a node knows of one peer.
+type PeerStatus struct {
+	ID NodeID
+	// Heard reports whether a batch ever arrived from it; LastHeard is
+	// when the latest did.
+	Heard     bool
+	LastHeard time.Time
+	// Healthy reports whether it was heard within the heartbeat
+	// timeout, as of the node's latest time.
+	Healthy bool
+	// RTT is the latest round-trip time observed, if HasRTT.
+	RTT    time.Duration
+	HasRTT bool
+	// Channels counts the open channels whose replica set holds it.
+	Channels int
+}
+
+// Peers returns every peer of the node's channels, by id.
+func (n *Node) Peers() []PeerStatus {
+	var ps []PeerStatus
+	for _, k := range n.byID {
+		p := &n.peers[k]
+		if p.refs == 0 {
+			continue
+		}
+		s := PeerStatus{ID: p.id, Heard: p.heard, RTT: p.rtt, HasRTT: p.hasRTT, Channels: p.refs}
+		if p.heard {
+			s.LastHeard = n.time(p.lastSeen)
+			s.Healthy = !n.silent(p.lastSeen)
+		}
+		ps = append(ps, s)
+	}
+	return ps
+}
+
+// Step takes in one heartbeat batch received at now. A batch from the
+// node itself or from a node in none of its replica sets is an error
+// and changes nothing. Otherwise the sender counts as heard, and each
+// entry is applied to its channel, except entries for a channel the
+// node does not hold, from a sender outside the channel's replica set,
+// with a role other than Leader or Replica, or repeating a channel of
+// the batch: those are dropped and listed in the returned *StepError.
+func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
+	if b.From == n.id {
+		return fmt.Errorf("%w: node %d", ErrFromSelf, b.From)
+	}
+	p := n.peer(b.From)
+	if p == nil || p.refs == 0 {
+		return fmt.Errorf("%w: node %d", ErrUnknownPeer, b.From)
+	}
+	t := n.advance(now)
+	p.heard, p.lastSeen = true, t
+	p.batches++
+	var dropped []EntryError
+	for _, e := range b.Entries {
+		ch := n.chans[e.Channel]
+		var m *member
+		var err error
+		switch {
+		case ch == nil:
+			err = ErrUnknownChannel
+		case e.Role != rolefsm.Leader && e.Role != rolefsm.Replica:
+			err = fmt.Errorf("%w: %v", ErrBadRole, e.Role)
+		default:
+			if m = ch.member(b.From); m == nil {
+				err = ErrNotInReplicaSet
+			} else if m.stamp == p.batches {
+				err = ErrDuplicateEntry
+			}
+		}
+		if err != nil {
+			dropped = append(dropped, EntryError{Channel: e.Channel, Err: err})
+			continue
+		}
+		m.stamp, m.tail = p.batches, e.Tail
+		n.heard(ctx, ch, b.From, e)
+	}
+	if dropped != nil {
+		return &StepError{From: b.From, Dropped: dropped}
+	}
+	return nil
+}
+
+// Tick passes time: Candidates elect, Replicas whose leader went silent
+// stand for election, and, once per heartbeat interval, a batch goes to
+// every peer with which the node shares a channel it leads or
+// replicates. The messages returned are valid until the next Tick.
+func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
+	t := n.advance(now)
+	for _, ch := range n.order {
+		switch ch.coord.Role() {
+		case rolefsm.Candidate:
+			n.runElection(ctx, ch)
+		case rolefsm.Replica:
+			if n.leaderLost(ch) {
+				n.transition(ctx, ch, rolefsm.Candidate, rolefsm.MissedHeartbeats)
+			}
+		}
+	}
+	n.out = n.out[:0]
+	if t < n.nextBeat {
+		return n.out
+	}
+	n.nextBeat += n.interval
+	if n.nextBeat <= t {
+		n.nextBeat = t + n.interval // missed beats are skipped, not made up
+	}
+	for i := range n.peers {
+		n.peers[i].out = n.peers[i].out[:0]
+	}
+	for _, ch := range n.order {
+		role := ch.coord.Role()
+		if role != rolefsm.Leader && role != rolefsm.Replica {
+			continue
+		}
+		e := Entry{Channel: ch.name, Role: role, Tail: ch.tail}
+		for i := range ch.members {
+			p := &n.peers[ch.members[i].peer]
+			p.out = append(p.out, e)
+		}
+	}
+	for _, k := range n.byID {
+		if p := &n.peers[k]; len(p.out) > 0 {
+			n.out = append(n.out, Message{To: p.id, Batch: Batch{From: n.id, Entries: p.out}})
+		}
+	}
+	return n.out
+}
