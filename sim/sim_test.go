@@ -218,4 +218,3 @@ func TestViolationString(t *testing.T) {
 	v.Node = 0
 	assert.Contains(t, v.String(), "(step 31, cluster)")
 }
-

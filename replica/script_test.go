@@ -1,0 +1,262 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/policy"
+)
+
+// TestScripts runs the scenario scripts in testdata/: each drives one
+// Node through its inputs, as its peers and its application would, and
+// prints what came out. Refresh the expected output with -rewrite, then
+// read the diff.
+//
+//	node id=1 [heartbeat=500ms] [miss=3] [policy=tail|upstream|nobody] [phase=0ms]
+//	open ch=a replicas=(1,2,3) [tail=N] [pressure] [closed] [t=MS]
+//	step t=MS from=N          (input: one entry a line: CHANNEL ROLE TAIL)
+//	tick t=MS
+//	rtt peer=N d=DURATION
+//	tail ch=a n=N
+//	pressure ch=a on|off [t=MS]
+//	close|rejoin|relinquish|remove ch=a [t=MS]
+//	status [ch=a]
+//	peers
+//	holds ch=a               (does the lease taken on winning still hold)
+//
+// Times are milliseconds since the node started. Every command prints
+// the transitions its channels' observers saw, then its own output
+// (messages sent, an error, a status).
+func TestScripts(t *testing.T) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		h := &harness{}
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			return h.run(t, d)
+		})
+	})
+}
+
+type harness struct {
+	n     *Node
+	start time.Time
+	now   time.Time
+	log   strings.Builder
+}
+
+var ctx = context.Background()
+
+func (h *harness) at(t *testing.T, d *datadriven.TestData) time.Time {
+	if d.HasArg("t") {
+		var ms int
+		d.ScanArgs(t, "t", &ms)
+		h.now = h.start.Add(time.Duration(ms) * time.Millisecond)
+	}
+	return h.now
+}
+
+func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
+	var out strings.Builder
+	if d.Cmd != "node" && h.n == nil {
+		t.Fatalf("%s: no node yet", d.Pos)
+	}
+	var err error
+	switch d.Cmd {
+	case "node":
+		cfg := Config{ID: NodeID(intArg(t, d, "id", 1))}
+		hb, herr := policy.NewHeartbeat(durArg(t, d, "heartbeat", 500*time.Millisecond), intArg(t, d, "miss", 3))
+		if herr != nil {
+			return "error: " + herr.Error()
+		}
+		cfg.Heartbeat = hb
+		cfg.Phase = durArg(t, d, "phase", 0)
+		if d.HasArg("policy") {
+			var name string
+			d.ScanArgs(t, "policy", &name)
+			if name == "nobody" {
+				cfg.Policy = nobody{}
+			} else if cfg.Policy, err = policy.ParsePolicy(name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		h.now = h.start
+		h.n, err = NewNode(cfg, h.start)
+	case "open":
+		cfg := ChannelConfig{Name: strArg(t, d, "ch"), Tail: uint64(intArg(t, d, "tail", 0)),
+			DiskPressure: d.HasArg("pressure"), Closed: d.HasArg("closed")}
+		if arg, ok := d.Arg("replicas"); ok {
+			for _, v := range arg.Vals {
+				if v == "" {
+					continue
+				}
+				id, perr := strconv.ParseUint(v, 10, 64)
+				if perr != nil {
+					t.Fatal(perr)
+				}
+				cfg.Replicas = append(cfg.Replicas, NodeID(id))
+			}
+		}
+		cfg.Options = []rolefsm.Option{rolefsm.WithObserver(h.observe(cfg.Name))}
+		err = h.n.Open(ctx, h.at(t, d), cfg)
+	case "step":
+		b := Batch{From: NodeID(intArg(t, d, "from", 0))}
+		for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+			if line == "" {
+				continue
+			}
+			var e Entry
+			var role string
+			if _, serr := fmt.Sscan(line, &e.Channel, &role, &e.Tail); serr != nil {
+				t.Fatalf("%s: entry %q: %v", d.Pos, line, serr)
+			}
+			if e.Role, err = rolefsm.ParseRole(role); err != nil {
+				e.Role = rolefsm.Role(99) // a role no node sends
+			}
+			b.Entries = append(b.Entries, e)
+		}
+		err = h.n.Step(ctx, h.at(t, d), b)
+	case "tick":
+		for _, m := range h.n.Tick(ctx, h.at(t, d)) {
+			fmt.Fprintf(&out, "→ n%d:", m.To)
+			for i, e := range m.Batch.Entries {
+				sep := ","
+				if i == 0 {
+					sep = ""
+				}
+				fmt.Fprintf(&out, "%s %s %v %d", sep, e.Channel, e.Role, e.Tail)
+			}
+			out.WriteString("\n")
+		}
+	case "rtt":
+		err = h.n.ObserveRTT(NodeID(intArg(t, d, "peer", 0)), durArg(t, d, "d", 0))
+	case "tail":
+		err = h.n.SetTail(strArg(t, d, "ch"), uint64(intArg(t, d, "n", 0)))
+	case "pressure":
+		on := d.HasArg("on")
+		if !on && !d.HasArg("off") {
+			t.Fatalf("%s: pressure on or off?", d.Pos)
+		}
+		err = h.n.SetDiskPressure(ctx, h.at(t, d), strArg(t, d, "ch"), on)
+	case "close":
+		err = h.n.Close(ctx, h.at(t, d), strArg(t, d, "ch"))
+	case "rejoin":
+		err = h.n.Rejoin(ctx, h.at(t, d), strArg(t, d, "ch"))
+	case "relinquish":
+		err = h.n.Relinquish(ctx, h.at(t, d), strArg(t, d, "ch"))
+	case "remove":
+		err = h.n.Remove(ctx, h.at(t, d), strArg(t, d, "ch"))
+	case "status":
+		names := h.n.Channels()
+		if d.HasArg("ch") {
+			names = []string{strArg(t, d, "ch")}
+		}
+		for _, name := range names {
+			st, serr := h.n.Status(name)
+			if serr != nil {
+				err = serr
+				break
+			}
+			fmt.Fprintf(&out, "%s: %v gen=%d tail=%d leader=%d", st.Channel, st.Role, st.Generation, st.Tail, st.Leader)
+			if st.Leader != 0 && st.Leader != h.n.ID() {
+				fmt.Fprintf(&out, " leader-tail=%d claimed=%t", st.LeaderTail, st.LeaderClaimed)
+			}
+			fmt.Fprintf(&out, " contact=%s", ms(st.Contact.Sub(h.start)))
+			if st.Lease != (rolefsm.Lease{}) {
+				fmt.Fprintf(&out, " lease=%v/%d", st.Lease.Role, st.Lease.Generation)
+			}
+			if st.DiskPressure {
+				out.WriteString(" pressure")
+			}
+			if st.Parked {
+				out.WriteString(" parked")
+			}
+			out.WriteString("\n")
+		}
+	case "peers":
+		for _, p := range h.n.Peers() {
+			fmt.Fprintf(&out, "n%d: channels=%d", p.ID, p.Channels)
+			if p.Heard {
+				fmt.Fprintf(&out, " heard=%s healthy=%t", ms(p.LastHeard.Sub(h.start)), p.Healthy)
+			}
+			if p.HasRTT {
+				fmt.Fprintf(&out, " rtt=%v", p.RTT)
+			}
+			out.WriteString("\n")
+		}
+	case "holds":
+		ch := h.n.Channel(strArg(t, d, "ch"))
+		if ch == nil {
+			return "error: no such channel"
+		}
+		fmt.Fprintf(&out, "%t\n", ch.Lease().Role == rolefsm.Leader && ch.Coordinator().Holds(ch.Lease()))
+	default:
+		t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
+	}
+	res := h.log.String() + out.String()
+	h.log.Reset()
+	if err != nil {
+		res += "error: " + err.Error() + "\n"
+		var se *StepError
+		if errors.As(err, &se) {
+			for _, e := range se.Dropped {
+				res += "  dropped " + e.Error() + "\n"
+			}
+		}
+	}
+	if res == "" {
+		return "ok\n"
+	}
+	return res
+}
+
+func (h *harness) observe(name string) rolefsm.Observer {
+	return func(_ context.Context, rec rolefsm.Record) {
+		if rec.Err != nil {
+			fmt.Fprintf(&h.log, "%s: rejected: %v\n", name, rec.Err)
+			return
+		}
+		fmt.Fprintf(&h.log, "%s: %v #%d\n", name, rec.Transition, rec.Seq)
+	}
+}
+
+func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + "ms" }
+
+func strArg(t *testing.T, d *datadriven.TestData, key string) string {
+	var s string
+	d.ScanArgs(t, key, &s)
+	return s
+}
+
+func intArg(t *testing.T, d *datadriven.TestData, key string, def int) int {
+	if !d.HasArg(key) {
+		return def
+	}
+	var v int
+	d.ScanArgs(t, key, &v)
+	return v
+}
+
+func durArg(t *testing.T, d *datadriven.TestData, key string, def time.Duration) time.Duration {
+	if !d.HasArg(key) {
+		return def
+	}
+	v, err := time.ParseDuration(strArg(t, d, key))
+	if err != nil {
+		t.Fatalf("%s: %s: %v", d.Pos, key, err)
+	}
+	return v
+}
+
+// nobody is an election policy that finds nobody eligible.
+type nobody struct{}
+
+func (nobody) Elect(policy.NodeID, []policy.Member) policy.Outcome { return policy.Outcome{} }
+func (nobody) Name() string                                           { return "nobody" }
