@@ -1,0 +1,146 @@
+package replica
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/policy"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+func newNode(t *testing.T, id NodeID) *Node {
+	t.Helper()
+	n, err := NewNode(Config{ID: id}, t0)
+	require.NoError(t, err)
+	return n
+}
+
+func TestNodeDefaults(t *testing.T) {
+	n := newNode(t, 3)
+	assert.Equal(t, NodeID(3), n.ID())
+	assert.Equal(t, policy.DefaultInterval, n.Heartbeat().Interval())
+	assert.Equal(t, policy.DefaultMissThreshold, n.Heartbeat().MissThreshold())
+	assert.Empty(t, n.Channels())
+	assert.Nil(t, n.Peers())
+	assert.Nil(t, n.Coordinator("a"))
+	assert.Nil(t, n.Channel("a"))
+	_, err := n.Lease("a")
+	require.ErrorIs(t, err, ErrUnknownChannel)
+}
+
+func TestChannelHandle(t *testing.T) {
+	n := newNode(t, 1)
+	require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: "b", Replicas: []NodeID{1, 2}}))
+	require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: "a", Replicas: []NodeID{2, 1}, Tail: 4}))
+	assert.Equal(t, []string{"b", "a"}, n.Channels(), "in the order opened")
+
+	ch := n.Channel("a")
+	require.NotNil(t, ch)
+	assert.Equal(t, "a", ch.Name())
+	assert.Same(t, n.Coordinator("a"), ch.Coordinator())
+	assert.Equal(t, "a", ch.Coordinator().Name(), "the coordinator is named after the channel")
+	assert.Equal(t, rolefsm.Lease{}, ch.Lease())
+	id, tail, claimed := ch.Follows()
+	assert.Zero(t, id)
+	assert.Zero(t, tail)
+	assert.False(t, claimed)
+
+	require.NoError(t, n.Step(ctx, at(10), Batch{From: 2, Entries: []Entry{{Channel: "a", Role: rolefsm.Leader, Tail: 9}}}))
+	id, tail, claimed = ch.Follows()
+	assert.Equal(t, NodeID(2), id)
+	assert.Equal(t, uint64(9), tail)
+	assert.True(t, claimed)
+	assert.Equal(t, at(10), ch.Contact())
+
+	// Win the election on b: Follows says nobody while it leads.
+	n.Tick(ctx, at(1500))
+	n.Tick(ctx, at(1510))
+	b := n.Channel("b")
+	require.Equal(t, rolefsm.Leader, b.Coordinator().Role())
+	id, _, _ = b.Follows()
+	assert.Zero(t, id)
+	lease, err := n.Lease("b")
+	require.NoError(t, err)
+	assert.Equal(t, b.Lease(), lease)
+	assert.Equal(t, rolefsm.Lease{Role: rolefsm.Leader, Generation: 3}, lease)
+	assert.True(t, b.Coordinator().Holds(lease))
+
+	require.NoError(t, n.Remove(ctx, at(1600), "a"))
+	assert.Equal(t, []string{"b"}, n.Channels())
+	assert.Nil(t, n.Channel("a"))
+	assert.Equal(t, rolefsm.Idle, ch.Status().Role, "a removed channel's handle reports its last state")
+	err = n.Step(ctx, at(1700), Batch{From: 2, Entries: []Entry{{Channel: "a", Role: rolefsm.Leader}}})
+	require.ErrorIs(t, err, ErrUnknownChannel)
+}
+
+func TestOpenRefusesCoordinatorsThatDoNotStartIdle(t *testing.T) {
+	n := newNode(t, 1)
+	err := n.Open(ctx, t0, ChannelConfig{Name: "a", Replicas: []NodeID{1}, Options: []rolefsm.Option{rolefsm.WithInitialRole(rolefsm.Leader)}})
+	require.ErrorIs(t, err, ErrBadConfig)
+	assert.EqualError(t, err, `replica: bad configuration: channel "a": its coordinator starts Leader, not Idle`)
+	err = n.Open(ctx, t0, ChannelConfig{Name: "a", Replicas: []NodeID{1}, Options: []rolefsm.Option{nil}})
+	assert.EqualError(t, err, `replica: channel "a": rolefsm: nil Option`)
+	assert.Empty(t, n.Channels(), "nothing opened")
+
+	// A replica set of the node alone is a channel with no peers.
+	require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: "a", Replicas: []NodeID{1}}))
+	assert.Empty(t, n.Tick(ctx, t0), "nobody to send to")
+	n.Tick(ctx, at(1500))
+	n.Tick(ctx, at(1501))
+	assert.Equal(t, rolefsm.Leader, n.Coordinator("a").Role(), "it elects itself")
+}
+
+func TestStepErrorLists(t *testing.T) {
+	n := newNode(t, 1)
+	require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: "a", Replicas: []NodeID{1, 2}}))
+	b := Batch{From: 2}
+	for _, name := range []string{"w", "x", "y", "z", "a"} {
+		b.Entries = append(b.Entries, Entry{Channel: name, Role: rolefsm.Replica})
+	}
+	err := n.Step(ctx, t0, b)
+	var se *StepError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, NodeID(2), se.From)
+	require.Len(t, se.Dropped, 4)
+	assert.Equal(t, `replica: 4 of the entries from node 2 dropped: channel "w": replica: unknown channel; `+
+		`channel "x": replica: unknown channel; channel "y": replica: unknown channel; and 1 more`, err.Error())
+	assert.Len(t, se.Unwrap(), 4)
+	assert.ErrorIs(t, err, ErrUnknownChannel)
+	assert.NotErrorIs(t, err, ErrNotInReplicaSet)
+	assert.True(t, errors.Is(se.Dropped[3], ErrUnknownChannel))
+	assert.Equal(t, "z", se.Dropped[3].Channel)
+	assert.True(t, n.Peers()[0].Heard, "the sender was heard: its batch was authentic")
+}
+
+// TestSteadyStateAllocatesNothing: a settled node's Tick and Step do
+// not allocate, whatever the number of channels.
+func TestSteadyStateAllocatesNothing(t *testing.T) {
+	n := newNode(t, 2)
+	in := Batch{From: 1}
+	for _, name := range []string{"a", "b", "c"} {
+		require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: name, Replicas: []NodeID{1, 2, 3}}))
+		in.Entries = append(in.Entries, Entry{Channel: name, Role: rolefsm.Leader, Tail: 1})
+	}
+	ms := 0
+	step := func() {
+		ms += 100
+		require.NoError(t, n.Step(ctx, at(ms), in))
+		n.Tick(ctx, at(ms))
+	}
+	for range 20 {
+		step()
+	}
+	assert.Zero(t, testing.AllocsPerRun(200, step))
+	assert.Equal(t, rolefsm.Replica, n.Coordinator("a").Role())
+}
