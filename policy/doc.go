@@ -6,6 +6,6 @@
 //
 // Nothing here reads a clock, sends a message or holds a lock: callers
 // pass the time and the view in, and apply the signal a rule returns
-// through rolefsm.Coordinator. The sim package drives these rules over
-// a virtual cluster.
+// through rolefsm.Coordinator. Package replica applies them to every
+// channel of a node; package sim runs replicas over a virtual cluster.
 package policy

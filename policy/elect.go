@@ -7,6 +7,10 @@ import (
 	"github.com/rolefsm/rolefsm"
 )
 
+// NodeID identifies a node: 1-based, 0 means none. Packages replica
+// and sim use this one type.
+type NodeID uint64
+
 // Member is one node of an election view.
 type Member struct {
 	ID NodeID

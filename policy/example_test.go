@@ -9,29 +9,30 @@ import (
 	"github.com/rolefsm/rolefsm/policy"
 )
 
-// Example shows a replica's loop: feed heartbeats into a Tracker, ask it whether the
-// leader is lost, elect from its view, and fire the signals through
-// the Coordinator. Time is passed in, here from a fixed start.
+// Example shows the pure rules a replica applies (package replica runs
+// them for every channel of a node): the heartbeat rule says when the
+// leader is lost, and an election over the members' view picks the next
+// one. Time is passed in, here from a fixed start.
 func Example() {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
 
 	hb, _ := policy.NewHeartbeat(500*time.Millisecond, 3)
-	tr := policy.NewTracker(2, hb, at(0))
+	lastClaim := at(0) // the leader, n1, last claimed office at 0
+	fmt.Println("lost at 1.4 s:", hb.Silent(lastClaim, at(1400)))
+	fmt.Println("lost at 1.5 s:", hb.Silent(lastClaim, at(1500)))
+
 	c, _ := rolefsm.NewCoordinator(rolefsm.WithInitialRole(rolefsm.Replica))
-
-	tr.Heard(1, at(0), 40, true) // the leader, n1
-	tr.Follow(1, at(0))
-	tr.Heard(3, at(100), 41, false) // a replica ahead of us
-	_ = tr.SampleRTT(3, 4*time.Millisecond)
-	tr.Heard(3, at(1400), 41, false)
-
-	fmt.Println("lost at 1.4 s:", tr.LeaderLost(at(1400)))
-	fmt.Println("lost at 1.5 s:", tr.LeaderLost(at(1500)))
 	ctx := context.Background()
 	_, _ = c.Fire(ctx, rolefsm.MissedHeartbeats) // Replica → Candidate
 
-	view := tr.Members(at(1500), 40, nil) // n1 is silent, so not eligible
+	// n2's view: itself, the silent leader, and n3, a replica ahead of
+	// it with a 4 ms RTT.
+	view := []policy.Member{
+		{ID: 2, Healthy: true, HasRTT: true, Tail: 40},
+		{ID: 1, Healthy: false, Tail: 40},
+		{ID: 3, Healthy: true, RTT: 4 * time.Millisecond, HasRTT: true, Tail: 41},
+	}
 	for _, p := range policy.Policies() {
 		out := p.Elect(2, view)
 		fmt.Printf("%s: %v n%d\n", p.Name(), out.Result, out.Winner)

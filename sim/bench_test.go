@@ -53,7 +53,7 @@ func BenchmarkStep(b *testing.B) {
 }
 
 // BenchmarkBaselineSetup is what every run pays before its first step:
-// five Coordinators (each a looplab machine) and five Trackers, and the
+// five replica.Nodes, each with a Coordinator (a looplab machine), and the
 // five CapabilitySelected commits. BenchmarkRun against it is the cost
 // of the 400 steps.
 func BenchmarkBaselineSetup(b *testing.B) {

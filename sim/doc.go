@@ -1,8 +1,11 @@
 // Package sim is a deterministic cluster simulator for the replica
-// roles: N nodes, each with a real rolefsm.Coordinator and a
-// policy.Tracker, driven over a virtual clock by the rules of package
-// policy, under partitions, crashes, disk pressure, channel closes and
-// message loss. Every role change goes through Coordinator.Transition.
+// roles: N nodes, each a replica.Node holding one channel, driven over
+// a virtual clock exactly as a service drives one (Step on every
+// heartbeat delivered, Tick every step), under partitions, crashes,
+// disk pressure, channel closes and message loss. The simulator owns
+// the network model, the faults, the application's writes and
+// catch-up, the invariants and the sweeps; every role decision is the
+// replica's, and every role change goes through Coordinator.Transition.
 //
 // A run is a pure function of its Config: the same seed gives the same
 // trace, byte for byte. Invariants are checked at every step and each
