@@ -1,6 +1,6 @@
 module github.com/rolefsm/rolefsm
 
-go 1.22
+go 1.25
 
 require (
 	github.com/cockroachdb/datadriven v1.0.3
