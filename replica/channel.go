@@ -242,8 +242,13 @@ func (n *Node) join(ctx context.Context, ch *Channel) error {
 	return nil
 }
 
+// transition commits a role change. The caller's context reaches the
+// observers, but its cancellation cannot stop a decision half-way.
 func (n *Node) transition(ctx context.Context, ch *Channel, to rolefsm.Role, sig rolefsm.Signal) error {
-	_, err := ch.coord.Transition(context.WithoutCancel(ctx), to, sig)
+	if ctx.Done() != nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	_, err := ch.coord.Transition(ctx, to, sig)
 	return err
 }
 

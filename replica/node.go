@@ -34,11 +34,14 @@ type Node struct {
 	interval int64 // ns
 	elect    policy.Policy
 	epoch    time.Time
-	now      int64 // ns since epoch: the latest time passed in
+	now      int64     // ns since epoch: the latest time passed in
+	last     time.Time // the time last passed in
 	nextBeat int64
 
-	peers []peer  // in the order first seen: indices are stable
-	byID  []int32 // indices into peers, sorted by id
+	peers []peer   // in the order first seen: indices are stable
+	byID  []int32  // indices into peers, sorted by id
+	ids   []NodeID // the ids of byID, for the search
+	dense []int32  // index+1 of the peer with each id below denseIDs, 0 if none
 	chans map[string]*Channel
 	order []*Channel // in the order opened: the order of ticks and entries
 
@@ -90,6 +93,10 @@ func (n *Node) Heartbeat() policy.Heartbeat { return n.rule }
 // advance moves the node's clock to now, never back, and returns it as
 // nanoseconds since the node's epoch.
 func (n *Node) advance(now time.Time) int64 {
+	if now == n.last {
+		return n.now // the common case: many inputs at one instant
+	}
+	n.last = now
 	if d := int64(now.Sub(n.epoch)); d > n.now {
 		n.now = d
 	}
@@ -101,21 +108,24 @@ func (n *Node) time(t int64) time.Time { return n.epoch.Add(time.Duration(t)) }
 // silent applies the heartbeat rule to a silence that began at since.
 func (n *Node) silent(since int64) bool { return n.rule.Expired(time.Duration(n.now - since)) }
 
+// denseIDs bounds the ids looked up in a table rather than searched:
+// clusters number their nodes from 1, so every heartbeat finds its
+// sender in constant time.
+const denseIDs = 4096
+
 // search returns where id is, or would be, in byID.
 func (n *Node) search(id NodeID) (int, bool) {
-	lo, hi := 0, len(n.byID)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if n.peers[n.byID[m]].id < id {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo, lo < len(n.byID) && n.peers[n.byID[lo]].id == id
+	i, ok := slices.BinarySearch(n.ids, id)
+	return i, ok
 }
 
 func (n *Node) peer(id NodeID) *peer {
+	if id < denseIDs {
+		if id < NodeID(len(n.dense)) && n.dense[id] > 0 {
+			return &n.peers[n.dense[id]-1]
+		}
+		return nil
+	}
 	i, ok := n.search(id)
 	if !ok {
 		return nil
@@ -128,8 +138,16 @@ func (n *Node) peer(id NodeID) *peer {
 func (n *Node) addPeer(id NodeID) int32 {
 	i, ok := n.search(id)
 	if !ok {
+		k := int32(len(n.peers))
 		n.peers = append(n.peers, peer{id: id})
-		n.byID = slices.Insert(n.byID, i, int32(len(n.peers)-1))
+		n.byID = slices.Insert(n.byID, i, k)
+		n.ids = slices.Insert(n.ids, i, id)
+		if id < denseIDs {
+			if int(id) >= len(n.dense) {
+				n.dense = append(n.dense, make([]int32, int(id)+1-len(n.dense))...)
+			}
+			n.dense[id] = k + 1
+		}
 	}
 	k := n.byID[i]
 	n.peers[k].refs++

@@ -259,4 +259,4 @@ func durArg(t *testing.T, d *datadriven.TestData, key string, def time.Duration)
 type nobody struct{}
 
 func (nobody) Elect(policy.NodeID, []policy.Member) policy.Outcome { return policy.Outcome{} }
-func (nobody) Name() string                                           { return "nobody" }
+func (nobody) Name() string                                        { return "nobody" }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"testing"
 )
 
@@ -67,5 +68,33 @@ func BenchmarkBaselineSetup(b *testing.B) {
 		if err := r.start(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkNodeStep is one step of a settled cluster of 5, 16 and 64
+// nodes; ns/node-step divides it by the cluster size, which must not
+// grow with it.
+func BenchmarkNodeStep(b *testing.B) {
+	for _, nodes := range []int{5, 16, 64} {
+		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
+			cfg, err := Config{Nodes: nodes, Steps: 400 + b.N}.normalized()
+			if err != nil {
+				b.Fatal(err)
+			}
+			r := newRun(cfg, nil, hooks{})
+			if err := r.start(); err != nil {
+				b.Fatal(err)
+			}
+			for r.step = 0; r.step < 400; r.step++ {
+				r.tick()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				r.tick()
+				r.step++
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(nodes), "ns/node-step")
+		})
 	}
 }

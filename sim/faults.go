@@ -117,8 +117,14 @@ func (r *run) apply(e Event) {
 		r.parted = false
 	case LinkDown, LinkUp:
 		a, b := int(e.Node-1), int(e.Peer-1)
-		r.linkDown[a*r.n+b] = e.Kind == LinkDown
-		r.linkDown[b*r.n+a] = e.Kind == LinkDown
+		if down := e.Kind == LinkDown; r.linkDown[a*r.n+b] != down {
+			r.linkDown[a*r.n+b], r.linkDown[b*r.n+a] = down, down
+			if down {
+				r.linksDown++
+			} else {
+				r.linksDown--
+			}
+		}
 	case Lossy:
 		r.loss[int(e.Node-1)*r.n+int(e.Peer-1)] = e.Rate
 	case Crash:

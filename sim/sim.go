@@ -217,7 +217,16 @@ type run struct {
 	script  int // next scripted event
 	faults  []Faults
 
-	comp []int // scratch: component of each node
+	linksDown int // links cut by LinkDown
+
+	// Scratch for the components: of each node, leaders and activity
+	// in each, the search's queue and marks.
+	comp      []int
+	leadersIn []int
+	activeIn  []bool
+	queue     []int
+	mark      []uint64
+	epochMark uint64
 }
 
 // Run simulates cfg and returns what happened. When trace is not nil
@@ -281,19 +290,24 @@ func differs(a, b *Result) string {
 func newRun(cfg Config, trace io.Writer, h hooks) *run {
 	n := cfg.Nodes
 	r := &run{
-		cfg:      cfg,
-		hooks:    h,
-		n:        n,
-		nodes:    make([]node, n),
-		rng:      rand.New(rand.NewPCG(cfg.Seed, 0x5157_6e65_7477_6f72)),
-		ctx:      context.Background(),
-		epoch:    time.Unix(0, 0).UTC(),
-		trace:    trace,
-		rtt:      make([]time.Duration, n*n),
-		loss:     make([]float64, n*n),
-		linkDown: make([]bool, n*n),
-		side:     make([]bool, n),
-		comp:     make([]int, n),
+		cfg:       cfg,
+		hooks:     h,
+		n:         n,
+		nodes:     make([]node, n),
+		rng:       rand.New(rand.NewPCG(cfg.Seed, 0x5157_6e65_7477_6f72)),
+		ctx:       context.Background(),
+		epoch:     time.Unix(0, 0).UTC(),
+		trace:     trace,
+		rtt:       make([]time.Duration, n*n),
+		loss:      make([]float64, n*n),
+		linkDown:  make([]bool, n*n),
+		side:      make([]bool, n),
+		comp:      make([]int, n),
+		leadersIn: make([]int, n),
+		activeIn:  make([]bool, n),
+		queue:     make([]int, 0, n),
+		mark:      make([]uint64, n),
+		epochMark: 1,
 	}
 	r.res.Config = cfg
 	r.res.Leaders = make([]uint8, cfg.Steps)
@@ -574,41 +588,31 @@ func (r *run) checkStep() {
 	}
 	r.res.Leaders[r.step] = uint8(live)
 
-	// Components: label each live node with the lowest index it
-	// reaches (n is small; a fixed-point pass is enough).
-	for i := range r.comp {
-		r.comp[i] = i
+	// Components of the live nodes: each is labelled with the lowest
+	// index it reaches. With no partition and no cut link, every live
+	// node is in one.
+	r.components()
+	for i := range r.leadersIn {
+		r.leadersIn[i], r.activeIn[i] = 0, false
 	}
-	for changed := true; changed; {
-		changed = false
-		for i := 0; i < r.n; i++ {
-			for j := i + 1; j < r.n; j++ {
-				if r.nodes[i].alive && r.nodes[j].alive && r.connected(i, j) && r.connected(j, i) && r.comp[i] != r.comp[j] {
-					m := min(r.comp[i], r.comp[j])
-					r.comp[i], r.comp[j], changed = m, m, true
-				}
-			}
+	for i := range r.nodes {
+		n := &r.nodes[i]
+		if !n.alive {
+			continue
+		}
+		switch n.c.Role() {
+		case rolefsm.Leader:
+			r.leadersIn[r.comp[i]]++
+			r.activeIn[r.comp[i]] = true
+		case rolefsm.Replica, rolefsm.Candidate:
+			r.activeIn[r.comp[i]] = true
 		}
 	}
 	dual, leaderless := false, false
-	for c := 0; c < r.n; c++ {
-		leaders, active := 0, false
-		for i := range r.nodes {
-			n := &r.nodes[i]
-			if r.comp[i] != c || !n.alive {
-				continue
-			}
-			switch n.c.Role() {
-			case rolefsm.Leader:
-				leaders++
-				active = true
-			case rolefsm.Replica, rolefsm.Candidate:
-				active = true
-			}
-		}
-		if leaders > 1 {
+	for c := range r.leadersIn {
+		if r.leadersIn[c] > 1 {
 			dual = true
-		} else if active && leaders == 0 {
+		} else if r.activeIn[c] && r.leadersIn[c] == 0 {
 			leaderless = true
 		}
 	}
@@ -632,6 +636,49 @@ func (r *run) checkStep() {
 		r.res.Converged = r.step
 	}
 }
+
+// components labels each node with the lowest index of its connected
+// component (a node connected to another both ways, both alive).
+func (r *run) components() {
+	for i := range r.comp {
+		r.comp[i] = i
+	}
+	if !r.parted && r.linksDown == 0 {
+		first := -1
+		for i := range r.nodes {
+			if r.nodes[i].alive {
+				if first < 0 {
+					first = i
+				}
+				r.comp[i] = first
+			}
+		}
+		return
+	}
+	// A breadth-first search from each unlabelled live node.
+	queue := r.queue[:0]
+	for s := range r.nodes {
+		if !r.nodes[s].alive || r.seen(s) {
+			continue
+		}
+		queue = append(queue[:0], s)
+		r.mark[s] = r.epochMark
+		for head := 0; head < len(queue); head++ {
+			i := queue[head]
+			r.comp[i] = s
+			for j := range r.nodes {
+				if r.mark[j] != r.epochMark && r.nodes[j].alive && r.connected(i, j) && r.connected(j, i) {
+					r.mark[j] = r.epochMark
+					queue = append(queue, j)
+				}
+			}
+		}
+	}
+	r.queue = queue
+	r.epochMark++
+}
+
+func (r *run) seen(i int) bool { return r.mark[i] == r.epochMark }
 
 func (r *run) finish() {
 	for i := range r.nodes {
