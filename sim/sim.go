@@ -203,6 +203,9 @@ type run struct {
 	trace io.Writer
 	twErr error
 
+	nowStep int // the step nowT is the time of
+	nowT    time.Time
+
 	hbSteps, timeoutSteps, maxDelay int
 
 	rtt      []time.Duration // n×n, symmetric
@@ -309,6 +312,7 @@ func newRun(cfg Config, trace io.Writer, h hooks) *run {
 		mark:      make([]uint64, n),
 		epochMark: 1,
 	}
+	r.nowStep = -1
 	r.res.Config = cfg
 	r.res.Leaders = make([]uint8, cfg.Steps)
 	r.res.Converged = -1
@@ -351,7 +355,13 @@ func newRun(cfg Config, trace io.Writer, h hooks) *run {
 
 func ceilDiv(a, b time.Duration) time.Duration { return (a + b - 1) / b }
 
-func (r *run) now() time.Time { return r.epoch.Add(time.Duration(r.step) * r.cfg.Step) }
+// now is the virtual time of the current step.
+func (r *run) now() time.Time {
+	if r.nowStep != r.step {
+		r.nowStep, r.nowT = r.step, r.epoch.Add(time.Duration(r.step)*r.cfg.Step)
+	}
+	return r.nowT
+}
 
 // start creates the nodes, each a fresh process that the capability
 // filter selects at step 0.
