@@ -206,6 +206,8 @@ type run struct {
 	nowStep int // the step nowT is the time of
 	nowT    time.Time
 
+	delivered int // heartbeat batches handed to a node's Step
+
 	hbSteps, timeoutSteps, maxDelay int
 
 	rtt      []time.Duration // n×n, symmetric
@@ -494,6 +496,7 @@ func (r *run) deliver() {
 		from := policy.NodeID(m.from + 1)
 		r.refused(to, "rtt", to.rn.ObserveRTT(from, r.rtt[m.from*r.n+m.to]))
 		b := replica.Batch{From: from, Entries: r.arena[slot][m.off : m.off+m.n]}
+		r.delivered++
 		if err := to.rn.Step(r.ctx, now, b); err != nil {
 			r.violate(InvNoRejection, to.num, "step: %v", err)
 		}
