@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -90,19 +91,31 @@ func (n *Node) Open(ctx context.Context, now time.Time, cfg ChannelConfig) error
 	if _, ok := n.chans[cfg.Name]; ok {
 		return fmt.Errorf("%w: %q", ErrDuplicateChannel, cfg.Name)
 	}
-	ids := slices.Clone(cfg.Replicas)
-	slices.Sort(ids)
-	switch {
-	case len(ids) == 0:
-		return fmt.Errorf("%w: channel %q: empty", ErrBadReplicaSet, cfg.Name)
-	case ids[0] == 0:
-		return fmt.Errorf("%w: channel %q: node 0 (ids are 1-based)", ErrBadReplicaSet, cfg.Name)
-	case !slices.Contains(ids, n.id):
-		return fmt.Errorf("%w: channel %q: %v does not hold this node (%d)", ErrBadReplicaSet, cfg.Name, cfg.Replicas, n.id)
+	// The replica set but self, by id: validated before anything
+	// changes.
+	members := make([]member, 0, len(cfg.Replicas))
+	self := false
+	for _, id := range cfg.Replicas {
+		if id == n.id {
+			self = true
+			continue
+		}
+		members = append(members, member{id: id})
 	}
-	for i := 1; i < len(ids); i++ {
-		if ids[i] == ids[i-1] {
-			return fmt.Errorf("%w: channel %q: node %d twice", ErrBadReplicaSet, cfg.Name, ids[i])
+	slices.SortFunc(members, func(a, b member) int { return cmp.Compare(a.id, b.id) })
+	switch {
+	case len(cfg.Replicas) == 0:
+		return fmt.Errorf("%w: channel %q: empty", ErrBadReplicaSet, cfg.Name)
+	case len(members) > 0 && members[0].id == 0:
+		return fmt.Errorf("%w: channel %q: node 0 (ids are 1-based)", ErrBadReplicaSet, cfg.Name)
+	case !self:
+		return fmt.Errorf("%w: channel %q: %v does not hold this node (%d)", ErrBadReplicaSet, cfg.Name, cfg.Replicas, n.id)
+	case len(members) != len(cfg.Replicas)-1:
+		return fmt.Errorf("%w: channel %q: node %d twice", ErrBadReplicaSet, cfg.Name, n.id)
+	}
+	for i := 1; i < len(members); i++ {
+		if members[i].id == members[i-1].id {
+			return fmt.Errorf("%w: channel %q: node %d twice", ErrBadReplicaSet, cfg.Name, members[i].id)
 		}
 	}
 	opts := append(slices.Clip(cfg.Options), rolefsm.WithName(cfg.Name))
@@ -114,12 +127,11 @@ func (n *Node) Open(ctx context.Context, now time.Time, cfg ChannelConfig) error
 		return fmt.Errorf("%w: channel %q: its coordinator starts %v, not Idle", ErrBadConfig, cfg.Name, r)
 	}
 	n.advance(now)
-	ch := &Channel{node: n, name: cfg.Name, coord: c, tail: cfg.Tail, members: make([]member, 0, len(ids)-1),
+	ch := &Channel{node: n, name: cfg.Name, coord: c, tail: cfg.Tail, members: members,
 		pressure: cfg.DiskPressure, parked: cfg.Closed}
-	for _, id := range ids {
-		if id != n.id {
-			ch.members = append(ch.members, member{id: id, peer: n.addPeer(id)})
-		}
+	n.growPeers(members)
+	for i := range members {
+		members[i].peer = n.addPeer(members[i].id)
 	}
 	n.chans[cfg.Name] = ch
 	n.order = append(n.order, ch)

@@ -133,6 +133,29 @@ func (n *Node) peer(id NodeID) *peer {
 	return &n.peers[n.byID[i]]
 }
 
+// growPeers makes room for the peers of a channel being opened, so that
+// adding them allocates once.
+func (n *Node) growPeers(ms []member) {
+	added, top := 0, NodeID(0)
+	for _, m := range ms {
+		if n.peer(m.id) == nil {
+			added++
+			if m.id < denseIDs {
+				top = max(top, m.id)
+			}
+		}
+	}
+	if added == 0 {
+		return
+	}
+	n.peers = slices.Grow(n.peers, added)
+	n.byID = slices.Grow(n.byID, added)
+	n.ids = slices.Grow(n.ids, added)
+	if need := int(top) + 1 - len(n.dense); need > 0 {
+		n.dense = slices.Grow(n.dense, need)
+	}
+}
+
 // addPeer counts one more channel holding id, adding the peer if new,
 // and returns its index.
 func (n *Node) addPeer(id NodeID) int32 {
@@ -143,8 +166,8 @@ func (n *Node) addPeer(id NodeID) int32 {
 		n.byID = slices.Insert(n.byID, i, k)
 		n.ids = slices.Insert(n.ids, i, id)
 		if id < denseIDs {
-			if int(id) >= len(n.dense) {
-				n.dense = append(n.dense, make([]int32, int(id)+1-len(n.dense))...)
+			for int(id) >= len(n.dense) {
+				n.dense = append(n.dense, 0)
 			}
 			n.dense[id] = k + 1
 		}
