@@ -329,7 +329,8 @@ func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
 // and its latest batch carried this channel (it still leads or
 // replicates it).
 func (n *Node) runElection(ctx context.Context, ch *Channel) {
-	view := append(n.view[:0], policy.Member{ID: n.id, Healthy: true, HasRTT: true, Tail: ch.tail})
+	n.view = append(n.view[:0], policy.Member{ID: n.id, Healthy: true, HasRTT: true, Tail: ch.tail})
+	view := n.view
 	for i := range ch.members {
 		m := &ch.members[i]
 		if m.stamp == 0 {

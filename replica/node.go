@@ -93,7 +93,7 @@ func (n *Node) Heartbeat() policy.Heartbeat { return n.rule }
 // advance moves the node's clock to now, never back, and returns it as
 // nanoseconds since the node's epoch.
 func (n *Node) advance(now time.Time) int64 {
-	if now == n.last {
+	if now.Equal(n.last) {
 		return n.now // the common case: many inputs at one instant
 	}
 	n.last = now
@@ -287,7 +287,9 @@ func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
 			n.runElection(ctx, ch)
 		case rolefsm.Replica:
 			if n.leaderLost(ch) {
-				n.transition(ctx, ch, rolefsm.Candidate, rolefsm.MissedHeartbeats)
+				// A rejection (only if someone else drives the
+				// coordinator) reaches its observers as a record.
+				_ = n.transition(ctx, ch, rolefsm.Candidate, rolefsm.MissedHeartbeats)
 			}
 		}
 	}

@@ -1,6 +1,6 @@
 module github.com/rolefsm/rolefsm/bench/peers
 
-go 1.22
+go 1.25
 
 require (
 	github.com/looplab/fsm v1.0.3
