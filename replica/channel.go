@@ -129,7 +129,6 @@ func (n *Node) Open(ctx context.Context, now time.Time, cfg ChannelConfig) error
 	n.advance(now)
 	ch := &Channel{node: n, name: cfg.Name, coord: c, tail: cfg.Tail, members: members,
 		pressure: cfg.DiskPressure, parked: cfg.Closed}
-	n.growPeers(members)
 	for i := range members {
 		members[i].peer = n.addPeer(members[i].id)
 	}
@@ -284,8 +283,8 @@ func (n *Node) waitForLeader(ch *Channel) {
 // forever for a leader that never took office.
 func (n *Node) leaderLost(ch *Channel) bool {
 	last := ch.since
-	if ch.following && ch.claimAt > last {
-		last = ch.claimAt
+	if ch.following {
+		last = max(last, ch.claimAt)
 	}
 	return n.silent(last)
 }

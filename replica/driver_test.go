@@ -241,10 +241,45 @@ func TestDriverReportsRefusedBatches(t *testing.T) {
 	})
 }
 
+// TestDriverPassesTheTransportsRTT: an RTT measured by the transport
+// reaches the node.
+func TestDriverPassesTheTransportsRTT(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := &chanTransport{inbox: make(chan Inbound, 1)}
+		n := newNode(t, 1)
+		require.NoError(t, n.Open(context.Background(), time.Now(), ChannelConfig{Name: "a", Replicas: []NodeID{1, 2}}))
+		d := NewDriver(n, tr, DriverOptions{TickInterval: time.Second})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = d.Run(ctx); close(done) }()
+		tr.inbox <- Inbound{Batch: Batch{From: 2}, RTT: 7 * time.Millisecond, HasRTT: true}
+		synctest.Wait()
+		require.NoError(t, d.Do(func(n *Node, _ time.Time) error {
+			p := n.Peers()[0]
+			assert.True(t, p.HasRTT)
+			assert.Equal(t, 7*time.Millisecond, p.RTT)
+			assert.Equal(t, uint64(1), p.Batches)
+			return nil
+		}))
+		cancel()
+		<-done
+	})
+}
+
+type chanTransport struct{ inbox chan Inbound }
+
+func (c *chanTransport) Send(context.Context, NodeID, Batch) error { return nil }
+func (c *chanTransport) Inbox() <-chan Inbound                     { return c.inbox }
+func (c *chanTransport) Close() error                              { return nil }
+
 func TestMemNetwork(t *testing.T) {
 	net := NewMemNetwork()
 	_, err := net.Join(0, 0)
 	require.Error(t, err)
+	d, err := net.Join(7, 0)
+	require.NoError(t, err)
+	assert.Equal(t, DefaultInboxSize, cap(d.Inbox()))
+	require.NoError(t, d.Close())
 	a, err := net.Join(1, 1)
 	require.NoError(t, err)
 	_, err = net.Join(1, 0)

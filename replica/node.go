@@ -97,9 +97,7 @@ func (n *Node) advance(now time.Time) int64 {
 		return n.now // the common case: many inputs at one instant
 	}
 	n.last = now
-	if d := int64(now.Sub(n.epoch)); d > n.now {
-		n.now = d
-	}
+	n.now = max(n.now, int64(now.Sub(n.epoch)))
 	return n.now
 }
 
@@ -131,29 +129,6 @@ func (n *Node) peer(id NodeID) *peer {
 		return nil
 	}
 	return &n.peers[n.byID[i]]
-}
-
-// growPeers makes room for the peers of a channel being opened, so that
-// adding them allocates once.
-func (n *Node) growPeers(ms []member) {
-	added, top := 0, NodeID(0)
-	for _, m := range ms {
-		if n.peer(m.id) == nil {
-			added++
-			if m.id < denseIDs {
-				top = max(top, m.id)
-			}
-		}
-	}
-	if added == 0 {
-		return
-	}
-	n.peers = slices.Grow(n.peers, added)
-	n.byID = slices.Grow(n.byID, added)
-	n.ids = slices.Grow(n.ids, added)
-	if need := int(top) + 1 - len(n.dense); need > 0 {
-		n.dense = slices.Grow(n.dense, need)
-	}
 }
 
 // addPeer counts one more channel holding id, adding the peer if new,
@@ -205,6 +180,8 @@ type PeerStatus struct {
 	// RTT is the latest round-trip time observed, if HasRTT.
 	RTT    time.Duration
 	HasRTT bool
+	// Batches counts the batches received from it.
+	Batches uint64
 	// Channels counts the open channels whose replica set holds it.
 	Channels int
 }
@@ -217,7 +194,7 @@ func (n *Node) Peers() []PeerStatus {
 		if p.refs == 0 {
 			continue
 		}
-		s := PeerStatus{ID: p.id, Heard: p.heard, RTT: p.rtt, HasRTT: p.hasRTT, Channels: p.refs}
+		s := PeerStatus{ID: p.id, Heard: p.heard, RTT: p.rtt, HasRTT: p.hasRTT, Batches: p.batches, Channels: p.refs}
 		if p.heard {
 			s.LastHeard = n.time(p.lastSeen)
 			s.Healthy = !n.silent(p.lastSeen)

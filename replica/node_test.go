@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -143,4 +144,50 @@ func TestSteadyStateAllocatesNothing(t *testing.T) {
 	}
 	assert.Zero(t, testing.AllocsPerRun(200, step))
 	assert.Equal(t, rolefsm.Replica, n.Coordinator("a").Role())
+}
+
+// TestCancelledContextStillDecides: a context that is already done
+// reaches the observers but cannot stop a decision: the transition a
+// Tick or Step owes is made.
+func TestCancelledContextStillDecides(t *testing.T) {
+	n := newNode(t, 1)
+	var seen []error
+	obs := func(ctx context.Context, rec rolefsm.Record) { seen = append(seen, ctx.Err()) }
+	require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: "a", Replicas: []NodeID{1, 2},
+		Options: []rolefsm.Option{rolefsm.WithObserver(obs)}}))
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	n.Tick(done, at(1500))
+	assert.Equal(t, rolefsm.Candidate, n.Coordinator("a").Role())
+	n.Tick(done, at(1550))
+	assert.Equal(t, rolefsm.Leader, n.Coordinator("a").Role())
+	require.NoError(t, n.Step(done, at(1600), Batch{From: 2, Entries: []Entry{{Channel: "a", Role: rolefsm.Leader, Tail: 5}}}))
+	assert.Equal(t, rolefsm.Replica, n.Coordinator("a").Role())
+	assert.Equal(t, []error{nil, nil, nil, nil}, seen, "observers see a context that is not cancelled")
+}
+
+// TestLargeNodeIDs: ids beyond the lookup table are found by search.
+func TestLargeNodeIDs(t *testing.T) {
+	n := newNode(t, 5000)
+	require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: "a", Replicas: []NodeID{1 << 40, 5000, 3, 4096, 4095}}))
+	var ids []NodeID
+	for _, p := range n.Peers() {
+		ids = append(ids, p.ID)
+	}
+	assert.Equal(t, []NodeID{3, 4095, 4096, 1 << 40}, ids)
+	for _, id := range ids {
+		require.NoError(t, n.Step(ctx, at(10), Batch{From: id, Entries: []Entry{{Channel: "a", Role: rolefsm.Replica, Tail: uint64(id)}}}), "node %d", id)
+		require.NoError(t, n.ObserveRTT(id, time.Millisecond), "node %d", id)
+	}
+	for _, id := range []NodeID{2, 4, 4094, 4097, 1<<40 + 1, 1<<40 - 1} {
+		require.ErrorIs(t, n.Step(ctx, at(20), Batch{From: id}), ErrUnknownPeer, "node %d", id)
+	}
+	// The one with the highest tail wins the election: every peer's
+	// entry reached its own member.
+	n.Tick(ctx, at(1500))
+	n.Tick(ctx, at(1501))
+	id, _, _ := n.Channel("a").Follows()
+	assert.Equal(t, NodeID(1<<40), id)
+	msgs := n.Tick(ctx, at(2000))
+	assert.Len(t, msgs, 4, "a batch to each peer")
 }

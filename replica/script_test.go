@@ -184,7 +184,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		for _, p := range h.n.Peers() {
 			fmt.Fprintf(&out, "n%d: channels=%d", p.ID, p.Channels)
 			if p.Heard {
-				fmt.Fprintf(&out, " heard=%s healthy=%t", ms(p.LastHeard.Sub(h.start)), p.Healthy)
+				fmt.Fprintf(&out, " heard=%s healthy=%t batches=%d", ms(p.LastHeard.Sub(h.start)), p.Healthy, p.Batches)
 			}
 			if p.HasRTT {
 				fmt.Fprintf(&out, " rtt=%v", p.RTT)

@@ -79,12 +79,7 @@ func (m *MemNetwork) Join(id NodeID, inbox int) (*MemTransport, error) {
 	return t, nil
 }
 
-func link(a, b NodeID) [2]NodeID {
-	if a > b {
-		a, b = b, a
-	}
-	return [2]NodeID{a, b}
-}
+func link(a, b NodeID) [2]NodeID { return [2]NodeID{min(a, b), max(a, b)} }
 
 // Disconnect cuts the link between a and b, both ways.
 func (m *MemNetwork) Disconnect(a, b NodeID) {
