@@ -30,6 +30,7 @@ func TestNewHeartbeat(t *testing.T) {
 		{"exactly the minimum", 100 * time.Millisecond, 2, 100 * time.Millisecond, 2, 200 * time.Millisecond},
 		{"1 ns is raised", 1, 5, 100 * time.Millisecond, 5, 500 * time.Millisecond},
 		{"saturates", time.Duration(1 << 62), 4, time.Duration(1 << 62), 4, time.Duration(1<<63 - 1)},
+		{"the largest that does not saturate", time.Duration((1<<63 - 1) / 3), 3, time.Duration((1<<63 - 1) / 3), 3, time.Duration((1<<63 - 1) / 3 * 3)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, err := NewHeartbeat(tc.interval, tc.threshold)

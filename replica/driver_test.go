@@ -248,17 +248,22 @@ func TestDriverPassesTheTransportsRTT(t *testing.T) {
 		tr := &chanTransport{inbox: make(chan Inbound, 1)}
 		n := newNode(t, 1)
 		require.NoError(t, n.Open(context.Background(), time.Now(), ChannelConfig{Name: "a", Replicas: []NodeID{1, 2}}))
-		d := NewDriver(n, tr, DriverOptions{TickInterval: time.Second})
+		var errs []error
+		d := NewDriver(n, tr, DriverOptions{TickInterval: time.Second, OnError: func(err error) { errs = append(errs, err) }})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { _ = d.Run(ctx); close(done) }()
 		tr.inbox <- Inbound{Batch: Batch{From: 2}, RTT: 7 * time.Millisecond, HasRTT: true}
+		tr.inbox <- Inbound{Batch: Batch{From: 9}, RTT: time.Millisecond, HasRTT: true}
 		synctest.Wait()
 		require.NoError(t, d.Do(func(n *Node, _ time.Time) error {
 			p := n.Peers()[0]
 			assert.True(t, p.HasRTT)
 			assert.Equal(t, 7*time.Millisecond, p.RTT)
 			assert.Equal(t, uint64(1), p.Batches)
+			require.Len(t, errs, 2, "the RTT and the batch of an unknown node")
+			assert.EqualError(t, errs[0], "replica: unknown peer: node 9")
+			assert.EqualError(t, errs[1], "replica: unknown peer: node 9")
 			return nil
 		}))
 		cancel()
