@@ -31,28 +31,6 @@ func BenchmarkRun(b *testing.B) {
 	}
 }
 
-// BenchmarkStep is one step of a settled 5-node cluster (heartbeats,
-// catch-up, appends, invariant checks): the hot loop.
-func BenchmarkStep(b *testing.B) {
-	cfg, err := Config{Steps: 200 + b.N}.normalized()
-	if err != nil {
-		b.Fatal(err)
-	}
-	r := newRun(cfg, nil, hooks{})
-	if err := r.start(); err != nil {
-		b.Fatal(err)
-	}
-	for r.step = 0; r.step < 200; r.step++ {
-		r.tick()
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		r.tick()
-		r.step++
-	}
-}
-
 // BenchmarkBaselineSetup is what every run pays before its first step:
 // five replica.Nodes, each with a Coordinator (a looplab machine), and the
 // five CapabilitySelected commits. BenchmarkRun against it is the cost
@@ -79,17 +57,7 @@ func BenchmarkBaselineSetup(b *testing.B) {
 func BenchmarkNodeStep(b *testing.B) {
 	for _, nodes := range []int{5, 16, 64} {
 		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
-			cfg, err := Config{Nodes: nodes, Steps: 400 + b.N}.normalized()
-			if err != nil {
-				b.Fatal(err)
-			}
-			r := newRun(cfg, nil, hooks{})
-			if err := r.start(); err != nil {
-				b.Fatal(err)
-			}
-			for r.step = 0; r.step < 400; r.step++ {
-				r.tick()
-			}
+			r := settled(b, nodes, b.N)
 			b.ReportAllocs()
 			b.ResetTimer()
 			before := r.delivered
@@ -101,4 +69,23 @@ func BenchmarkNodeStep(b *testing.B) {
 			b.ReportMetric(float64(r.delivered-before)/float64(b.N)/float64(nodes), "heartbeats/node-step")
 		})
 	}
+}
+
+// settled returns a run of the given size, with no fault, after 400
+// steps (every node has joined, elected and followed), with room for
+// more steps.
+func settled(tb testing.TB, nodes, more int) *run {
+	tb.Helper()
+	cfg, err := Config{Nodes: nodes, Steps: 400 + more}.normalized()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := newRun(cfg, nil, hooks{})
+	if err := r.start(); err != nil {
+		tb.Fatal(err)
+	}
+	for r.step = 0; r.step < 400; r.step++ {
+		r.tick()
+	}
+	return r
 }

@@ -576,8 +576,13 @@ func (r *run) connected(i, j int) bool {
 	return (!r.parted || r.side[i] == r.side[j]) && !r.linkDown[i*r.n+j]
 }
 
-// checkStep checks the per-step invariants and counts leaders.
+// checkStep checks the per-step invariants and counts leaders, in all
+// and in each connected component of the live nodes.
 func (r *run) checkStep() {
+	r.components()
+	for i := range r.leadersIn {
+		r.leadersIn[i], r.activeIn[i] = 0, false
+	}
 	live := 0
 	for i := range r.nodes {
 		n := &r.nodes[i]
@@ -587,11 +592,15 @@ func (r *run) checkStep() {
 		switch n.c.Role() {
 		case rolefsm.Leader:
 			live++
+			r.leadersIn[r.comp[i]]++
+			r.activeIn[r.comp[i]] = true
 		case rolefsm.Candidate:
+			r.activeIn[r.comp[i]] = true
 			if n.candidateAt < r.step {
 				r.violate(InvCandidate, n.num, "Candidate since step %d", n.candidateAt)
 			}
 		case rolefsm.Replica:
+			r.activeIn[r.comp[i]] = true
 			contact := max(int(n.ch.Contact().Sub(r.epoch)/r.cfg.Step), n.reported)
 			if r.step-contact > r.timeoutSteps+1 {
 				r.violate(InvReplica, n.num, "no word from a leader since step %d", contact)
@@ -601,26 +610,6 @@ func (r *run) checkStep() {
 	}
 	r.res.Leaders[r.step] = uint8(live)
 
-	// Components of the live nodes: each is labelled with the lowest
-	// index it reaches. With no partition and no cut link, every live
-	// node is in one.
-	r.components()
-	for i := range r.leadersIn {
-		r.leadersIn[i], r.activeIn[i] = 0, false
-	}
-	for i := range r.nodes {
-		n := &r.nodes[i]
-		if !n.alive {
-			continue
-		}
-		switch n.c.Role() {
-		case rolefsm.Leader:
-			r.leadersIn[r.comp[i]]++
-			r.activeIn[r.comp[i]] = true
-		case rolefsm.Replica, rolefsm.Candidate:
-			r.activeIn[r.comp[i]] = true
-		}
-	}
 	dual, leaderless := false, false
 	for c := range r.leadersIn {
 		if r.leadersIn[c] > 1 {
@@ -650,8 +639,9 @@ func (r *run) checkStep() {
 	}
 }
 
-// components labels each node with the lowest index of its connected
-// component (a node connected to another both ways, both alive).
+// components labels each live node with the lowest index of its
+// connected component (nodes that hear each other both ways). With no
+// partition and no cut link, every live node is in one.
 func (r *run) components() {
 	for i := range r.comp {
 		r.comp[i] = i

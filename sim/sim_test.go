@@ -129,20 +129,16 @@ func invariantsOf(res *Result) []string {
 }
 
 func TestStepsDoNotAllocate(t *testing.T) {
-	cfg, err := Config{Steps: 2000}.normalized()
-	require.NoError(t, err)
-	r := newRun(cfg, nil, hooks{})
-	require.NoError(t, r.start())
-	for r.step = 0; r.step < 200; r.step++ {
-		r.tick()
+	for _, nodes := range []int{5, 64} {
+		r := settled(t, nodes, 1000)
+		require.Equal(t, uint8(1), r.res.Leaders[399], "settled")
+		allocs := testing.AllocsPerRun(500, func() {
+			r.tick()
+			r.step++
+		})
+		assert.Zero(t, allocs, "%d nodes", nodes)
+		assert.True(t, r.res.OK())
 	}
-	require.Equal(t, uint8(1), r.res.Leaders[199], "settled")
-	allocs := testing.AllocsPerRun(1000, func() {
-		r.tick()
-		r.step++
-	})
-	assert.Zero(t, allocs)
-	assert.True(t, r.res.OK())
 }
 
 func TestConfigErrors(t *testing.T) {
