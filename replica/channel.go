@@ -129,6 +129,11 @@ func (n *Node) Open(ctx context.Context, now time.Time, cfg ChannelConfig) error
 	n.advance(now)
 	ch := &Channel{node: n, name: cfg.Name, coord: c, tail: cfg.Tail, members: members,
 		pressure: cfg.DiskPressure, parked: cfg.Closed}
+	// Room for every peer at once: most channels bring new ones only
+	// to a new node.
+	n.peers = slices.Grow(n.peers, len(members))
+	n.byID = slices.Grow(n.byID, len(members))
+	n.ids = slices.Grow(n.ids, len(members))
 	for i := range members {
 		members[i].peer = n.addPeer(members[i].id)
 	}

@@ -152,7 +152,7 @@ func TestSteadyStateAllocatesNothing(t *testing.T) {
 func TestCancelledContextStillDecides(t *testing.T) {
 	n := newNode(t, 1)
 	var seen []error
-	obs := func(ctx context.Context, rec rolefsm.Record) { seen = append(seen, ctx.Err()) }
+	obs := func(ctx context.Context, _ rolefsm.Record) { seen = append(seen, ctx.Err()) }
 	require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: "a", Replicas: []NodeID{1, 2},
 		Options: []rolefsm.Option{rolefsm.WithObserver(obs)}}))
 	done, cancel := context.WithCancel(ctx)
