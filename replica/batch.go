@@ -27,7 +27,13 @@ type Entry struct {
 // Batch is one heartbeat from one node to one peer: an entry for every
 // channel the two share on which the sender is Leader or Replica.
 type Batch struct {
-	From    NodeID
+	From NodeID
+	// Seq numbers the sender's heartbeats, from 1. A transport that
+	// splits a heartbeat over several datagrams gives each part the
+	// same Seq, so the receiver sees them as one heartbeat; 0 means
+	// unnumbered (the receiver numbers such batches itself, one
+	// heartbeat each).
+	Seq     uint64
 	Entries []Entry
 }
 
@@ -61,8 +67,8 @@ var (
 	// sender is not in the channel's replica set.
 	ErrNotInReplicaSet = errors.New("replica: sender not in the channel's replica set")
 	// ErrDuplicateEntry is returned by Step, per entry, for a channel
-	// listed twice in one batch (the later entries are dropped).
-	ErrDuplicateEntry = errors.New("replica: channel twice in one batch")
+	// listed twice in one heartbeat (the later entries are dropped).
+	ErrDuplicateEntry = errors.New("replica: channel twice in one heartbeat")
 	// ErrBadRole is returned by Step, per entry, for a role other than
 	// Leader or Replica.
 	ErrBadRole = errors.New("replica: heartbeat with a role that sends none")
@@ -72,6 +78,10 @@ var (
 	// ErrNotLeader is returned by Relinquish when the node does not
 	// lead the channel.
 	ErrNotLeader = errors.New("replica: not the leader")
+	// ErrStaleBatch is returned by Step for a batch older than a
+	// heartbeat already received from the same sender (a late part of
+	// a heartbeat, reordered on the way): it changes nothing.
+	ErrStaleBatch = errors.New("replica: batch older than the sender's latest heartbeat")
 	// ErrNegativeRTT is returned by ObserveRTT for an RTT below zero.
 	ErrNegativeRTT = errors.New("replica: negative RTT")
 )

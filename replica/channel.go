@@ -343,7 +343,7 @@ func (n *Node) runElection(ctx context.Context, ch *Channel) {
 		p := &n.peers[m.peer]
 		view = append(view, policy.Member{
 			ID:      m.id,
-			Healthy: m.stamp == p.batches && !n.silent(p.lastSeen),
+			Healthy: m.stamp == p.beat && !n.silent(p.lastSeen),
 			RTT:     p.rtt,
 			HasRTT:  p.hasRTT,
 			Tail:    m.tail,

@@ -46,6 +46,7 @@ type Node struct {
 	order []*Channel // in the order opened: the order of ticks and entries
 
 	out  []Message
+	beat uint64 // heartbeats sent
 	view []policy.Member
 }
 
@@ -54,6 +55,7 @@ type peer struct {
 	id       NodeID
 	refs     int    // channels whose replica set holds it
 	batches  uint64 // batches received from it
+	beat     uint64 // its latest heartbeat, by the sender's Seq or our count
 	heard    bool
 	lastSeen int64
 	rtt      time.Duration
@@ -222,9 +224,17 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 	if p == nil || p.refs == 0 {
 		return fmt.Errorf("%w: node %d", ErrUnknownPeer, b.From)
 	}
+	beat := b.Seq
+	switch {
+	case beat == 0:
+		beat = p.beat + 1
+	case beat < p.beat:
+		return fmt.Errorf("%w: heartbeat %d from node %d after %d", ErrStaleBatch, beat, b.From, p.beat)
+	}
 	t := n.advance(now)
 	p.heard, p.lastSeen = true, t
 	p.batches++
+	p.beat = beat
 	var dropped []EntryError
 	for _, e := range b.Entries {
 		ch := n.chans[e.Channel]
@@ -238,7 +248,7 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 		default:
 			if m = ch.member(b.From); m == nil {
 				err = ErrNotInReplicaSet
-			} else if m.stamp == p.batches {
+			} else if m.stamp == beat {
 				err = ErrDuplicateEntry
 			}
 		}
@@ -246,7 +256,7 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 			dropped = append(dropped, EntryError{Channel: e.Channel, Err: err})
 			continue
 		}
-		m.stamp, m.tail = p.batches, e.Tail
+		m.stamp, m.tail = beat, e.Tail
 		n.heard(ctx, ch, b.From, e)
 	}
 	if dropped != nil {
@@ -277,6 +287,7 @@ func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
 	if t < n.nextBeat {
 		return n.out
 	}
+	n.beat++
 	n.nextBeat += n.interval
 	if n.nextBeat <= t {
 		n.nextBeat = t + n.interval // missed beats are skipped, not made up
@@ -297,7 +308,7 @@ func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
 	}
 	for _, k := range n.byID {
 		if p := &n.peers[k]; len(p.out) > 0 {
-			n.out = append(n.out, Message{To: p.id, Batch: Batch{From: n.id, Entries: p.out}})
+			n.out = append(n.out, Message{To: p.id, Batch: Batch{From: n.id, Seq: n.beat, Entries: p.out}})
 		}
 	}
 	return n.out

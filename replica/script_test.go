@@ -22,7 +22,7 @@ import (
 //
 //	node id=1 [heartbeat=500ms] [miss=3] [policy=tail|upstream|nobody] [phase=0ms]
 //	open ch=a replicas=(1,2,3) [tail=N] [pressure] [closed] [t=MS]
-//	step t=MS from=N          (input: one entry a line: CHANNEL ROLE TAIL)
+//	step t=MS from=N [seq=N]  (input: one entry a line: CHANNEL ROLE TAIL)
 //	tick t=MS
 //	rtt peer=N d=DURATION
 //	tail ch=a n=N
@@ -107,7 +107,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		cfg.Options = []rolefsm.Option{rolefsm.WithObserver(h.observe(cfg.Name))}
 		err = h.n.Open(ctx, h.at(t, d), cfg)
 	case "step":
-		b := Batch{From: NodeID(intArg(t, d, "from", 0))}
+		b := Batch{From: NodeID(intArg(t, d, "from", 0)), Seq: uint64(intArg(t, d, "seq", 0))}
 		for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
 			if line == "" {
 				continue
@@ -125,7 +125,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		err = h.n.Step(ctx, h.at(t, d), b)
 	case "tick":
 		for _, m := range h.n.Tick(ctx, h.at(t, d)) {
-			fmt.Fprintf(&out, "→ n%d:", m.To)
+			fmt.Fprintf(&out, "→ n%d #%d:", m.To, m.Batch.Seq)
 			for i, e := range m.Batch.Entries {
 				sep := ","
 				if i == 0 {
