@@ -1,0 +1,326 @@
+package udp
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/replica"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func keyring(t testing.TB, fill ...byte) *Keyring {
+	t.Helper()
+	var keys [][]byte
+	for _, f := range fill {
+		keys = append(keys, bytes.Repeat([]byte{f}, 32))
+	}
+	k, err := NewKeyring(keys...)
+	require.NoError(t, err)
+	return k
+}
+
+func entries(n, nameLen int) []replica.Entry {
+	es := make([]replica.Entry, n)
+	for i := range es {
+		name := strings.Repeat("c", nameLen-4) + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676%26)) + "x"
+		es[i] = replica.Entry{Channel: name, Role: rolefsm.Replica, Tail: uint64(i) * 1000003}
+	}
+	return es
+}
+
+func datagram(t testing.TB, h Header, es []replica.Entry, keys *Keyring) []byte {
+	t.Helper()
+	var p []byte
+	p = appendUvarintCount(p, len(es))
+	for _, e := range es {
+		p = appendEntry(p, e)
+	}
+	d, err := seal(nil, h, p, keys)
+	require.NoError(t, err)
+	return d
+}
+
+func appendUvarintCount(p []byte, n int) []byte {
+	return append(p, byte(n)) // tests use fewer than 128 entries
+}
+
+func TestRoundTrip(t *testing.T) {
+	keys := keyring(t, 1)
+	es := entries(5, 12)
+	h := Header{Version: Version, Sealed: true, From: 3, Incarnation: 77, Seq: 9, Beat: 4}
+	d := datagram(t, h, es, keys)
+	got, b, err := Decode(d, keys, DefaultMaxDatagram)
+	require.NoError(t, err)
+	assert.Equal(t, h, got)
+	assert.Equal(t, replica.Batch{From: 3, Seq: 4, Entries: es}, b)
+
+	// Plain, for an insecure cluster; each side refuses the other kind.
+	h.Sealed = false
+	plain := datagram(t, h, es, nil)
+	got, b, err = Decode(plain, nil, DefaultMaxDatagram)
+	require.NoError(t, err)
+	assert.Equal(t, h, got)
+	assert.Equal(t, es, b.Entries)
+	_, _, err = Decode(plain, keys, DefaultMaxDatagram)
+	require.ErrorIs(t, err, ErrBadTag)
+	_, _, err = Decode(d, nil, DefaultMaxDatagram)
+	require.ErrorIs(t, err, ErrBadTag)
+}
+
+func TestDecodeRefuses(t *testing.T) {
+	keys := keyring(t, 1)
+	good := datagram(t, Header{From: 2, Incarnation: 1, Seq: 1, Beat: 1}, entries(3, 10), keys)
+	flip := func(i int) []byte {
+		d := bytes.Clone(good)
+		d[i] ^= 0x10
+		return d
+	}
+	for _, tc := range []struct {
+		name string
+		d    []byte
+		want error
+	}{
+		{"empty", nil, ErrTruncated},
+		{"header cut", good[:HeaderSize-1], ErrTruncated},
+		{"bad magic", flip(0), ErrTruncated},
+		{"version 2", func() []byte { d := bytes.Clone(good); d[2] = 2; return d }(), ErrVersion},
+		{"unknown flag", flip(3), ErrTruncated},
+		{"sender flipped (header is authenticated)", flip(11), ErrBadTag},
+		{"sequence flipped", flip(27), ErrBadTag},
+		{"payload flipped", flip(HeaderSize + 2), ErrBadTag},
+		{"tag flipped", flip(len(good) - 1), ErrBadTag},
+		{"payload cut", good[:len(good)-3], ErrBadTag},
+		{"oversize", make([]byte, DefaultMaxDatagram+1), ErrOversize},
+		{"another cluster's key", datagram(t, Header{From: 2, Incarnation: 1, Seq: 1}, entries(1, 5), keyring(t, 9)), ErrBadTag},
+	} {
+		_, _, err := Decode(tc.d, keys, DefaultMaxDatagram)
+		assert.ErrorIs(t, err, tc.want, tc.name)
+	}
+	// Authentic, but the payload does not parse: only a key holder can
+	// send that.
+	for _, p := range [][]byte{{}, {2, 1, 'a', 1}, {1, 200, 'a'}, {1, 1, 'a', 1, 0x80}, {0, 0}, {1, 1, 'a', 1, 0x81, 0x00}, {0x80, 0x00}} {
+		d, err := seal(nil, Header{From: 2, Incarnation: 1, Seq: 1}, p, keys)
+		require.NoError(t, err)
+		_, _, err = Decode(d, keys, DefaultMaxDatagram)
+		assert.ErrorIs(t, err, ErrTruncated, "payload %v", p)
+	}
+}
+
+func TestKeyring(t *testing.T) {
+	old, both, next := keyring(t, 1), keyring(t, 2, 1), keyring(t, 2)
+	d := datagram(t, Header{From: 2, Seq: 1}, nil, old)
+	_, _, err := Decode(d, both, DefaultMaxDatagram)
+	require.NoError(t, err, "a node that sends with the new key still accepts the old one")
+	_, _, err = Decode(datagram(t, Header{From: 2, Seq: 1}, nil, both), old, DefaultMaxDatagram)
+	require.ErrorIs(t, err, ErrBadTag, "a node without the new key refuses it")
+	_, _, err = Decode(d, next, DefaultMaxDatagram)
+	require.ErrorIs(t, err, ErrBadTag, "the old key, once dropped, is refused")
+
+	_, err = NewKeyring()
+	require.Error(t, err)
+	_, err = NewKeyring([]byte("short"))
+	assert.EqualError(t, err, "udp: key 1: 5 bytes, want 16, 24 or 32")
+
+	line, err := GenerateKey()
+	require.NoError(t, err)
+	k, err := ParseKeys([]byte("# cluster keys\n\n" + line + "\n  " + line + "  \n"))
+	require.NoError(t, err)
+	assert.Len(t, k.aeads, 2)
+	for _, tc := range []struct{ file, msg string }{
+		{"", "udp: key file holds no key"},
+		{"# only a comment\n", "udp: key file holds no key"},
+		{line + "\nnot base64!\n", "udp: key file line 2: not base64"},
+		{"c2hvcnQ=\n", "udp: key file line 1: 5 bytes, want 16, 24 or 32"},
+	} {
+		_, err := ParseKeys([]byte(tc.file))
+		assert.EqualError(t, err, tc.msg)
+	}
+}
+
+func TestWindow(t *testing.T) {
+	var w window
+	steps := []struct {
+		inc, seq uint64
+		ok       bool
+	}{
+		{1, 0, false}, // sequence numbers start at 1
+		{1, 5, true},
+		{1, 5, false}, // replayed
+		{1, 3, true},  // reordered, within the window
+		{1, 3, false},
+		{1, 70, true},
+		{1, 6, false}, // 64 behind: too old
+		{1, 7, true},  // 63 behind
+		{1, 7, false},
+		{1, 200, true}, // a jump past the window forgets it
+		{1, 199, true},
+		{0, 500, false}, // an older incarnation
+		{2, 1, true},    // a reboot
+		{1, 201, false}, // the dead process, replayed
+		{2, 1, false},
+	}
+	for i, s := range steps {
+		assert.Equal(t, s.ok, w.accept(s.inc, s.seq), "step %d: (%d, %d)", i, s.inc, s.seq)
+	}
+}
+
+// pair is two transports on loopback sockets that know each other.
+func pair(t *testing.T, keysA, keysB *Keyring) (a, b *Transport) {
+	t.Helper()
+	ca, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	cb, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	a, err = New(Config{ID: 1, Conn: ca, Keys: keysA, Insecure: keysA == nil, Peers: map[replica.NodeID]string{2: cb.LocalAddr().String()}})
+	require.NoError(t, err)
+	b, err = New(Config{ID: 2, Conn: cb, Keys: keysB, Insecure: keysB == nil, Peers: map[replica.NodeID]string{1: ca.LocalAddr().String()}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+	return a, b
+}
+
+func receive(t *testing.T, tr *Transport) replica.Batch {
+	t.Helper()
+	select {
+	case in := <-tr.Inbox():
+		return in.Batch
+	case <-time.After(10 * time.Second): // a bound, not a timing claim
+		t.Fatal("nothing received")
+	}
+	return replica.Batch{}
+}
+
+func TestSendSplitsLargeBatches(t *testing.T) {
+	a, b := pair(t, keyring(t, 1), keyring(t, 1))
+	es := entries(100, 32)
+	require.NoError(t, a.Send(context.Background(), 2, replica.Batch{From: 1, Seq: 7, Entries: es}))
+	var got []replica.Entry
+	parts := 0
+	for len(got) < len(es) {
+		part := receive(t, b)
+		assert.Equal(t, replica.NodeID(1), part.From)
+		assert.Equal(t, uint64(7), part.Seq, "every part carries the heartbeat's number")
+		assert.GreaterOrEqual(t, len(part.Entries), 30, "a datagram carries at least 30 channels of 32-byte names")
+		got = append(got, part.Entries...)
+		parts++
+	}
+	assert.Equal(t, es, got)
+	st := a.Stats()
+	assert.Equal(t, uint64(parts), st.DatagramsSent)
+	assert.LessOrEqual(t, st.BytesSent, uint64(parts*DefaultMaxDatagram))
+	assert.Equal(t, uint64(3), st.DatagramsSent, "100 entries of 37–38 bytes: 3 datagrams of at most 1,400")
+
+	// An empty batch still goes out, as one datagram.
+	require.NoError(t, a.Send(context.Background(), 2, replica.Batch{From: 1, Seq: 8}))
+	assert.Empty(t, receive(t, b).Entries)
+
+	err := a.Send(context.Background(), 9, replica.Batch{})
+	require.ErrorIs(t, err, ErrUnknownPeer)
+	err = a.Send(context.Background(), 2, replica.Batch{Entries: []replica.Entry{{Channel: strings.Repeat("x", 256)}}})
+	require.Error(t, err)
+}
+
+// TestBadDatagramsAreCounted aims every kind of bad datagram at a
+// running transport: none is delivered, each is counted under its
+// reason, and a good one that follows gets through.
+func TestBadDatagramsAreCounted(t *testing.T) {
+	keys := keyring(t, 1)
+	_, b := pair(t, keys, keys)
+	attacker, err := net.DialUDP("udp", nil, b.Addr().(*net.UDPAddr))
+	require.NoError(t, err)
+	defer attacker.Close()
+
+	good := datagram(t, Header{From: 1, Incarnation: 10, Seq: 1, Beat: 1}, entries(2, 8), keys)
+	flipped := bytes.Clone(good)
+	flipped[HeaderSize+1] ^= 1
+	version := bytes.Clone(good)
+	version[2] = 9
+	sends := []struct {
+		d    []byte
+		why  Reason
+		name string
+	}{
+		{datagram(t, Header{From: 1, Incarnation: 10, Seq: 1}, entries(1, 8), keyring(t, 7)), BadTag, "forged with another key"},
+		{flipped, BadTag, "bit-flipped"},
+		{good[:20], Garbage, "truncated"},
+		{make([]byte, DefaultMaxDatagram+100), Oversize, "oversized"},
+		{[]byte("GET / HTTP/1.1\r\n\r\n"), Garbage, "garbage"},
+		{version, BadVersion, "unknown version"},
+		{datagram(t, Header{From: 9, Incarnation: 10, Seq: 1}, entries(1, 8), keys), UnknownSender, "unknown sender"},
+		{good, 0, "good"},
+		{good, Replayed, "replayed"},
+		{datagram(t, Header{From: 1, Incarnation: 9, Seq: 50}, entries(1, 8), keys), Replayed, "older incarnation"},
+	}
+	var want [numReasons]uint64
+	for _, s := range sends {
+		_, err := attacker.Write(s.d)
+		require.NoError(t, err, s.name)
+		if s.name != "good" {
+			want[s.why]++
+		}
+	}
+	sentinel := datagram(t, Header{From: 1, Incarnation: 10, Seq: 2, Beat: 2}, nil, keys)
+	_, err = attacker.Write(sentinel)
+	require.NoError(t, err)
+
+	first := receive(t, b)
+	assert.Equal(t, uint64(1), first.Seq, "the good datagram")
+	assert.Equal(t, uint64(2), receive(t, b).Seq, "then the sentinel: everything before it was read")
+	assert.Empty(t, b.Inbox(), "nothing else was delivered")
+	st := b.Stats()
+	assert.Equal(t, want, st.Dropped)
+	assert.Equal(t, uint64(len(sends)+1), st.DatagramsReceived)
+}
+
+func TestConfigErrors(t *testing.T) {
+	keys := keyring(t, 1)
+	for _, tc := range []struct {
+		cfg Config
+		msg string
+	}{
+		{Config{Keys: keys}, "node id 0 (ids are 1-based)"},
+		{Config{ID: 1}, "no key: give a keyring, or run insecure on purpose"},
+		{Config{ID: 1, Keys: keys, Insecure: true}, "both a keyring and insecure"},
+		{Config{ID: 1, Keys: keys, MaxDatagram: 100}, "max datagram 100, want at least 128"},
+		{Config{ID: 1, Keys: keys, Peers: map[replica.NodeID]string{1: "127.0.0.1:1"}}, "peer id 1"},
+		{Config{ID: 1, Keys: keys, Peers: map[replica.NodeID]string{2: "nowhere:x"}}, "peer 2:"},
+		{Config{ID: 1, Keys: keys, Listen: "127.0.0.1:x"}, "listen address:"},
+	} {
+		_, err := New(tc.cfg)
+		require.ErrorIs(t, err, ErrConfig, tc.msg)
+		assert.Contains(t, err.Error(), "udp: bad configuration: "+tc.msg)
+	}
+}
+
+func TestInsecureClusterAndClose(t *testing.T) {
+	a, b := pair(t, nil, nil)
+	require.NoError(t, a.Send(context.Background(), 2, replica.Batch{From: 9, Seq: 1, Entries: entries(1, 5)}))
+	assert.Equal(t, replica.NodeID(1), receive(t, b).From, "the header names the sender, whatever the batch says")
+
+	// A sealed datagram is refused by an insecure node.
+	sealed := datagram(t, Header{From: 1, Incarnation: 1, Seq: 1}, nil, keyring(t, 1))
+	c, err := net.DialUDP("udp", nil, b.Addr().(*net.UDPAddr))
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write(sealed)
+	require.NoError(t, err)
+	require.NoError(t, a.Send(context.Background(), 2, replica.Batch{Seq: 2}))
+	assert.Equal(t, uint64(2), receive(t, b).Seq)
+	assert.Equal(t, uint64(1), b.Stats().Dropped[BadTag])
+
+	require.NoError(t, a.Close())
+	assert.ErrorIs(t, a.Close(), replica.ErrTransportClosed)
+	assert.ErrorIs(t, a.Send(context.Background(), 2, replica.Batch{}), replica.ErrTransportClosed)
+	_, ok := <-a.Inbox()
+	assert.False(t, ok, "the inbox is closed")
+}
