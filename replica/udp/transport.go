@@ -101,6 +101,8 @@ type Transport struct {
 	closed  bool
 
 	windows map[replica.NodeID]*window // the reader's own
+	start   time.Time                  // the transport's boot, for its monotonic clock
+	echoes  map[replica.NodeID]*echo   // guarded by mu
 
 	sent, sentBytes, recv, recvBytes atomic.Uint64
 	dropped                          [numReasons]atomic.Uint64
@@ -131,7 +133,8 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.Incarnation == 0 {
 		cfg.Incarnation = uint64(time.Now().UnixNano())
 	}
-	t := &Transport{cfg: cfg, peers: make(map[replica.NodeID]*net.UDPAddr), windows: make(map[replica.NodeID]*window)}
+	t := &Transport{cfg: cfg, peers: make(map[replica.NodeID]*net.UDPAddr), windows: make(map[replica.NodeID]*window),
+		start: time.Now(), echoes: make(map[replica.NodeID]*echo)}
 	for id, addr := range cfg.Peers {
 		if id == 0 || id == cfg.ID {
 			return bad("peer id %d", id)
@@ -142,6 +145,7 @@ func New(cfg Config) (*Transport, error) {
 		}
 		t.peers[id] = a
 		t.windows[id] = &window{}
+		t.echoes[id] = &echo{}
 	}
 	t.conn = cfg.Conn
 	if t.conn == nil {
@@ -221,7 +225,10 @@ func (t *Transport) Send(_ context.Context, to replica.NodeID, b replica.Batch) 
 		t.payload = p
 		entries = entries[n:]
 		t.seq++
-		h := Header{From: t.cfg.ID, Incarnation: t.cfg.Incarnation, Seq: t.seq, Beat: b.Seq}
+		h := Header{From: t.cfg.ID, Incarnation: t.cfg.Incarnation, Seq: t.seq, Beat: b.Seq, Sent: t.clock()}
+		if e := t.echoes[to]; e.sent != 0 {
+			h.Echo, h.Held = e.sent, h.Sent-e.at
+		}
 		d, err := seal(t.buf, h, p, t.cfg.Keys)
 		if err != nil {
 			return err
@@ -277,13 +284,34 @@ func (t *Transport) accept(d []byte) (Reason, bool) {
 	if !w.accept(h.Incarnation, h.Seq) {
 		return Replayed, false
 	}
+	in := replica.Inbound{Batch: b}
+	now := t.clock()
+	t.mu.Lock()
+	e := t.echoes[h.From]
+	if h.Sent > e.sent || h.Incarnation != e.incarnation {
+		e.incarnation, e.sent, e.at = h.Incarnation, h.Sent, now
+	}
+	t.mu.Unlock()
+	if h.Echo != 0 && h.Echo <= now && now-h.Echo >= h.Held {
+		in.RTT, in.HasRTT = time.Duration(now-h.Echo-h.Held), true
+	}
 	select {
-	case t.inbox <- replica.Inbound{Batch: b}:
+	case t.inbox <- in:
 		return 0, true
 	default:
 		return InboxFull, false
 	}
 }
+
+// echo is what a transport last heard from a peer, to echo back: the
+// peer's send time, and when it arrived here.
+type echo struct {
+	incarnation, sent, at uint64
+}
+
+// clock reads the transport's monotonic clock: nanoseconds since New,
+// never 0.
+func (t *Transport) clock() uint64 { return uint64(time.Since(t.start)) + 1 }
 
 // Stats returns the transport's counters.
 func (t *Transport) Stats() Stats {

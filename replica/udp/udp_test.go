@@ -324,3 +324,38 @@ func TestInsecureClusterAndClose(t *testing.T) {
 	_, ok := <-a.Inbox()
 	assert.False(t, ok, "the inbox is closed")
 }
+
+// TestRTTIsMeasured: a batch answering one from the receiver carries
+// the receiver's own send time back, and the receiver measures the
+// round trip on its own clock.
+func TestRTTIsMeasured(t *testing.T) {
+	a, b := pair(t, keyring(t, 1), keyring(t, 1))
+	ctx := context.Background()
+	require.NoError(t, a.Send(ctx, 2, replica.Batch{Seq: 1}))
+	in := <-b.Inbox()
+	assert.False(t, in.HasRTT, "b has sent nothing to echo yet")
+	require.NoError(t, b.Send(ctx, 1, replica.Batch{Seq: 1}))
+	select {
+	case in = <-a.Inbox():
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing received")
+	}
+	require.True(t, in.HasRTT)
+	assert.Positive(t, in.RTT)
+	assert.Less(t, in.RTT, 10*time.Second, "a round trip on loopback, whatever the machine's load")
+
+	// An echo from the future (or forged by a key holder) gives no RTT.
+	keys := keyring(t, 1)
+	c, err := net.DialUDP("udp", nil, a.Addr().(*net.UDPAddr))
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Write(datagram(t, Header{From: 2, Incarnation: 1 << 62, Seq: 1, Beat: 2, Echo: 1 << 62}, nil, keys))
+	require.NoError(t, err)
+	select {
+	case in = <-a.Inbox():
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing received")
+	}
+	assert.Equal(t, uint64(2), in.Batch.Seq)
+	assert.False(t, in.HasRTT)
+}

@@ -33,15 +33,22 @@ import (
 //	12     8    incarnation: the sender's boot (unix nanoseconds)
 //	20     8    sequence number of the datagram in that incarnation, from 1
 //	28     8    heartbeat number (replica.Batch.Seq), shared by its parts
-//	36     12   nonce (zero when plain)
-//	48     ...  payload; sealed, it is followed by a 16-byte tag, and the
-//	            48 header bytes are its additional data
+//	36     8    send time: nanoseconds since the sender's boot
+//	44     8    echo: the latest send time the sender received from the
+//	            receiver, 0 if none
+//	52     8    held: nanoseconds between receiving that and this send
+//	60     12   nonce (zero when plain)
+//	72     ...  payload; sealed, it is followed by a 16-byte tag, and the
+//	            72 header bytes are its additional data
+//
+// The receiver measures the round trip as its clock now, less the echo,
+// less the time held: both ends read only their own monotonic clocks.
 //
 // The payload is a uvarint count of entries, then per entry: a uvarint
 // name length, the name, the role (one byte), the tail (uvarint).
 const (
 	Version    = 1
-	HeaderSize = 48
+	HeaderSize = 72
 	TagSize    = 16
 	// DefaultMaxDatagram is the largest datagram sent and accepted: a
 	// batch that does not fit is split into several.
@@ -50,7 +57,7 @@ const (
 	MaxChannelName = 255
 
 	flagSealed = 1
-	nonceAt    = 36
+	nonceAt    = 60
 	nonceSize  = 12
 )
 
@@ -74,6 +81,9 @@ type Header struct {
 	Incarnation uint64
 	Seq         uint64
 	Beat        uint64
+	// Sent, Echo and Held carry the round-trip measurement: see the
+	// wire format.
+	Sent, Echo, Held uint64
 }
 
 // Keyring holds the cluster keys: datagrams are sealed with the first
@@ -169,6 +179,9 @@ func seal(dst []byte, h Header, payload []byte, keys *Keyring) ([]byte, error) {
 	dst = binary.BigEndian.AppendUint64(dst, h.Incarnation)
 	dst = binary.BigEndian.AppendUint64(dst, h.Seq)
 	dst = binary.BigEndian.AppendUint64(dst, h.Beat)
+	dst = binary.BigEndian.AppendUint64(dst, h.Sent)
+	dst = binary.BigEndian.AppendUint64(dst, h.Echo)
+	dst = binary.BigEndian.AppendUint64(dst, h.Held)
 	dst = append(dst, make([]byte, nonceSize)...)
 	if keys == nil {
 		return append(dst, payload...), nil
@@ -206,6 +219,9 @@ func Decode(b []byte, keys *Keyring, maxDatagram int) (Header, replica.Batch, er
 	h.Incarnation = binary.BigEndian.Uint64(b[12:])
 	h.Seq = binary.BigEndian.Uint64(b[20:])
 	h.Beat = binary.BigEndian.Uint64(b[28:])
+	h.Sent = binary.BigEndian.Uint64(b[36:])
+	h.Echo = binary.BigEndian.Uint64(b[44:])
+	h.Held = binary.BigEndian.Uint64(b[52:])
 	payload := b[HeaderSize:]
 	switch {
 	case keys == nil && h.Sealed, keys != nil && !h.Sealed:
