@@ -18,7 +18,8 @@ type Entry struct {
 	// Channel is the channel's name.
 	Channel string
 	// Role is the sender's role on the channel: Leader or Replica
-	// (Candidates and Idle nodes send no heartbeat).
+	// (Candidates and Idle nodes send no heartbeat), or Idle in a
+	// goodbye: the sender is leaving the channel (see Node.Leave).
 	Role rolefsm.Role
 	// Tail is the sender's tail_seq on the channel.
 	Tail uint64
@@ -70,7 +71,7 @@ var (
 	// listed twice in one heartbeat (the later entries are dropped).
 	ErrDuplicateEntry = errors.New("replica: channel twice in one heartbeat")
 	// ErrBadRole is returned by Step, per entry, for a role other than
-	// Leader or Replica.
+	// Leader, Replica or (a goodbye) Idle.
 	ErrBadRole = errors.New("replica: heartbeat with a role that sends none")
 	// ErrTailBackwards is returned by SetTail for a tail below the
 	// channel's current one.

@@ -50,6 +50,8 @@ type Channel struct {
 	contact       int64  // its latest claim, or the start of the wait
 	lease         rolefsm.Lease
 
+	leaderGone bool // the leader followed said goodbye
+
 	pressure bool // under disk pressure
 	parked   bool // closed or relinquished: Idle until Rejoin
 }
@@ -61,6 +63,7 @@ type member struct {
 	peer  int32  // index into the node's peers
 	stamp uint64 // the peer's batch that last carried this channel; 0: none
 	tail  uint64 // the tail it reported then
+	gone  bool   // that entry was a goodbye
 }
 
 func (ch *Channel) member(id NodeID) *member {
@@ -198,6 +201,43 @@ func (n *Node) Relinquish(ctx context.Context, now time.Time, name string) error
 	return nil
 }
 
+// Leave takes the node out of every channel at once, for a graceful
+// shutdown: it relinquishes what it leads (GracefulRelinquish), closes
+// every channel (ChannelClose), and returns a goodbye to each peer: a
+// batch with an Idle entry for every channel they share. A follower
+// that hears its leader say goodbye stands on its next Tick instead of
+// waiting out the timeout (upstream's peers wait three heartbeats), and
+// nobody elects a node that said goodbye. The messages are valid until
+// the next Tick or Leave.
+func (n *Node) Leave(ctx context.Context, now time.Time) []Message {
+	n.advance(now)
+	for _, ch := range n.order {
+		if ch.coord.Role() == rolefsm.Leader {
+			_ = n.transition(ctx, ch, rolefsm.Idle, rolefsm.GracefulRelinquish)
+		}
+		ch.parked = true
+		_ = n.transition(ctx, ch, rolefsm.Idle, rolefsm.ChannelClose) // from Idle: nothing
+	}
+	n.beat++
+	for i := range n.peers {
+		n.peers[i].out = n.peers[i].out[:0]
+	}
+	for _, ch := range n.order {
+		e := Entry{Channel: ch.name, Role: rolefsm.Idle, Tail: ch.tail}
+		for i := range ch.members {
+			p := &n.peers[ch.members[i].peer]
+			p.out = append(p.out, e)
+		}
+	}
+	n.out = n.out[:0]
+	for _, k := range n.byID {
+		if p := &n.peers[k]; len(p.out) > 0 {
+			n.out = append(n.out, Message{To: p.id, Batch: Batch{From: n.id, Seq: n.beat, Entries: p.out}})
+		}
+	}
+	return n.out
+}
+
 // Rejoin ends a Close or Relinquish: the channel joins as a Replica
 // again (CapabilitySelected), unless it is under disk pressure, in
 // which case it joins once relieved.
@@ -269,13 +309,13 @@ func (n *Node) transition(ctx context.Context, ch *Channel, to rolefsm.Role, sig
 }
 
 func (n *Node) follow(ch *Channel, id NodeID, tail uint64, claimed bool) {
-	ch.leader, ch.following = id, true
+	ch.leader, ch.following, ch.leaderGone = id, true, false
 	ch.leaderTail, ch.leaderClaimed = tail, claimed
 	ch.since, ch.claimAt, ch.contact = n.now, 0, n.now
 }
 
 func (n *Node) waitForLeader(ch *Channel) {
-	ch.leader, ch.following = 0, false
+	ch.leader, ch.following, ch.leaderGone = 0, false, false
 	ch.leaderTail, ch.leaderClaimed = 0, false
 	ch.since, ch.claimAt, ch.contact = n.now, 0, n.now
 }
@@ -287,6 +327,9 @@ func (n *Node) waitForLeader(ch *Channel) {
 // speaks as a Replica do not count: they would keep a node waiting
 // forever for a leader that never took office.
 func (n *Node) leaderLost(ch *Channel) bool {
+	if ch.following && ch.leaderGone {
+		return true
+	}
 	last := ch.since
 	if ch.following {
 		last = max(last, ch.claimAt)
@@ -299,8 +342,11 @@ func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
 	if e.Role != rolefsm.Leader {
 		if ch.following && ch.leader == id {
 			// Its leader speaks as a Replica: it has left office, so
-			// the next claim from anyone is followed at once.
+			// the next claim from anyone is followed at once. If it
+			// says goodbye, there is no leader to wait for: the
+			// channel stands on its next Tick.
 			ch.leaderClaimed = false
+			ch.leaderGone = e.Role == rolefsm.Idle
 		}
 		return
 	}
@@ -343,7 +389,7 @@ func (n *Node) runElection(ctx context.Context, ch *Channel) {
 		p := &n.peers[m.peer]
 		view = append(view, policy.Member{
 			ID:      m.id,
-			Healthy: m.stamp == p.beat && !n.silent(p.lastSeen),
+			Healthy: m.stamp == p.beat && !m.gone && !n.silent(p.lastSeen),
 			RTT:     p.rtt,
 			HasRTT:  p.hasRTT,
 			Tail:    m.tail,

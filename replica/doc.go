@@ -34,6 +34,9 @@
 //   - Only Leaders and Replicas send heartbeats.
 //   - Disk pressure withdraws the channel under the signal for its role;
 //     relief rejoins it. Close and Relinquish leave it Idle until Rejoin.
+//   - Leave (a graceful shutdown) relinquishes and closes everything and
+//     says goodbye; a follower whose leader says goodbye stands on its
+//     next Tick, and a node that said goodbye is not elected.
 //
 // Driver runs a Node on a Transport with a real clock; MemNetwork is an
 // in-memory Transport for tests and examples.

@@ -122,3 +122,19 @@ func (d *Driver) Do(fn func(n *Node, now time.Time) error) error {
 	defer d.mu.Unlock()
 	return fn(d.node, time.Now())
 }
+
+// Leave makes the node leave every channel (Node.Leave) and sends the
+// goodbyes at once, for a graceful shutdown: peers fail over on their
+// next tick instead of after the heartbeat timeout. Call it before
+// ending Run's context.
+func (d *Driver) Leave(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var first error
+	for _, m := range d.node.Leave(ctx, time.Now()) {
+		if err := d.tr.Send(ctx, m.To, m.Batch); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -173,6 +173,33 @@ func TestDriverFailover(t *testing.T) {
 	})
 }
 
+// TestDriverLeaveFailsOverAtOnce: a leader that leaves gracefully says
+// goodbye, and the others elect a new leader within two ticks, not a
+// heartbeat timeout.
+func TestDriverLeaveFailsOverAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 3, hb100(t))
+		defer c.close()
+		time.Sleep(500 * time.Millisecond)
+		synctest.Wait()
+		require.Equal(t, []NodeID{1}, c.leaders())
+
+		left := time.Now()
+		require.NoError(t, c.drivers[0].Leave(context.Background()))
+		for len(c.leaders()) == 0 || c.leaders()[0] == 1 {
+			time.Sleep(time.Millisecond)
+			synctest.Wait()
+			require.Less(t, time.Since(left), time.Second)
+		}
+		assert.LessOrEqual(t, time.Since(left), 2*10*time.Millisecond+time.Millisecond, "two ticks: stand, then elect")
+		assert.Equal(t, []NodeID{2}, c.leaders())
+		assert.Equal(t, rolefsm.Idle, c.status(1).Role)
+		c.mu.Lock()
+		assert.Contains(t, c.events, "n1 Leader → Idle (GracefulRelinquish)")
+		c.mu.Unlock()
+	})
+}
+
 // TestDriverStopsWithItsContext: Run returns when its context ends, and
 // leaves no goroutine behind (goleak checks the package).
 func TestDriverStopsWithItsContext(t *testing.T) {

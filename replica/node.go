@@ -243,7 +243,7 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 		switch {
 		case ch == nil:
 			err = ErrUnknownChannel
-		case e.Role != rolefsm.Leader && e.Role != rolefsm.Replica:
+		case e.Role != rolefsm.Leader && e.Role != rolefsm.Replica && e.Role != rolefsm.Idle:
 			err = fmt.Errorf("%w: %v", ErrBadRole, e.Role)
 		default:
 			if m = ch.member(b.From); m == nil {
@@ -256,7 +256,7 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 			dropped = append(dropped, EntryError{Channel: e.Channel, Err: err})
 			continue
 		}
-		m.stamp, m.tail = beat, e.Tail
+		m.stamp, m.tail, m.gone = beat, e.Tail, e.Role == rolefsm.Idle
 		n.heard(ctx, ch, b.From, e)
 	}
 	if dropped != nil {

@@ -24,6 +24,7 @@ import (
 //	open ch=a replicas=(1,2,3) [tail=N] [pressure] [closed] [t=MS]
 //	step t=MS from=N [seq=N]  (input: one entry a line: CHANNEL ROLE TAIL)
 //	tick t=MS
+//	leave t=MS               (a graceful shutdown: prints the goodbyes)
 //	rtt peer=N d=DURATION
 //	tail ch=a n=N
 //	pressure ch=a on|off [t=MS]
@@ -123,8 +124,12 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			b.Entries = append(b.Entries, e)
 		}
 		err = h.n.Step(ctx, h.at(t, d), b)
-	case "tick":
-		for _, m := range h.n.Tick(ctx, h.at(t, d)) {
+	case "tick", "leave":
+		msgs := h.n.Tick
+		if d.Cmd == "leave" {
+			msgs = h.n.Leave
+		}
+		for _, m := range msgs(ctx, h.at(t, d)) {
 			fmt.Fprintf(&out, "→ n%d #%d:", m.To, m.Batch.Seq)
 			for i, e := range m.Batch.Entries {
 				sep := ","
