@@ -217,6 +217,9 @@ func TestDriverStopsWithItsContext(t *testing.T) {
 		cancel()
 		assert.NoError(t, <-errc)
 		require.NoError(t, tr.Close())
+		// A goodbye through a closed transport reports why it failed.
+		require.NoError(t, n.Open(context.Background(), time.Now(), ChannelConfig{Name: "a", Replicas: []NodeID{1, 2}}))
+		assert.ErrorIs(t, d.Leave(context.Background()), ErrTransportClosed)
 		assert.ErrorIs(t, tr.Close(), ErrTransportClosed)
 		assert.ErrorIs(t, tr.Send(ctx, 2, Batch{}), ErrTransportClosed)
 

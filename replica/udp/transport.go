@@ -208,8 +208,9 @@ func (t *Transport) Send(_ context.Context, to replica.NodeID, b replica.Batch) 
 	}
 	entries := b.Entries
 	for first := true; first || len(entries) > 0; first = false {
-		// As many entries as fit, after the count (at most 3 bytes).
-		used, n := 3, 0
+		// As many entries as fit, after the count (no wider than the
+		// count of all that are left).
+		used, n := uvarintLen(uint64(len(entries))), 0
 		for n < len(entries) && used+entrySize(entries[n]) <= room {
 			used += entrySize(entries[n])
 			n++
@@ -287,14 +288,9 @@ func (t *Transport) accept(d []byte) (Reason, bool) {
 	in := replica.Inbound{Batch: b}
 	now := t.clock()
 	t.mu.Lock()
-	e := t.echoes[h.From]
-	if h.Sent > e.sent || h.Incarnation != e.incarnation {
-		e.incarnation, e.sent, e.at = h.Incarnation, h.Sent, now
-	}
+	t.echoes[h.From].observe(h, now)
 	t.mu.Unlock()
-	if h.Echo != 0 && h.Echo <= now && now-h.Echo >= h.Held {
-		in.RTT, in.HasRTT = time.Duration(now-h.Echo-h.Held), true
-	}
+	in.RTT, in.HasRTT = roundTrip(h, now)
 	select {
 	case t.inbox <- in:
 		return 0, true
@@ -307,6 +303,25 @@ func (t *Transport) accept(d []byte) (Reason, bool) {
 // peer's send time, and when it arrived here.
 type echo struct {
 	incarnation, sent, at uint64
+}
+
+// observe keeps the latest send time heard from the peer: of its
+// current process, and not one reordered behind a later one.
+func (e *echo) observe(h Header, now uint64) {
+	if h.Sent > e.sent || h.Incarnation != e.incarnation {
+		e.incarnation, e.sent, e.at = h.Incarnation, h.Sent, now
+	}
+}
+
+// roundTrip is the RTT a datagram received at now measures, if it
+// echoes one of ours: now, less our send time it echoes, less the time
+// the peer held it. An echo from the future, or a hold longer than the
+// round trip, measures nothing.
+func roundTrip(h Header, now uint64) (time.Duration, bool) {
+	if h.Echo == 0 || h.Echo > now || now-h.Echo < h.Held {
+		return 0, false
+	}
+	return time.Duration(now - h.Echo - h.Held), true
 }
 
 // clock reads the transport's monotonic clock: nanoseconds since New,

@@ -108,7 +108,8 @@ func TestDecodeRefuses(t *testing.T) {
 	}
 	// Authentic, but the payload does not parse: only a key holder can
 	// send that.
-	for _, p := range [][]byte{{}, {2, 1, 'a', 1}, {1, 200, 'a'}, {1, 1, 'a', 1, 0x80}, {0, 0}, {1, 1, 'a', 1, 0x81, 0x00}, {0x80, 0x00}} {
+	for _, p := range [][]byte{{}, {2, 1, 'a', 1}, {1, 200, 'a'}, {1, 1, 'a', 1, 0x80}, {0, 0}, {1, 1, 'a', 1, 0x81, 0x00}, {0x80, 0x00},
+		{1, 3, 'a', 'b', 'c'}, {1, 3, 'a', 'b', 'c', 1}, {1, 0}} {
 		d, err := seal(nil, Header{From: 2, Incarnation: 1, Seq: 1}, p, keys)
 		require.NoError(t, err)
 		_, _, err = Decode(d, keys, DefaultMaxDatagram)
@@ -168,6 +169,11 @@ func TestWindow(t *testing.T) {
 		{2, 1, true},    // a reboot
 		{1, 201, false}, // the dead process, replayed
 		{2, 1, false},
+		{2, 2, true},
+		{2, 1, false}, // one behind: remembered
+		{2, 66, true},
+		{2, 2, false}, // 64 behind: too old
+		{2, 3, true},  // 63 behind, never seen
 	}
 	for i, s := range steps {
 		assert.Equal(t, s.ok, w.accept(s.inc, s.seq), "step %d: (%d, %d)", i, s.inc, s.seq)
@@ -358,4 +364,101 @@ func TestRTTIsMeasured(t *testing.T) {
 	}
 	assert.Equal(t, uint64(2), in.Batch.Seq)
 	assert.False(t, in.HasRTT)
+}
+
+func TestRoundTripArithmetic(t *testing.T) {
+	for _, tc := range []struct {
+		echo, held, now uint64
+		rtt             time.Duration
+		ok              bool
+	}{
+		{0, 0, 100, 0, false},   // no echo
+		{40, 10, 100, 50, true}, // sent at 40, held 10, back at 100
+		{40, 60, 100, 0, true},  // all of it held
+		{40, 61, 100, 0, false}, // held longer than the round trip
+		{100, 0, 100, 0, true},  // the same instant
+		{101, 0, 100, 0, false}, // from the future
+		{1, 0, 1 << 62, 1<<62 - 1, true},
+	} {
+		rtt, ok := roundTrip(Header{Echo: tc.echo, Held: tc.held}, tc.now)
+		assert.Equal(t, tc.ok, ok, "%+v", tc)
+		assert.Equal(t, tc.rtt, rtt, "%+v", tc)
+	}
+	var e echo
+	e.observe(Header{Incarnation: 1, Sent: 50}, 1000)
+	e.observe(Header{Incarnation: 1, Sent: 40}, 1010) // reordered: older
+	assert.Equal(t, echo{1, 50, 1000}, e)
+	e.observe(Header{Incarnation: 1, Sent: 50}, 1020) // a duplicate
+	assert.Equal(t, echo{1, 50, 1000}, e)
+	e.observe(Header{Incarnation: 1, Sent: 60}, 1030)
+	assert.Equal(t, echo{1, 60, 1030}, e)
+	e.observe(Header{Incarnation: 2, Sent: 5}, 1040) // a reboot starts over
+	assert.Equal(t, echo{2, 5, 1040}, e)
+}
+
+// TestWireBoundaries pins the limits exactly: the largest datagram and
+// channel name accepted, an entry that fills a datagram to the byte, a
+// tail at a uvarint's width boundary, and many datagrams in a row
+// through the replay window.
+func TestWireBoundaries(t *testing.T) {
+	keys := keyring(t, 1)
+	// A datagram of exactly MaxDatagram bytes is accepted; one more is not.
+	room := 200 - HeaderSize - TagSize - 1 // one byte of count
+	name := strings.Repeat("n", room-3)    // length byte, role byte, one byte of tail
+	d := datagram(t, Header{From: 2, Seq: 1}, []replica.Entry{{Channel: name, Role: rolefsm.Replica, Tail: 127}}, keys)
+	require.Len(t, d, 200)
+	_, b, err := Decode(d, keys, 200)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(127), b.Entries[0].Tail)
+	_, _, err = Decode(d, keys, 199)
+	require.ErrorIs(t, err, ErrOversize)
+
+	// Uvarint widths: 127 takes one byte, 128 two.
+	for _, tail := range []uint64{127, 128, 1<<14 - 1, 1 << 14, 1<<64 - 1} {
+		e := replica.Entry{Channel: "c", Role: rolefsm.Leader, Tail: tail}
+		_, b, err := Decode(datagram(t, Header{From: 2, Seq: 1}, []replica.Entry{e}, keys), keys, DefaultMaxDatagram)
+		require.NoError(t, err, "tail %d", tail)
+		assert.Equal(t, e, b.Entries[0])
+		assert.Equal(t, len(appendEntry(nil, e)), entrySize(e), "tail %d", tail)
+	}
+
+	// Send packs an entry that fills the datagram to the byte.
+	ca, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer peer.Close()
+	tr, err := New(Config{ID: 1, Conn: ca, Keys: keys, MaxDatagram: 200, Peers: map[replica.NodeID]string{2: peer.LocalAddr().String()}})
+	require.NoError(t, err)
+	defer tr.Close()
+	ctx := context.Background()
+	require.NoError(t, tr.Send(ctx, 2, replica.Batch{Seq: 1, Entries: []replica.Entry{{Channel: strings.Repeat("n", room-3), Role: rolefsm.Replica}}}))
+	buf := make([]byte, 1<<16)
+	n, _, err := peer.ReadFromUDP(buf)
+	require.NoError(t, err)
+	assert.Equal(t, 200, n)
+	h, _, err := Decode(buf[:n], keys, 200)
+	require.NoError(t, err)
+	assert.NotZero(t, h.Incarnation, "an incarnation by default")
+	assert.Equal(t, uint64(1), h.Seq)
+	err = tr.Send(ctx, 2, replica.Batch{Entries: []replica.Entry{{Channel: strings.Repeat("n", room-2)}}})
+	require.Error(t, err, "one byte too many for a datagram")
+
+	// The longest channel name goes; the next does not.
+	big, err := New(Config{ID: 1, Listen: "127.0.0.1:0", Keys: keys, Peers: map[replica.NodeID]string{2: peer.LocalAddr().String()}})
+	require.NoError(t, err)
+	defer big.Close()
+	require.NoError(t, big.Send(ctx, 2, replica.Batch{Entries: []replica.Entry{{Channel: strings.Repeat("x", MaxChannelName)}}}))
+	require.Error(t, big.Send(ctx, 2, replica.Batch{Entries: []replica.Entry{{Channel: strings.Repeat("x", MaxChannelName+1)}}}))
+}
+
+// TestManyDatagramsInARow: sequence numbers grow, so a long run of
+// datagrams all pass the receiver's replay window.
+func TestManyDatagramsInARow(t *testing.T) {
+	a, b := pair(t, keyring(t, 1), keyring(t, 1))
+	for i := 1; i <= 100; i++ {
+		require.NoError(t, a.Send(context.Background(), 2, replica.Batch{Seq: uint64(i)}))
+		assert.Equal(t, uint64(i), receive(t, b).Seq)
+	}
+	assert.Zero(t, b.Stats().Dropped)
 }
