@@ -413,6 +413,18 @@ func TestWireBoundaries(t *testing.T) {
 	_, _, err = Decode(d, keys, 199)
 	require.ErrorIs(t, err, ErrOversize)
 
+	// The longest name decodes; a longer one is refused.
+	for _, n := range []int{MaxChannelName, MaxChannelName + 1} {
+		e := replica.Entry{Channel: strings.Repeat("x", n), Role: rolefsm.Leader}
+		_, b, err := Decode(datagram(t, Header{From: 2, Seq: 1}, []replica.Entry{e}, keys), keys, DefaultMaxDatagram)
+		if n == MaxChannelName {
+			require.NoError(t, err)
+			assert.Equal(t, e, b.Entries[0])
+		} else {
+			require.ErrorIs(t, err, ErrTruncated)
+		}
+	}
+
 	// Uvarint widths: 127 takes one byte, 128 two.
 	for _, tail := range []uint64{127, 128, 1<<14 - 1, 1 << 14, 1<<64 - 1} {
 		e := replica.Entry{Channel: "c", Role: rolefsm.Leader, Tail: tail}
