@@ -6,6 +6,7 @@
 //	rolefsm matrix [-format table|markdown|mermaid|dot|json]
 //	rolefsm check FROM TO SIGNAL    print "ok" (exit 0) or the error (exit 1)
 //	rolefsm replay [-from ROLE] [-name CHANNEL] FILE|-
+//	rolefsm keygen                  print a new cluster key (a key file line)
 //
 // Names are matched without regard to case. A name that is not a role
 // or a signal, or a wrong number of arguments, exits 2 with the list of
@@ -44,6 +45,7 @@ commands:
   check FROM TO SIGNAL    check one transition: "ok" (exit 0) or the error (exit 1)
   replay [-from ROLE] FILE|-
                           replay JSON lines (steps or audit lines) through a coordinator
+  keygen                  print a new cluster key for the UDP transport (a key file line)
 
 Run "rolefsm <command> -h" for a command's options.
 `
@@ -62,6 +64,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCheck(args[1:], stdout, stderr)
 	case "replay":
 		return runReplay(args[1:], stdin, stdout, stderr)
+	case "keygen":
+		return runKeygen(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
