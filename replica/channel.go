@@ -218,24 +218,8 @@ func (n *Node) Leave(ctx context.Context, now time.Time) []Message {
 		ch.parked = true
 		_ = n.transition(ctx, ch, rolefsm.Idle, rolefsm.ChannelClose) // from Idle: nothing
 	}
-	n.beat++
-	for i := range n.peers {
-		n.peers[i].out = n.peers[i].out[:0]
-	}
-	for _, ch := range n.order {
-		e := Entry{Channel: ch.name, Role: rolefsm.Idle, Tail: ch.tail}
-		for i := range ch.members {
-			p := &n.peers[ch.members[i].peer]
-			p.out = append(p.out, e)
-		}
-	}
 	n.out = n.out[:0]
-	for _, k := range n.byID {
-		if p := &n.peers[k]; len(p.out) > 0 {
-			n.out = append(n.out, Message{To: p.id, Batch: Batch{From: n.id, Seq: n.beat, Entries: p.out}})
-		}
-	}
-	return n.out
+	return n.heartbeat(func(*Channel) (rolefsm.Role, bool) { return rolefsm.Idle, true })
 }
 
 // Rejoin ends a Close or Relinquish: the channel joins as a Replica

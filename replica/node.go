@@ -287,20 +287,30 @@ func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
 	if t < n.nextBeat {
 		return n.out
 	}
-	n.beat++
 	n.nextBeat += n.interval
 	if n.nextBeat <= t {
 		n.nextBeat = t + n.interval // missed beats are skipped, not made up
 	}
+	return n.heartbeat(func(ch *Channel) (rolefsm.Role, bool) {
+		r := ch.coord.Role()
+		return r, r == rolefsm.Leader || r == rolefsm.Replica
+	})
+}
+
+// heartbeat numbers the next heartbeat and builds its batches: one per
+// peer, with an entry for every channel they share for which role says
+// there is one to send.
+func (n *Node) heartbeat(role func(ch *Channel) (rolefsm.Role, bool)) []Message {
+	n.beat++
 	for i := range n.peers {
 		n.peers[i].out = n.peers[i].out[:0]
 	}
 	for _, ch := range n.order {
-		role := ch.coord.Role()
-		if role != rolefsm.Leader && role != rolefsm.Replica {
+		r, ok := role(ch)
+		if !ok {
 			continue
 		}
-		e := Entry{Channel: ch.name, Role: role, Tail: ch.tail}
+		e := Entry{Channel: ch.name, Role: r, Tail: ch.tail}
 		for i := range ch.members {
 			p := &n.peers[ch.members[i].peer]
 			p.out = append(p.out, e)

@@ -548,15 +548,16 @@ func (r *run) act(n *node) {
 	if r.hooks.skipTick != nil && r.hooks.skipTick(r, n) {
 		return
 	}
-	for _, m := range n.rn.Tick(r.ctx, r.now()) {
-		r.send(n, m)
+	msgs := n.rn.Tick(r.ctx, r.now())
+	for i := range msgs {
+		r.send(n, &msgs[i])
 	}
 }
 
 // send puts a heartbeat batch on the network: dropped at once by a
 // partition or a cut link (one that forms later drops it on arrival),
 // or by a lossy link, otherwise delivered after a one-way delay.
-func (r *run) send(n *node, m replica.Message) {
+func (r *run) send(n *node, m *replica.Message) {
 	from, to := n.num-1, int(m.To)-1
 	if !r.connected(from, to) {
 		return
