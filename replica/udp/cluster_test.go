@@ -37,6 +37,7 @@ func TestClusterOverUDP(t *testing.T) {
 	}
 	won := make(chan leaderEvent, 64)
 	var stops []context.CancelFunc
+	var ended []chan struct{} // closed when each driver's Run returns
 	var trs []*Transport
 	var drivers []*replica.Driver
 	var wg sync.WaitGroup
@@ -69,8 +70,10 @@ func TestClusterOverUDP(t *testing.T) {
 		drivers = append(drivers, d)
 		ctx, stop := context.WithCancel(context.Background())
 		stops = append(stops, stop)
+		end := make(chan struct{})
+		ended = append(ended, end)
 		wg.Add(1)
-		go func() { defer wg.Done(); assert.NoError(t, d.Run(ctx)) }()
+		go func() { defer wg.Done(); defer close(end); assert.NoError(t, d.Run(ctx)) }()
 	}
 	defer func() {
 		for _, stop := range stops {
@@ -135,8 +138,9 @@ func TestClusterOverUDP(t *testing.T) {
 	first := await([]int{0, 1, 2})
 	killed := first["orders"]
 
-	// The leader's process stops: its driver and its socket.
+	// The leader's process stops: its driver, then its socket.
 	stops[killed-1]()
+	<-ended[killed-1]
 	require.NoError(t, trs[killed-1].Close())
 	var live []int
 	for i := range ids {
