@@ -190,10 +190,10 @@ func (n *Node) Relinquish(ctx context.Context, now time.Time, name string) error
 	if err != nil {
 		return err
 	}
-	n.advance(now)
 	if r := ch.coord.Role(); r != rolefsm.Leader {
 		return fmt.Errorf("%w: channel %q is %v here", ErrNotLeader, name, r)
 	}
+	n.advance(now)
 	if err := n.transition(ctx, ch, rolefsm.Idle, rolefsm.GracefulRelinquish); err != nil {
 		return err
 	}

@@ -116,12 +116,6 @@ func (n *Node) silent(since int64) bool { return n.rule.Expired(time.Duration(n.
 // sender in constant time.
 const denseIDs = 4096
 
-// search returns where id is, or would be, in byID.
-func (n *Node) search(id NodeID) (int, bool) {
-	i, ok := slices.BinarySearch(n.ids, id)
-	return i, ok
-}
-
 func (n *Node) peer(id NodeID) *peer {
 	if id < denseIDs {
 		if id < NodeID(len(n.dense)) && n.dense[id] > 0 {
@@ -129,7 +123,7 @@ func (n *Node) peer(id NodeID) *peer {
 		}
 		return nil
 	}
-	i, ok := n.search(id)
+	i, ok := slices.BinarySearch(n.ids, id)
 	if !ok {
 		return nil
 	}
@@ -139,7 +133,7 @@ func (n *Node) peer(id NodeID) *peer {
 // addPeer counts one more channel holding id, adding the peer if new,
 // and returns its index.
 func (n *Node) addPeer(id NodeID) int32 {
-	i, ok := n.search(id)
+	i, ok := slices.BinarySearch(n.ids, id)
 	if !ok {
 		k := int32(len(n.peers))
 		n.peers = append(n.peers, peer{id: id})
