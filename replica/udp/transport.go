@@ -55,12 +55,13 @@ const (
 	BadVersion
 	BadTag
 	UnknownSender
+	Misdirected // sealed for another node
 	Replayed
 	InboxFull
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"oversize", "garbage", "version", "bad_tag", "unknown_sender", "replayed", "inbox_full"}
+var reasonNames = [numReasons]string{"oversize", "garbage", "version", "bad_tag", "unknown_sender", "misdirected", "replayed", "inbox_full"}
 
 // String returns the reason's metric label.
 func (r Reason) String() string {
@@ -94,15 +95,14 @@ type Transport struct {
 	inbox chan replica.Inbound
 	done  sync.WaitGroup
 
-	mu      sync.Mutex // guards seq, buf and closed
-	seq     uint64
+	mu      sync.Mutex // guards buf, payload, closed and echoes
 	buf     []byte
 	payload []byte
 	closed  bool
 
 	windows map[replica.NodeID]*window // the reader's own
 	start   time.Time                  // the transport's boot, for its monotonic clock
-	echoes  map[replica.NodeID]*echo   // guarded by mu
+	echoes  map[replica.NodeID]*echo   // per peer: the sequence sent to it, and what to echo
 
 	sent, sentBytes, recv, recvBytes atomic.Uint64
 	dropped                          [numReasons]atomic.Uint64
@@ -225,9 +225,10 @@ func (t *Transport) Send(_ context.Context, to replica.NodeID, b replica.Batch) 
 		}
 		t.payload = p
 		entries = entries[n:]
-		t.seq++
-		h := Header{From: t.cfg.ID, Incarnation: t.cfg.Incarnation, Seq: t.seq, Beat: b.Seq, Sent: t.clock()}
-		if e := t.echoes[to]; e.sent != 0 {
+		e := t.echoes[to]
+		e.seq++
+		h := Header{From: t.cfg.ID, To: to, Incarnation: t.cfg.Incarnation, Seq: e.seq, Beat: b.Seq, Sent: t.clock()}
+		if e.sent != 0 {
 			h.Echo, h.Held = e.sent, h.Sent-e.at
 		}
 		d, err := seal(t.buf, h, p, t.cfg.Keys)
@@ -282,6 +283,9 @@ func (t *Transport) accept(d []byte) (Reason, bool) {
 	if w == nil {
 		return UnknownSender, false
 	}
+	if h.To != t.cfg.ID {
+		return Misdirected, false
+	}
 	if !w.accept(h.Incarnation, h.Seq) {
 		return Replayed, false
 	}
@@ -299,9 +303,11 @@ func (t *Transport) accept(d []byte) (Reason, bool) {
 	}
 }
 
-// echo is what a transport last heard from a peer, to echo back: the
-// peer's send time, and when it arrived here.
+// echo is the sequence number last sent to a peer, and what the
+// transport last heard from it, to echo back: the peer's send time,
+// and when it arrived here.
 type echo struct {
+	seq                   uint64
 	incarnation, sent, at uint64
 }
 

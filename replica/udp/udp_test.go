@@ -57,7 +57,7 @@ func appendUvarintCount(p []byte, n int) []byte {
 func TestRoundTrip(t *testing.T) {
 	keys := keyring(t, 1)
 	es := entries(5, 12)
-	h := Header{Version: Version, Sealed: true, From: 3, Incarnation: 77, Seq: 9, Beat: 4}
+	h := Header{Version: Version, Sealed: true, From: 3, To: 4, Incarnation: 77, Seq: 9, Beat: 4}
 	d := datagram(t, h, es, keys)
 	got, b, err := Decode(d, keys, DefaultMaxDatagram)
 	require.NoError(t, err)
@@ -246,7 +246,7 @@ func TestBadDatagramsAreCounted(t *testing.T) {
 	require.NoError(t, err)
 	defer attacker.Close()
 
-	good := datagram(t, Header{From: 1, Incarnation: 10, Seq: 1, Beat: 1}, entries(2, 8), keys)
+	good := datagram(t, Header{From: 1, To: 2, Incarnation: 10, Seq: 1, Beat: 1}, entries(2, 8), keys)
 	flipped := bytes.Clone(good)
 	flipped[HeaderSize+1] ^= 1
 	version := bytes.Clone(good)
@@ -256,16 +256,17 @@ func TestBadDatagramsAreCounted(t *testing.T) {
 		why  Reason
 		name string
 	}{
-		{datagram(t, Header{From: 1, Incarnation: 10, Seq: 1}, entries(1, 8), keyring(t, 7)), BadTag, "forged with another key"},
+		{datagram(t, Header{From: 1, To: 2, Incarnation: 10, Seq: 1}, entries(1, 8), keyring(t, 7)), BadTag, "forged with another key"},
 		{flipped, BadTag, "bit-flipped"},
 		{good[:20], Garbage, "truncated"},
 		{make([]byte, DefaultMaxDatagram+100), Oversize, "oversized"},
 		{[]byte("GET / HTTP/1.1\r\n\r\n"), Garbage, "garbage"},
 		{version, BadVersion, "unknown version"},
-		{datagram(t, Header{From: 9, Incarnation: 10, Seq: 1}, entries(1, 8), keys), UnknownSender, "unknown sender"},
+		{datagram(t, Header{From: 9, To: 2, Incarnation: 10, Seq: 1}, entries(1, 8), keys), UnknownSender, "unknown sender"},
+		{datagram(t, Header{From: 1, To: 3, Incarnation: 10, Seq: 5}, entries(1, 8), keys), Misdirected, "sealed for another node"},
 		{good, 0, "good"},
 		{good, Replayed, "replayed"},
-		{datagram(t, Header{From: 1, Incarnation: 9, Seq: 50}, entries(1, 8), keys), Replayed, "older incarnation"},
+		{datagram(t, Header{From: 1, To: 2, Incarnation: 9, Seq: 50}, entries(1, 8), keys), Replayed, "older incarnation"},
 	}
 	var want [numReasons]uint64
 	for _, s := range sends {
@@ -275,7 +276,7 @@ func TestBadDatagramsAreCounted(t *testing.T) {
 			want[s.why]++
 		}
 	}
-	sentinel := datagram(t, Header{From: 1, Incarnation: 10, Seq: 2, Beat: 2}, nil, keys)
+	sentinel := datagram(t, Header{From: 1, To: 2, Incarnation: 10, Seq: 2, Beat: 2}, nil, keys)
 	_, err = attacker.Write(sentinel)
 	require.NoError(t, err)
 
@@ -314,7 +315,7 @@ func TestInsecureClusterAndClose(t *testing.T) {
 	assert.Equal(t, replica.NodeID(1), receive(t, b).From, "the header names the sender, whatever the batch says")
 
 	// A sealed datagram is refused by an insecure node.
-	sealed := datagram(t, Header{From: 1, Incarnation: 1, Seq: 1}, nil, keyring(t, 1))
+	sealed := datagram(t, Header{From: 1, To: 2, Incarnation: 1, Seq: 1}, nil, keyring(t, 1))
 	c, err := net.DialUDP("udp", nil, b.Addr().(*net.UDPAddr))
 	require.NoError(t, err)
 	defer c.Close()
@@ -355,7 +356,7 @@ func TestRTTIsMeasured(t *testing.T) {
 	c, err := net.DialUDP("udp", nil, a.Addr().(*net.UDPAddr))
 	require.NoError(t, err)
 	defer c.Close()
-	_, err = c.Write(datagram(t, Header{From: 2, Incarnation: 1 << 62, Seq: 1, Beat: 2, Echo: 1 << 62}, nil, keys))
+	_, err = c.Write(datagram(t, Header{From: 2, To: 1, Incarnation: 1 << 62, Seq: 1, Beat: 2, Echo: 1 << 62}, nil, keys))
 	require.NoError(t, err)
 	select {
 	case in = <-a.Inbox():
@@ -387,13 +388,13 @@ func TestRoundTripArithmetic(t *testing.T) {
 	var e echo
 	e.observe(Header{Incarnation: 1, Sent: 50}, 1000)
 	e.observe(Header{Incarnation: 1, Sent: 40}, 1010) // reordered: older
-	assert.Equal(t, echo{1, 50, 1000}, e)
+	assert.Equal(t, echo{incarnation: 1, sent: 50, at: 1000}, e)
 	e.observe(Header{Incarnation: 1, Sent: 50}, 1020) // a duplicate
-	assert.Equal(t, echo{1, 50, 1000}, e)
+	assert.Equal(t, echo{incarnation: 1, sent: 50, at: 1000}, e)
 	e.observe(Header{Incarnation: 1, Sent: 60}, 1030)
-	assert.Equal(t, echo{1, 60, 1030}, e)
+	assert.Equal(t, echo{incarnation: 1, sent: 60, at: 1030}, e)
 	e.observe(Header{Incarnation: 2, Sent: 5}, 1040) // a reboot starts over
-	assert.Equal(t, echo{2, 5, 1040}, e)
+	assert.Equal(t, echo{incarnation: 2, sent: 5, at: 1040}, e)
 }
 
 // TestWireBoundaries pins the limits exactly: the largest datagram and
@@ -473,4 +474,63 @@ func TestManyDatagramsInARow(t *testing.T) {
 		assert.Equal(t, uint64(i), receive(t, b).Seq)
 	}
 	assert.Zero(t, b.Stats().Dropped)
+}
+
+// TestEachReceiverHasItsOwnSequence pins what the receiver id buys: a
+// sender numbers its datagrams per receiver, names the receiver in the
+// authenticated header, and a datagram captured on its way to one node
+// is refused by another, even within that node's replay window.
+func TestEachReceiverHasItsOwnSequence(t *testing.T) {
+	keys := keyring(t, 1)
+	tap := func() *net.UDPConn { // a peer's socket that only listens
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	two := tap()
+	cb, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	a, err := New(Config{ID: 1, Listen: "127.0.0.1:0", Keys: keys, Incarnation: 5,
+		Peers: map[replica.NodeID]string{2: two.LocalAddr().String(), 3: cb.LocalAddr().String()}})
+	require.NoError(t, err)
+	three, err := New(Config{ID: 3, Conn: cb, Keys: keys, Peers: map[replica.NodeID]string{1: a.Addr().String()}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close(); _ = three.Close() })
+
+	ctx := context.Background()
+	for beat := uint64(1); beat <= 3; beat++ {
+		require.NoError(t, a.Send(ctx, 2, replica.Batch{Seq: beat}))
+		require.NoError(t, a.Send(ctx, 3, replica.Batch{Seq: beat}))
+	}
+	buf := make([]byte, 2048)
+	var captured [][]byte
+	for want := uint64(1); want <= 3; want++ {
+		require.NoError(t, two.SetReadDeadline(time.Now().Add(10*time.Second))) // a bound, not a timing claim
+		n, _, err := two.ReadFromUDP(buf)
+		require.NoError(t, err)
+		h, _, err := Decode(buf[:n], keys, DefaultMaxDatagram)
+		require.NoError(t, err)
+		assert.Equal(t, Header{Version: Version, Sealed: true, From: 1, To: 2, Incarnation: 5, Seq: want, Beat: want},
+			Header{Version: h.Version, Sealed: h.Sealed, From: h.From, To: h.To, Incarnation: h.Incarnation, Seq: h.Seq, Beat: h.Beat},
+			"node 2 sees sequence numbers 1, 2, 3, with no gaps for what went to node 3")
+		captured = append(captured, bytes.Clone(buf[:n]))
+		assert.Equal(t, want, receive(t, three).Seq)
+	}
+
+	// Node 3's window has seen sequences 1 to 3 from node 1; the capture
+	// of node 2's fourth would be new to it, but it was sealed for node 2.
+	require.NoError(t, a.Send(ctx, 2, replica.Batch{Seq: 4}))
+	n, _, err := two.ReadFromUDP(buf)
+	require.NoError(t, err)
+	attacker, err := net.DialUDP("udp", nil, cb.LocalAddr().(*net.UDPAddr))
+	require.NoError(t, err)
+	defer attacker.Close()
+	for _, d := range append(captured, buf[:n]) {
+		_, err = attacker.Write(d)
+		require.NoError(t, err)
+	}
+	require.NoError(t, a.Send(ctx, 3, replica.Batch{Seq: 9}))
+	assert.Equal(t, uint64(9), receive(t, three).Seq, "the captures were not delivered")
+	assert.Equal(t, uint64(4), three.Stats().Dropped[Misdirected])
 }

@@ -30,16 +30,23 @@ import (
 //	2      1    version, 1
 //	3      1    flags: bit 0 set if sealed (AES-GCM), clear if plain
 //	4      8    sender node id
-//	12     8    incarnation: the sender's boot (unix nanoseconds)
-//	20     8    sequence number of the datagram in that incarnation, from 1
-//	28     8    heartbeat number (replica.Batch.Seq), shared by its parts
-//	36     8    send time: nanoseconds since the sender's boot
-//	44     8    echo: the latest send time the sender received from the
+//	12     8    receiver node id
+//	20     8    incarnation: the sender's boot (unix nanoseconds)
+//	28     8    sequence number of the datagram from the sender to this
+//	            receiver in that incarnation, from 1
+//	36     8    heartbeat number (replica.Batch.Seq), shared by its parts
+//	44     8    send time: nanoseconds since the sender's boot
+//	52     8    echo: the latest send time the sender received from the
 //	            receiver, 0 if none
-//	52     8    held: nanoseconds between receiving that and this send
-//	60     12   nonce (zero when plain)
-//	72     ...  payload; sealed, it is followed by a 16-byte tag, and the
-//	            72 header bytes are its additional data
+//	60     8    held: nanoseconds between receiving that and this send
+//	68     12   nonce (zero when plain)
+//	80     ...  payload; sealed, it is followed by a 16-byte tag, and the
+//	            80 header bytes are its additional data
+//
+// The receiver id is authenticated with the rest of the header, so a
+// datagram captured on its way to one node is refused by every other
+// (misdirected), and each receiver's replay window sees every sequence
+// number its sender used for it.
 //
 // The receiver measures the round trip as its clock now, less the echo,
 // less the time held: both ends read only their own monotonic clocks.
@@ -48,7 +55,7 @@ import (
 // name length, the name, the role (one byte), the tail (uvarint).
 const (
 	Version    = 1
-	HeaderSize = 72
+	HeaderSize = 80
 	TagSize    = 16
 	// DefaultMaxDatagram is the largest datagram sent and accepted: a
 	// batch that does not fit is split into several.
@@ -57,7 +64,7 @@ const (
 	MaxChannelName = 255
 
 	flagSealed = 1
-	nonceAt    = 60
+	nonceAt    = 68
 	nonceSize  = 12
 )
 
@@ -71,13 +78,14 @@ var (
 	ErrOversize    = errors.New("udp: datagram too large")
 	ErrReplayed    = errors.New("udp: replayed or stale datagram")
 	ErrUnknownPeer = errors.New("udp: sender unknown")
+	ErrMisdirected = errors.New("udp: datagram for another node")
 )
 
 // Header is a datagram's fixed part.
 type Header struct {
 	Version     uint8
 	Sealed      bool
-	From        replica.NodeID
+	From, To    replica.NodeID
 	Incarnation uint64
 	Seq         uint64
 	Beat        uint64
@@ -176,6 +184,7 @@ func uvarintLen(v uint64) int {
 func seal(dst []byte, h Header, payload []byte, keys *Keyring) ([]byte, error) {
 	dst = append(dst[:0], magic[0], magic[1], Version, 0)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(h.From))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(h.To))
 	dst = binary.BigEndian.AppendUint64(dst, h.Incarnation)
 	dst = binary.BigEndian.AppendUint64(dst, h.Seq)
 	dst = binary.BigEndian.AppendUint64(dst, h.Beat)
@@ -216,12 +225,13 @@ func Decode(b []byte, keys *Keyring, maxDatagram int) (Header, replica.Batch, er
 		return h, replica.Batch{}, ErrTruncated
 	}
 	h.From = replica.NodeID(binary.BigEndian.Uint64(b[4:]))
-	h.Incarnation = binary.BigEndian.Uint64(b[12:])
-	h.Seq = binary.BigEndian.Uint64(b[20:])
-	h.Beat = binary.BigEndian.Uint64(b[28:])
-	h.Sent = binary.BigEndian.Uint64(b[36:])
-	h.Echo = binary.BigEndian.Uint64(b[44:])
-	h.Held = binary.BigEndian.Uint64(b[52:])
+	h.To = replica.NodeID(binary.BigEndian.Uint64(b[12:]))
+	h.Incarnation = binary.BigEndian.Uint64(b[20:])
+	h.Seq = binary.BigEndian.Uint64(b[28:])
+	h.Beat = binary.BigEndian.Uint64(b[36:])
+	h.Sent = binary.BigEndian.Uint64(b[44:])
+	h.Echo = binary.BigEndian.Uint64(b[52:])
+	h.Held = binary.BigEndian.Uint64(b[60:])
 	payload := b[HeaderSize:]
 	switch {
 	case keys == nil && h.Sealed, keys != nil && !h.Sealed:
