@@ -1,12 +1,14 @@
 // Command rolefsm simulates a cluster of replicas, prints the
 // replica-role transition matrix, checks single transitions against it,
-// and replays audit logs through it.
+// replays audit logs through it, and runs a real replica node.
 //
 //	rolefsm sim [-nodes 5] [-seed N] [-steps 400] [-faults LIST] [-policy tail|upstream] [-sweep N]
 //	rolefsm matrix [-format table|markdown|mermaid|dot|json]
 //	rolefsm check FROM TO SIGNAL    print "ok" (exit 0) or the error (exit 1)
 //	rolefsm replay [-from ROLE] [-name CHANNEL] FILE|-
 //	rolefsm keygen                  print a new cluster key (a key file line)
+//	rolefsm node -id N -listen ADDR -peers ID=ADDR,... -channels LIST -key-file FILE [-http ADDR]
+//	                                run one replica node over UDP (see "rolefsm node -h")
 //
 // Names are matched without regard to case. A name that is not a role
 // or a signal, or a wrong number of arguments, exits 2 with the list of
@@ -46,6 +48,8 @@ commands:
   replay [-from ROLE] FILE|-
                           replay JSON lines (steps or audit lines) through a coordinator
   keygen                  print a new cluster key for the UDP transport (a key file line)
+  node -id N -listen ADDR -peers ID=ADDR,... -channels LIST -key-file FILE [-http ADDR]
+                          run one replica node: UDP heartbeats, GET /status and /metrics
 
 Run "rolefsm <command> -h" for a command's options.
 `
@@ -66,6 +70,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runReplay(args[1:], stdin, stdout, stderr)
 	case "keygen":
 		return runKeygen(args[1:], stdout, stderr)
+	case "node":
+		return runNode(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

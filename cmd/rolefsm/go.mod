@@ -1,0 +1,30 @@
+module github.com/rolefsm/rolefsm/cmd/rolefsm
+
+go 1.25
+
+require (
+	github.com/prometheus/client_golang v1.20.5
+	github.com/rolefsm/rolefsm v0.0.0
+	github.com/rolefsm/rolefsm/rolefsmprom v0.0.0
+	github.com/stretchr/testify v1.12.1
+	go.uber.org/goleak v1.3.0
+)
+
+require (
+	github.com/beorn7/perks v1.0.1 // indirect
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/klauspost/compress v1.17.9 // indirect
+	github.com/looplab/fsm v1.0.3 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/prometheus/client_model v0.6.1 // indirect
+	github.com/prometheus/common v0.55.0 // indirect
+	github.com/prometheus/procfs v0.15.1 // indirect
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/sys v0.22.0 // indirect
+	google.golang.org/protobuf v1.34.2 // indirect
+)
+
+replace (
+	github.com/rolefsm/rolefsm => ../..
+	github.com/rolefsm/rolefsm/rolefsmprom => ../../rolefsmprom
+)

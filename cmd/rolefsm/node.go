@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/policy"
+	"github.com/rolefsm/rolefsm/replica"
+	"github.com/rolefsm/rolefsm/replica/udp"
+	"github.com/rolefsm/rolefsm/rolefsmprom"
+)
+
+const nodeSynopsis = `node -id N -listen ADDR [-peers ID=ADDR,...] -channels LIST|-channels-n N
+        (-key-file FILE | -insecure) [-http ADDR] [-heartbeat 500ms] [-miss 3] [-policy tail|upstream]
+
+Runs one replica node: every channel's replica set is this node and all
+its peers; heartbeats travel over UDP, sealed with the key file's first
+key (rolefsm keygen makes one; one base64 key a line, any of them
+accepted). The coordinators' audit lines go to stderr as JSON, readable by
+"rolefsm replay -name CHANNEL". On -http: GET /status (JSON) and GET
+/metrics (Prometheus). SIGTERM or SIGINT: leaders relinquish, every
+channel closes, the peers are told at once, exit 0. The first line on
+stdout is "rolefsm node ID listening: udp=ADDR http=ADDR".`
+
+// nodeConfig is a node's command line, checked.
+type nodeConfig struct {
+	id        replica.NodeID
+	listen    string
+	peers     map[replica.NodeID]string
+	peerIDs   []replica.NodeID // in the order given
+	channels  []string
+	keys      *udp.Keyring
+	insecure  bool
+	http      string
+	heartbeat policy.Heartbeat
+	policy    policy.Policy
+}
+
+func runNode(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return node(ctx, args, stdout, stderr)
+}
+
+// node runs a node until ctx ends (the signal), then leaves gracefully.
+func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, code := parseNode(args, stderr)
+	if code >= 0 {
+		return code
+	}
+	fail := func(err error) int {
+		fmt.Fprintln(stderr, "rolefsm node:", err)
+		return exitRejected
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+
+	tr, err := udp.New(udp.Config{ID: cfg.id, Listen: cfg.listen, Peers: cfg.peers, Keys: cfg.keys, Insecure: cfg.insecure})
+	if err != nil {
+		return fail(err)
+	}
+	defer tr.Close()
+	var ln net.Listener
+	if cfg.http != "" {
+		if ln, err = net.Listen("tcp", cfg.http); err != nil {
+			return fail(err)
+		}
+		defer ln.Close()
+	}
+
+	n, err := replica.NewNode(replica.Config{ID: cfg.id, Heartbeat: cfg.heartbeat, Policy: cfg.policy}, time.Now())
+	if err != nil {
+		return fail(err)
+	}
+	replicas := append([]replica.NodeID{cfg.id}, cfg.peerIDs...)
+	set := rolefsmprom.NewSet()
+	for _, name := range cfg.channels {
+		err := n.Open(ctx, time.Now(), replica.ChannelConfig{Name: name, Replicas: replicas,
+			Options: []rolefsm.Option{rolefsm.WithLogger(logger)}})
+		if err == nil {
+			_, err = set.Add(n.Coordinator(name))
+		}
+		if err != nil {
+			return fail(err)
+		}
+	}
+	drops := rolefsmprom.NewDriverErrors(nil)
+	d := replica.NewDriver(n, tr, replica.DriverOptions{OnError: drops.Observe})
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(set, drops, rolefsmprom.NewTransportCollector(tr),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	httpAddr := "none"
+	var srv *http.Server
+	serveDone := make(chan error, 1)
+	if ln != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(status(d, cfg))
+		})
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		httpAddr = ln.Addr().String()
+		go func() { serveDone <- srv.Serve(ln) }()
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- d.Run(runCtx) }()
+	fmt.Fprintf(stdout, "rolefsm node %d listening: udp=%s http=%s\n", cfg.id, tr.Addr(), httpAddr)
+	logger.Info("node started", "id", cfg.id, "udp", tr.Addr().String(), "http", httpAddr,
+		"channels", len(cfg.channels), "peers", len(cfg.peerIDs),
+		"heartbeat", cfg.heartbeat.Interval().String(), "miss", cfg.heartbeat.MissThreshold(), "policy", cfg.policy.Name())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-runDone:
+		runDone <- runErr
+	case runErr = <-serveDone:
+	}
+	code = exitOK
+	if runErr != nil {
+		code = fail(runErr)
+	} else if err := d.Leave(context.Background()); err != nil {
+		logger.Warn("goodbye not sent to every peer", "error", err.Error())
+	}
+	cancel()
+	<-runDone
+	if srv != nil {
+		shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
+		defer done()
+		_ = srv.Shutdown(shutdown)
+	}
+	if code == exitOK {
+		logger.Info("node left", "id", cfg.id)
+	}
+	return code
+}
+
+// nodeStatus is GET /status's body.
+type nodeStatus struct {
+	ID       replica.NodeID  `json:"id"`
+	Channels []channelStatus `json:"channels"`
+}
+
+type channelStatus struct {
+	Name       string         `json:"name"`
+	Role       string         `json:"role"`
+	Generation uint64         `json:"generation"`
+	Leader     replica.NodeID `json:"leader"`
+	Tail       uint64         `json:"tail"`
+}
+
+func status(d *replica.Driver, cfg nodeConfig) nodeStatus {
+	st := nodeStatus{ID: cfg.id, Channels: make([]channelStatus, 0, len(cfg.channels))}
+	_ = d.Do(func(n *replica.Node, _ time.Time) error {
+		for _, name := range cfg.channels {
+			s, err := n.Status(name)
+			if err != nil {
+				continue // cannot happen: the node never drops a channel
+			}
+			st.Channels = append(st.Channels, channelStatus{Name: name, Role: s.Role.String(),
+				Generation: s.Generation, Leader: s.Leader, Tail: s.Tail})
+		}
+		return nil
+	})
+	return st
+}
+
+// parseNode reads the command line; it returns the exit code to stop
+// with, or -1 to go on.
+func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
+	fs := newFlagSet("node", nodeSynopsis, stderr)
+	id := fs.Uint64("id", 0, "this node's id, 1 or more (required)")
+	listen := fs.String("listen", "", "UDP address to listen on, such as 127.0.0.1:7001 (required)")
+	peers := fs.String("peers", "", "the other nodes: ID=ADDR, comma-separated")
+	channels := fs.String("channels", "", "channel names, comma-separated")
+	channelsN := fs.Int("channels-n", 0, "also hold N channels named ch00001, ch00002, ...")
+	keyFile := fs.String("key-file", "", "the cluster's key file (rolefsm keygen)")
+	insecure := fs.Bool("insecure", false, "run without a key: heartbeats unauthenticated, in the clear")
+	httpAddr := fs.String("http", "", "TCP address for GET /status and GET /metrics (none if empty)")
+	interval := fs.Duration("heartbeat", policy.DefaultInterval, "heartbeat interval, at least "+policy.MinInterval.String())
+	miss := fs.Int("miss", policy.DefaultMissThreshold, "missed heartbeats before a leader is presumed gone")
+	pol := fs.String("policy", "tail", "election policy: tail or upstream")
+	if code := parseFlags(fs, args); code >= 0 {
+		return nodeConfig{}, code
+	}
+	bad := func(format string, a ...any) (nodeConfig, int) {
+		fmt.Fprintf(stderr, "rolefsm node: "+format+"\n", a...)
+		return nodeConfig{}, exitUsage
+	}
+	if fs.NArg() != 0 {
+		return bad("unexpected argument %q", fs.Arg(0))
+	}
+	cfg := nodeConfig{id: replica.NodeID(*id), listen: *listen, insecure: *insecure, http: *httpAddr,
+		peers: map[replica.NodeID]string{}}
+	switch {
+	case *id == 0:
+		return bad("-id: give this node's id, 1 or more")
+	case *listen == "":
+		return bad("-listen: give the UDP address to listen on")
+	case *interval < policy.MinInterval:
+		return bad("-heartbeat %v: at least %v", *interval, policy.MinInterval)
+	case *miss < 1:
+		return bad("-miss %d: at least 1", *miss)
+	case *channelsN < 0 || *channelsN > 1_000_000:
+		return bad("-channels-n %d: from 0 to 1000000", *channelsN)
+	case *keyFile == "" && !*insecure:
+		return bad("no key: give -key-file (rolefsm keygen makes one), or -insecure to run unauthenticated on purpose")
+	case *keyFile != "" && *insecure:
+		return bad("-key-file and -insecure: choose one")
+	}
+	if *peers != "" {
+		for _, p := range strings.Split(*peers, ",") {
+			idText, addr, ok := strings.Cut(strings.TrimSpace(p), "=")
+			pid, err := strconv.ParseUint(idText, 10, 64)
+			switch {
+			case !ok || addr == "":
+				return bad("-peers: %q is not ID=ADDR", p)
+			case err != nil || pid == 0:
+				return bad("-peers: %q: the id must be a number, 1 or more", p)
+			case replica.NodeID(pid) == cfg.id:
+				return bad("-peers: %q: that is this node's own id", p)
+			}
+			if _, dup := cfg.peers[replica.NodeID(pid)]; dup {
+				return bad("-peers: node %d twice", pid)
+			}
+			cfg.peers[replica.NodeID(pid)] = addr
+			cfg.peerIDs = append(cfg.peerIDs, replica.NodeID(pid))
+		}
+	}
+	seen := map[string]bool{}
+	add := func(name string) error {
+		switch {
+		case name == "":
+			return errors.New("-channels: an empty channel name")
+		case len(name) > udp.MaxChannelName:
+			return fmt.Errorf("-channels: a name of %d bytes, at most %d", len(name), udp.MaxChannelName)
+		case name == rolefsmprom.OverflowChannel:
+			return fmt.Errorf("-channels: %q is reserved for the metrics' overflow", name)
+		case seen[name]:
+			return fmt.Errorf("-channels: %q twice", name)
+		}
+		seen[name] = true
+		cfg.channels = append(cfg.channels, name)
+		return nil
+	}
+	if *channels != "" {
+		for _, name := range strings.Split(*channels, ",") {
+			if err := add(strings.TrimSpace(name)); err != nil {
+				return bad("%v", err)
+			}
+		}
+	}
+	for i := 1; i <= *channelsN; i++ {
+		if err := add(fmt.Sprintf("ch%05d", i)); err != nil {
+			return bad("%v", err)
+		}
+	}
+	if len(cfg.channels) == 0 {
+		return bad("no channel: give -channels or -channels-n")
+	}
+	if *keyFile != "" {
+		data, err := os.ReadFile(*keyFile)
+		if err != nil {
+			return bad("-key-file: %v", err)
+		}
+		if cfg.keys, err = udp.ParseKeys(data); err != nil {
+			return bad("-key-file %s: %v", *keyFile, err)
+		}
+	}
+	var err error
+	if cfg.heartbeat, err = policy.NewHeartbeat(*interval, *miss); err != nil {
+		return bad("%v", err)
+	}
+	if cfg.policy, err = policy.ParsePolicy(strings.ToLower(*pol)); err != nil {
+		return bad("-policy: %v", err)
+	}
+	return cfg, -1
+}
