@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/replica"
+	"github.com/rolefsm/rolefsm/replica/udp"
+)
+
+func TestNodeRefusesBadCommandLines(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
+		return path
+	}
+	key, err := udp.GenerateKey()
+	require.NoError(t, err)
+	good := write("good.key", key+"\n")
+	notBase64 := write("bad.key", "# rotated in May\n"+key+"\nnot a key!\n")
+	short := write("short.key", "AAAA\n")
+	empty := write("empty.key", "# nothing yet\n\n")
+	base := []string{"-id", "1", "-listen", "127.0.0.1:0", "-channels", "orders"}
+	with := func(args ...string) []string { return append(slices.Clone(base), args...) }
+
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{with(), "no key: give -key-file (rolefsm keygen makes one), or -insecure to run unauthenticated on purpose"},
+		{with("-key-file", notBase64), "-key-file " + notBase64 + ": udp: key file line 3: not base64"},
+		{with("-key-file", short), "udp: key file line 1: 3 bytes, want 16, 24 or 32"},
+		{with("-key-file", empty), "udp: key file holds no key"},
+		{with("-key-file", filepath.Join(dir, "nosuch")), "-key-file: open "},
+		{with("-key-file", good, "-insecure"), "-key-file and -insecure: choose one"},
+		{[]string{"-listen", "127.0.0.1:0", "-channels", "a", "-insecure"}, "-id: give this node's id, 1 or more"},
+		{[]string{"-id", "1", "-channels", "a", "-insecure"}, "-listen: give the UDP address to listen on"},
+		{with("-insecure", "-peers", "2"), `-peers: "2" is not ID=ADDR`},
+		{with("-insecure", "-peers", "x=127.0.0.1:1"), `-peers: "x=127.0.0.1:1": the id must be a number, 1 or more`},
+		{with("-insecure", "-peers", "0=127.0.0.1:1"), `the id must be a number, 1 or more`},
+		{with("-insecure", "-peers", "1=127.0.0.1:1"), `-peers: "1=127.0.0.1:1": that is this node's own id`},
+		{with("-insecure", "-peers", "2=127.0.0.1:1,2=127.0.0.1:2"), "-peers: node 2 twice"},
+		{[]string{"-id", "1", "-listen", "127.0.0.1:0", "-insecure"}, "no channel: give -channels or -channels-n"},
+		{[]string{"-id", "1", "-listen", "127.0.0.1:0", "-insecure", "-channels", "a,,b"}, "-channels: an empty channel name"},
+		{[]string{"-id", "1", "-listen", "127.0.0.1:0", "-insecure", "-channels", "a,b,a"}, `-channels: "a" twice`},
+		{[]string{"-id", "1", "-listen", "127.0.0.1:0", "-insecure", "-channels", "ch00002", "-channels-n", "3"}, `-channels: "ch00002" twice`},
+		{[]string{"-id", "1", "-listen", "127.0.0.1:0", "-insecure", "-channels", "_overflow"}, "reserved for the metrics' overflow"},
+		{[]string{"-id", "1", "-listen", "127.0.0.1:0", "-insecure", "-channels", strings.Repeat("x", 256)}, "a name of 256 bytes, at most 255"},
+		{with("-insecure", "-channels-n", "-1"), "-channels-n -1: from 0 to 1000000"},
+		{with("-insecure", "-heartbeat", "10ms"), "-heartbeat 10ms: at least 100ms"},
+		{with("-insecure", "-miss", "0"), "-miss 0: at least 1"},
+		{with("-insecure", "-policy", "fastest"), `-policy: policy: unknown election policy "fastest" (want tail or upstream)`},
+		{with("-insecure", "extra"), `unexpected argument "extra"`},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := node(context.Background(), tc.args, &stdout, &stderr)
+		assert.Equal(t, exitUsage, code, "%v", tc.args)
+		assert.True(t, strings.HasPrefix(stderr.String(), "rolefsm node: "), "%v: %s", tc.args, stderr.String())
+		assert.Contains(t, stderr.String(), tc.msg, "%v", tc.args)
+		assert.Empty(t, stdout.String(), "%v: nothing started", tc.args)
+	}
+
+	// A flag set's own errors (an unknown flag, a bad duration) and -h.
+	var stderr bytes.Buffer
+	assert.Equal(t, exitUsage, node(context.Background(), []string{"-heartbeat", "soon"}, &bytes.Buffer{}, &stderr))
+	assert.Contains(t, stderr.String(), `invalid value "soon" for flag -heartbeat`)
+	assert.Equal(t, exitOK, node(context.Background(), []string{"-h"}, &bytes.Buffer{}, &bytes.Buffer{}))
+
+	// Policies are named without regard to case.
+	_, code := parseNode(with("-insecure", "-policy", "UpStream"), &bytes.Buffer{})
+	assert.Equal(t, -1, code)
+}
+
+// TestNodeCannotListen: an address already taken is a runtime failure,
+// exit 1, and nothing is left running.
+func TestNodeCannotListen(t *testing.T) {
+	taken, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer taken.Close()
+	var stderr bytes.Buffer
+	code := node(context.Background(), []string{"-id", "1", "-listen", taken.LocalAddr().String(), "-channels", "a", "-insecure"}, &bytes.Buffer{}, &stderr)
+	assert.Equal(t, exitRejected, code)
+	assert.Contains(t, stderr.String(), "rolefsm node: udp: listen udp "+taken.LocalAddr().String())
+
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer tcp.Close()
+	stderr.Reset()
+	code = node(context.Background(), []string{"-id", "1", "-listen", "127.0.0.1:0", "-channels", "a", "-insecure", "-http", tcp.Addr().String()}, &bytes.Buffer{}, &stderr)
+	assert.Equal(t, exitRejected, code)
+	assert.Contains(t, stderr.String(), "rolefsm node: listen tcp "+tcp.Addr().String())
+}
+
+// TestNodeProcessesFailOver runs three real node processes: they agree
+// on one leader per channel; the node leading the most is killed
+// (SIGKILL) and the other two agree on new leaders; restarted, it
+// rejoins as a Replica everywhere; a leader stopped with SIGTERM exits
+// 0 after leaving, and its audit log replays.
+func TestNodeProcessesFailOver(t *testing.T) {
+	c := newCluster(t, []replica.NodeID{1, 2, 3}, "-channels", "orders,payments,users", "-heartbeat", "100ms", "-miss", "3")
+	for id := range c.udp {
+		c.start(id)
+	}
+	all := []replica.NodeID{1, 2, 3}
+	leaders := c.settle(all...)
+	require.Len(t, leaders, 3)
+
+	// /status has exactly the documented shape.
+	body, err := c.get(1, "/status")
+	require.NoError(t, err)
+	var shape map[string]any
+	require.NoError(t, json.Unmarshal(body, &shape))
+	assert.ElementsMatch(t, []string{"id", "channels"}, keys(shape))
+	assert.Equal(t, 1.0, shape["id"])
+	first := shape["channels"].([]any)[0].(map[string]any)
+	assert.ElementsMatch(t, []string{"name", "role", "generation", "leader", "tail"}, keys(first))
+	assert.Equal(t, "orders", first["name"])
+
+	killed := mostLeading(leaders)
+	c.signal(killed, syscall.SIGKILL)
+	survivors := slices.DeleteFunc(slices.Clone(all), func(id replica.NodeID) bool { return id == killed })
+	after := c.settle(survivors...)
+	for ch, id := range after {
+		assert.NotEqual(t, killed, id, "channel %s", ch)
+	}
+
+	c.start(killed)
+	rejoined := c.settle(all...)
+	assert.Equal(t, after, rejoined, "the restarted node follows the leaders it finds")
+	st, err := c.status(killed)
+	require.NoError(t, err)
+	for _, ch := range st.Channels {
+		assert.Equal(t, "Replica", ch.Role, "channel %s", ch.Name)
+	}
+
+	// A graceful stop: exit 0, and the others agree without it.
+	leaving := mostLeading(rejoined)
+	p := c.signal(leaving, syscall.SIGTERM)
+	require.NoError(t, p.err, "exit 0 after SIGTERM\n%s", tail(p.stderr))
+	rest := slices.DeleteFunc(slices.Clone(all), func(id replica.NodeID) bool { return id == leaving })
+	for ch, id := range c.settle(rest...) {
+		assert.NotEqual(t, leaving, id, "channel %s", ch)
+	}
+
+	// Its audit log replays, and ends with the leader relinquishing.
+	for ch, id := range rejoined {
+		var out, errs bytes.Buffer
+		code := run([]string{"replay", "-name", ch, p.stderr}, nil, &out, &errs)
+		require.Equal(t, exitOK, code, "%s\n%s", out.String(), errs.String())
+		if id == leaving {
+			assert.Contains(t, out.String(), "Leader → Idle (GracefulRelinquish) ok", "channel %s", ch)
+		} else {
+			assert.Contains(t, out.String(), "Replica → Idle (ChannelClose) ok", "channel %s", ch)
+		}
+		assert.Contains(t, out.String(), "role: Idle", "channel %s", ch)
+	}
+}
+
+func keys(m map[string]any) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// TestNodeProcessDropsBadDatagrams aims bad datagrams at a running node
+// process: none changes a role, and each is counted under its reason.
+// Node 2's datagrams to node 1 pass through a recorder, as through an
+// attacker on the path, whose captures are replayed; the test itself
+// is node 3, a key holder, for the datagrams only a key holder can
+// make.
+func TestNodeProcessDropsBadDatagrams(t *testing.T) {
+	c := newCluster(t, []replica.NodeID{1, 2}, "-channels", "orders,payments", "-heartbeat", "200ms", "-miss", "3")
+	three, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	threeAddr := three.LocalAddr().String()
+	require.NoError(t, three.Close()) // node 3's transport binds it below
+	path := newRecorder(t, c.udp[1])
+	c.peers[1] = "2=" + c.udp[2] + ",3=" + threeAddr
+	c.peers[2] = "1=" + path.conn.LocalAddr().String() + ",3=" + threeAddr
+	c.start(1)
+	c.start(2)
+	c.settle(1, 2)
+	before := [2]nodeStatus{}
+	for i, id := range []replica.NodeID{1, 2} {
+		before[i], err = c.status(id)
+		require.NoError(t, err)
+	}
+	captured := path.captured()
+	require.NotEmpty(t, captured)
+
+	keyText, err := os.ReadFile(c.key)
+	require.NoError(t, err)
+	keys, err := udp.ParseKeys(keyText)
+	require.NoError(t, err)
+	otherKey, err := udp.GenerateKey()
+	require.NoError(t, err)
+	otherKeys, err := udp.ParseKeys([]byte(otherKey))
+	require.NoError(t, err)
+	// sender returns a transport that sends to node 1's address as if
+	// to node to.
+	sender := func(id, to replica.NodeID, k *udp.Keyring, listen string) *udp.Transport {
+		tr, err := udp.New(udp.Config{ID: id, Listen: listen, Keys: k, Peers: map[replica.NodeID]string{to: c.udp[1]}})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = tr.Close() })
+		return tr
+	}
+	claim := replica.Batch{Seq: 1 << 40, Entries: []replica.Entry{
+		{Channel: "orders", Role: rolefsm.Leader, Tail: 1 << 50}, {Channel: "payments", Role: rolefsm.Leader, Tail: 1 << 50}}}
+	ctx := context.Background()
+
+	raw, err := net.DialUDP("udp", nil, mustResolve(t, c.udp[1]))
+	require.NoError(t, err)
+	defer raw.Close()
+	send := func(d []byte) {
+		_, err := raw.Write(d)
+		require.NoError(t, err)
+	}
+	genuine := captured[len(captured)-1]
+	flipped := slices.Clone(genuine)
+	flipped[len(flipped)-20] ^= 0x10
+	version := slices.Clone(genuine)
+	version[2] = 9
+	send(flipped)                                                                // bad_tag
+	send(genuine[:40])                                                           // garbage: truncated
+	send([]byte("GET / HTTP/1.1\r\n\r\n"))                                       // garbage
+	send(append(slices.Clone(genuine), make([]byte, udp.DefaultMaxDatagram)...)) // oversize
+	send(version)                                                                // version
+	for _, d := range captured[len(captured)-3:] {
+		send(d) // replayed: node 1 has had each already
+	}
+	require.NoError(t, sender(2, 1, otherKeys, "127.0.0.1:0").Send(ctx, 1, claim)) // bad_tag: another cluster's key
+	require.NoError(t, sender(9, 1, keys, "127.0.0.1:0").Send(ctx, 1, claim))      // unknown_sender
+	require.NoError(t, sender(2, 3, keys, "127.0.0.1:0").Send(ctx, 3, claim))      // misdirected: sealed for node 3
+	// As node 3, a key holder in every replica set: a channel node 1
+	// does not hold, and a role that sends no heartbeat.
+	require.NoError(t, sender(3, 1, keys, threeAddr).Send(ctx, 1, replica.Batch{Seq: 1, Entries: []replica.Entry{
+		{Channel: "nosuch", Role: rolefsm.Leader, Tail: 1 << 50}, {Channel: "orders", Role: rolefsm.Candidate, Tail: 1 << 50}}}))
+
+	want := map[string]float64{
+		`rolefsm_transport_dropped_total{reason="bad_tag"}`:               2,
+		`rolefsm_transport_dropped_total{reason="garbage"}`:               2,
+		`rolefsm_transport_dropped_total{reason="oversize"}`:              1,
+		`rolefsm_transport_dropped_total{reason="version"}`:               1,
+		`rolefsm_transport_dropped_total{reason="replayed"}`:              3,
+		`rolefsm_transport_dropped_total{reason="unknown_sender"}`:        1,
+		`rolefsm_transport_dropped_total{reason="misdirected"}`:           1,
+		`rolefsm_transport_dropped_total{reason="inbox_full"}`:            0,
+		`rolefsm_node_entries_dropped_total{reason="unknown_channel"}`:    1,
+		`rolefsm_node_entries_dropped_total{reason="bad_role"}`:           1,
+		`rolefsm_node_entries_dropped_total{reason="not_in_replica_set"}`: 0,
+		`rolefsm_node_batches_dropped_total{reason="stale"}`:              0,
+	}
+	got := map[string]float64{}
+	c.await("every bad datagram counted", func() bool {
+		for series := range want {
+			got[series] = c.metric(1, series)
+		}
+		return got[`rolefsm_node_entries_dropped_total{reason="bad_role"}`] == 1
+	})
+	assert.Equal(t, want, got)
+	t.Logf("node 1's drop counters: %v", got)
+
+	for i, id := range []replica.NodeID{1, 2} {
+		after, err := c.status(id)
+		require.NoError(t, err)
+		assert.Equal(t, before[i], after, "node %d: no role changed", id)
+	}
+}
+
+func mustResolve(t *testing.T, addr string) *net.UDPAddr {
+	t.Helper()
+	a, err := net.ResolveUDPAddr("udp", addr)
+	require.NoError(t, err)
+	return a
+}
