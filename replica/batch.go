@@ -34,8 +34,14 @@ type Batch struct {
 	// same Seq, so the receiver sees them as one heartbeat; 0 means
 	// unnumbered (the receiver numbers such batches itself, one
 	// heartbeat each).
-	Seq     uint64
-	Entries []Entry
+	Seq uint64
+	// Incarnation identifies the sender's boot (a transport that
+	// carries it sets it; 0 otherwise). A batch of a later incarnation
+	// than the last heard says the sender restarted: its heartbeats are
+	// numbered from 1 again, and count as newer than any before. One of
+	// an earlier incarnation is stale.
+	Incarnation uint64
+	Entries     []Entry
 }
 
 // Message is a batch to send to a peer.

@@ -52,15 +52,19 @@ type Node struct {
 
 // peer is what the node knows of another node, shared by all channels.
 type peer struct {
-	id       NodeID
-	refs     int    // channels whose replica set holds it
-	batches  uint64 // batches received from it
-	beat     uint64 // its latest heartbeat, by the sender's Seq or our count
-	heard    bool
-	lastSeen int64
-	rtt      time.Duration
-	hasRTT   bool
-	out      []Entry // the next batch to it
+	id      NodeID
+	refs    int    // channels whose replica set holds it
+	batches uint64 // batches received from it
+	beat    uint64 // its latest heartbeat, by the sender's Seq (plus base) or our count
+	// incarnation is the sender's latest boot heard, and base the beat
+	// it had reached when that boot began: a restarted sender numbers
+	// its heartbeats from 1 again, and they count from base.
+	incarnation, base uint64
+	heard             bool
+	lastSeen          int64
+	rtt               time.Duration
+	hasRTT            bool
+	out               []Entry // the next batch to it
 }
 
 // NewNode returns a node holding no channel, its clock at now.
@@ -218,12 +222,18 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 	if p == nil || p.refs == 0 {
 		return fmt.Errorf("%w: node %d", ErrUnknownPeer, b.From)
 	}
-	beat := b.Seq
 	switch {
-	case beat == 0:
+	case b.Incarnation < p.incarnation:
+		return fmt.Errorf("%w: incarnation %d of node %d after %d", ErrStaleBatch, b.Incarnation, b.From, p.incarnation)
+	case b.Incarnation > p.incarnation:
+		p.incarnation, p.base = b.Incarnation, p.beat // restarted: its numbering starts over
+	}
+	beat := p.base + b.Seq
+	switch {
+	case b.Seq == 0:
 		beat = p.beat + 1
-	case beat < p.beat:
-		return fmt.Errorf("%w: heartbeat %d from node %d after %d", ErrStaleBatch, beat, b.From, p.beat)
+	case beat < p.beat: // older (or past the numbers' range: then base+Seq wraps below base)
+		return fmt.Errorf("%w: heartbeat %d from node %d after %d", ErrStaleBatch, b.Seq, b.From, p.beat-p.base)
 	}
 	t := n.advance(now)
 	p.heard, p.lastSeen = true, t

@@ -108,7 +108,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		cfg.Options = []rolefsm.Option{rolefsm.WithObserver(h.observe(cfg.Name))}
 		err = h.n.Open(ctx, h.at(t, d), cfg)
 	case "step":
-		b := Batch{From: NodeID(intArg(t, d, "from", 0)), Seq: uint64(intArg(t, d, "seq", 0))}
+		b := Batch{From: NodeID(intArg(t, d, "from", 0)), Seq: uint64(intArg(t, d, "seq", 0)), Incarnation: uint64(intArg(t, d, "inc", 0))}
 		for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
 			if line == "" {
 				continue

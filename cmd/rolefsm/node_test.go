@@ -145,6 +145,14 @@ func TestNodeProcessesFailOver(t *testing.T) {
 	for _, ch := range st.Channels {
 		assert.Equal(t, "Replica", ch.Role, "channel %s", ch.Name)
 	}
+	// Its heartbeats, numbered from 1 again in its new boot, are heard:
+	// none is dropped as older than those of its first boot.
+	c.await("two heartbeats from the restarted node", func() bool {
+		return c.metric(killed, "rolefsm_transport_datagrams_sent_total") >= 4
+	})
+	for _, id := range survivors {
+		assert.Zero(t, c.metric(id, `rolefsm_node_batches_dropped_total{reason="stale"}`), "node %d", id)
+	}
 
 	// A graceful stop: exit 0, and the others agree without it.
 	leaving := mostLeading(rejoined)

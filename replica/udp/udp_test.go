@@ -62,7 +62,7 @@ func TestRoundTrip(t *testing.T) {
 	got, b, err := Decode(d, keys, DefaultMaxDatagram)
 	require.NoError(t, err)
 	assert.Equal(t, h, got)
-	assert.Equal(t, replica.Batch{From: 3, Seq: 4, Entries: es}, b)
+	assert.Equal(t, replica.Batch{From: 3, Seq: 4, Incarnation: 77, Entries: es}, b)
 
 	// Plain, for an insecure cluster; each side refuses the other kind.
 	h.Sealed = false

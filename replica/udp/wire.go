@@ -253,7 +253,7 @@ func Decode(b []byte, keys *Keyring, maxDatagram int) (Header, replica.Batch, er
 	if err != nil {
 		return h, replica.Batch{}, err
 	}
-	batch.From, batch.Seq = h.From, h.Beat
+	batch.From, batch.Seq, batch.Incarnation = h.From, h.Beat, h.Incarnation
 	return h, batch, nil
 }
 

@@ -1,0 +1,401 @@
+// Command failover measures failover on real rolefsm node processes on
+// 127.0.0.1: it starts N nodes holding C channels, then, K times per
+// heartbeat setting and per signal, stops the node that leads the most
+// channels (SIGKILL, or SIGTERM for a graceful leave), polls the
+// survivors' GET /status until every channel has exactly one Leader
+// that every survivor follows, restarts the stopped node and waits for
+// calm. It prints failover p50, p99 and max per setting and signal, and
+// the longest time two live nodes both reported Leader for one channel.
+// With -steady D it also runs N nodes for D and reports each node's CPU
+// (from /proc) and its datagrams and bytes per peer per interval.
+//
+// bench/failover.sh builds the command and runs this; its output is
+// recorded in bench/recorded/.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	bin := flag.String("bin", "", "the rolefsm binary (required)")
+	nodes := flag.Int("nodes", 3, "nodes")
+	channels := flag.Int("channels", 100, "channels every node holds")
+	kills := flag.Int("kills", 20, "failovers per heartbeat setting and signal")
+	heartbeats := flag.String("heartbeat", "100ms,500ms", "heartbeat intervals, comma-separated")
+	miss := flag.Int("miss", 3, "missed heartbeats before a leader is presumed gone")
+	signals := flag.String("signals", "KILL,TERM", "signals: KILL, TERM")
+	steady := flag.Duration("steady", 0, "also run a steady state this long (0: none)")
+	steadyChannels := flag.Int("steady-channels", 1000, "channels per node in the steady state")
+	poll := flag.Duration("poll", 5*time.Millisecond, "how often /status is polled")
+	keep := flag.String("logs", "", "keep the nodes' audit logs in this directory")
+	flag.Parse()
+	if *bin == "" || *nodes < 2 || *channels < 1 || *kills < 0 {
+		fmt.Fprintln(os.Stderr, "failover: give -bin, at least 2 -nodes, 1 -channels")
+		os.Exit(2)
+	}
+	dir := *keep
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "rolefsm-failover")
+		check(err)
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	key, err := exec.Command(*bin, "keygen").Output()
+	check(err)
+	keyFile := filepath.Join(dir, "cluster.key")
+	check(os.WriteFile(keyFile, key, 0o600))
+
+	fmt.Printf("rolefsm failover: %d nodes, %d channels, -miss %d, %d failovers per row; polled every %v\n\n",
+		*nodes, *channels, *miss, *kills, *poll)
+	fmt.Printf("%-9s  %-7s  %4s  %8s  %8s  %8s  %13s  %13s  %s\n",
+		"heartbeat", "signal", "runs", "p50", "p99", "max", "p50/interval", "max/interval", "longest dual leader")
+	for _, hbText := range strings.Split(*heartbeats, ",") {
+		hb, err := time.ParseDuration(hbText)
+		check(err)
+		for _, sigName := range strings.Split(*signals, ",") {
+			sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM}[sigName]
+			if sig == 0 {
+				check(fmt.Errorf("unknown signal %q", sigName))
+			}
+			c := &cluster{bin: *bin, dir: dir, key: keyFile, poll: *poll,
+				args: []string{"-channels-n", strconv.Itoa(*channels), "-heartbeat", hb.String(), "-miss", strconv.Itoa(*miss)}}
+			c.start(*nodes)
+			times, dual := c.failovers(*kills, sig, hb)
+			c.stop()
+			slices.Sort(times)
+			fmt.Printf("%-9v  %-7s  %4d  %8v  %8v  %8v  %12.1fx  %12.1fx  %v\n", hb, "SIG"+sigName, len(times),
+				ms(quantile(times, 0.5)), ms(quantile(times, 0.99)), ms(times[len(times)-1]),
+				float64(quantile(times, 0.5))/float64(hb), float64(times[len(times)-1])/float64(hb), ms(dual))
+		}
+	}
+	if *steady > 0 {
+		steadyState(*bin, dir, keyFile, *nodes, *steadyChannels, *steady)
+	}
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "failover:", err)
+		os.Exit(1)
+	}
+}
+
+func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+
+// quantile is the q-quantile of sorted ds, by the nearest rank.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	i := int(float64(len(ds))*q+0.999999) - 1
+	return ds[max(0, min(i, len(ds)-1))]
+}
+
+type status struct {
+	ID       int `json:"id"`
+	Channels []struct {
+		Name   string `json:"name"`
+		Role   string `json:"role"`
+		Leader int    `json:"leader"`
+	} `json:"channels"`
+}
+
+type node struct {
+	id        int
+	udp, http string
+	cmd       *exec.Cmd
+	done      chan error
+}
+
+type cluster struct {
+	bin, dir, key string
+	args          []string
+	poll          time.Duration
+	nodes         []*node // by id-1; nil when stopped
+	client        http.Client
+}
+
+func (c *cluster) start(n int) {
+	c.client.Timeout = 5 * time.Second
+	c.nodes = make([]*node, n)
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = freeUDPAddr()
+	}
+	for i := range c.nodes {
+		c.nodes[i] = &node{id: i + 1, udp: addrs[i]}
+		c.launch(c.nodes[i], addrs)
+	}
+	c.settle(c.live())
+}
+
+func freeUDPAddr() string {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	check(err)
+	defer conn.Close()
+	return conn.LocalAddr().String()
+}
+
+// launch starts n's process and waits for its first line.
+func (c *cluster) launch(n *node, addrs []string) {
+	var peers []string
+	for i, a := range addrs {
+		if i+1 != n.id {
+			peers = append(peers, fmt.Sprintf("%d=%s", i+1, a))
+		}
+	}
+	args := append([]string{"node", "-id", strconv.Itoa(n.id), "-listen", n.udp, "-peers", strings.Join(peers, ","),
+		"-key-file", c.key, "-http", "127.0.0.1:0"}, c.args...)
+	n.cmd = exec.Command(c.bin, args...)
+	logf, err := os.OpenFile(filepath.Join(c.dir, fmt.Sprintf("node%d.log", n.id)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	check(err)
+	defer logf.Close()
+	n.cmd.Stderr = logf
+	out, err := n.cmd.StdoutPipe()
+	check(err)
+	check(n.cmd.Start())
+	line, err := bufio.NewReader(out).ReadString('\n')
+	check(err)
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	_, addr, ok := strings.Cut(strings.TrimSpace(line), " http=")
+	if !ok {
+		check(fmt.Errorf("node %d: first line %q", n.id, line))
+	}
+	n.http = addr
+	n.done = make(chan error, 1)
+	go func() { n.done <- n.cmd.Wait() }()
+}
+
+func (c *cluster) live() []*node {
+	var out []*node
+	for _, n := range c.nodes {
+		if n.cmd != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (c *cluster) status(n *node) (status, error) {
+	var st status
+	resp, err := c.client.Get("http://" + n.http + "/status")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, errors.New(resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// observe polls nodes once: whether they agree on one leader per
+// channel (and who leads the most), and whether some channel has two
+// nodes reporting Leader.
+func (c *cluster) observe(nodes []*node) (agreed bool, most int, dual bool) {
+	var sts []status
+	for _, n := range nodes {
+		st, err := c.status(n)
+		if err != nil {
+			return false, 0, false
+		}
+		sts = append(sts, st)
+	}
+	agreed = true
+	leads := map[int]int{}
+	for i := range sts[0].Channels {
+		leader, leaders := 0, 0
+		for _, st := range sts {
+			if st.Channels[i].Role == "Leader" {
+				leader = st.ID
+				leaders++
+			}
+		}
+		dual = dual || leaders > 1
+		if leaders != 1 {
+			agreed = false
+			continue
+		}
+		leads[leader]++
+		for _, st := range sts {
+			if s := st.Channels[i]; s.Leader != leader || (st.ID != leader && s.Role != "Replica") {
+				agreed = false
+			}
+		}
+	}
+	for id, k := range leads {
+		if k > leads[most] || (k == leads[most] && id < most) {
+			most = id
+		}
+	}
+	return agreed, most, dual
+}
+
+// settle polls until nodes agree, and returns who leads the most
+// channels.
+func (c *cluster) settle(nodes []*node) int {
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		if ok, most, _ := c.observe(nodes); ok {
+			return most
+		}
+		time.Sleep(c.poll)
+	}
+	check(errors.New("the nodes did not agree within 2 minutes"))
+	return 0
+}
+
+// failovers stops the busiest leader k times with sig and returns each
+// failover's time, and the longest stretch in which two live nodes
+// both reported Leader for a channel.
+func (c *cluster) failovers(k int, sig syscall.Signal, hb time.Duration) ([]time.Duration, time.Duration) {
+	var times []time.Duration
+	var longestDual time.Duration
+	var dualSince time.Time
+	track := func(dual bool) {
+		now := time.Now()
+		switch {
+		case dual && dualSince.IsZero():
+			dualSince = now
+		case !dual && !dualSince.IsZero():
+			longestDual = max(longestDual, now.Sub(dualSince))
+			dualSince = time.Time{}
+		}
+	}
+	addrs := make([]string, len(c.nodes))
+	for i, n := range c.nodes {
+		addrs[i] = n.udp
+	}
+	for range k {
+		most := c.settle(c.live())
+		victim := c.nodes[most-1]
+		start := time.Now()
+		check(victim.cmd.Process.Signal(sig))
+		survivors := slices.DeleteFunc(c.live(), func(n *node) bool { return n == victim })
+		for {
+			ok, _, dual := c.observe(survivors)
+			track(dual)
+			if ok {
+				times = append(times, time.Since(start))
+				break
+			}
+			if time.Since(start) > 2*time.Minute {
+				check(errors.New("no failover within 2 minutes"))
+			}
+			time.Sleep(c.poll)
+		}
+		err := <-victim.done
+		if sig == syscall.SIGTERM && err != nil {
+			check(fmt.Errorf("node %d: exit after SIGTERM: %v", victim.id, err))
+		}
+		victim.cmd = nil
+		c.launch(victim, addrs)
+		// Calm: everyone agrees again, then for 5 intervals more.
+		c.settle(c.live())
+		for calm := time.Now().Add(5 * hb); time.Now().Before(calm); time.Sleep(c.poll) {
+			_, _, dual := c.observe(c.live())
+			track(dual)
+		}
+	}
+	track(false)
+	return times, longestDual
+}
+
+func (c *cluster) stop() {
+	for _, n := range c.live() {
+		_ = n.cmd.Process.Signal(syscall.SIGTERM)
+		<-n.done
+		n.cmd = nil
+	}
+}
+
+// steadyState runs n nodes of channels each at a 500 ms heartbeat for
+// d and reports what each costs.
+func steadyState(bin, dir, key string, n, channels int, d time.Duration) {
+	const hb = 500 * time.Millisecond
+	c := &cluster{bin: bin, dir: dir, key: key, poll: 20 * time.Millisecond,
+		args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String()}}
+	c.start(n)
+	defer c.stop()
+	type sample struct {
+		cpu             time.Duration
+		datagrams, size float64
+	}
+	read := func() []sample {
+		var out []sample
+		for _, nd := range c.nodes {
+			m := c.metrics(nd)
+			out = append(out, sample{cpu: cpuTime(nd.cmd.Process.Pid),
+				datagrams: m["rolefsm_transport_datagrams_sent_total"], size: m["rolefsm_transport_bytes_sent_total"]})
+		}
+		return out
+	}
+	time.Sleep(2 * hb) // past the first elections
+	before, t0 := read(), time.Now()
+	time.Sleep(d)
+	after, elapsed := read(), time.Since(t0)
+	intervals := float64(elapsed) / float64(hb)
+	fmt.Printf("\nsteady state: %d nodes, %d channels each, heartbeat %v, measured over %v (%.0f intervals)\n",
+		n, channels, hb, elapsed.Round(time.Second), intervals)
+	fmt.Printf("%-4s  %-7s  %12s  %14s  %24s  %20s\n", "node", "leads", "CPU", "CPU/interval", "datagrams/peer/interval", "bytes/peer/interval")
+	_, most, _ := c.observe(c.live())
+	for i := range c.nodes {
+		cpu := after[i].cpu - before[i].cpu
+		leads := ""
+		if i+1 == most {
+			leads = "most"
+		}
+		fmt.Printf("%-4d  %-7s  %11.1f%%  %14v  %24.1f  %20.0f\n", i+1, leads,
+			100*float64(cpu)/float64(elapsed), (time.Duration(float64(cpu) / intervals)).Round(10*time.Microsecond),
+			(after[i].datagrams-before[i].datagrams)/float64(n-1)/intervals,
+			(after[i].size-before[i].size)/float64(n-1)/intervals)
+	}
+}
+
+// metrics reads the un-labelled samples of a node's /metrics.
+func (c *cluster) metrics(n *node) map[string]float64 {
+	resp, err := c.client.Get("http://" + n.http + "/metrics")
+	check(err)
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(value, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// cpuTime reads a process's user and system CPU from /proc/PID/stat.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	check(err)
+	// Fields after the command name (in parentheses, which may hold
+	// spaces): state is field 3, utime 14, stime 15.
+	rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
+	f := strings.Fields(rest)
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	check(errors.Join(err1, err2))
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticks
+}
