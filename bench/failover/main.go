@@ -1,7 +1,8 @@
 // Command failover measures failover on real rolefsm node processes on
 // 127.0.0.1: it starts N nodes holding C channels, then, K times per
 // heartbeat setting and per signal, stops the node that leads the most
-// channels (SIGKILL, or SIGTERM for a graceful leave), polls the
+// channels (SIGKILL, or SIGTERM for a graceful leave) at a random
+// phase of its heartbeat interval, polls the
 // survivors' GET /status until every channel has exactly one Leader
 // that every survivor follows, restarts the stopped node and waits for
 // calm. It prints failover p50, p99 and max per setting and signal, and
@@ -20,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -44,6 +46,7 @@ func main() {
 	steadyChannels := flag.Int("steady-channels", 1000, "channels per node in the steady state")
 	poll := flag.Duration("poll", 5*time.Millisecond, "how often /status is polled")
 	keep := flag.String("logs", "", "keep the nodes' audit logs in this directory")
+	seed := flag.Uint64("seed", 1, "seed of the random phase at which a leader is stopped")
 	flag.Parse()
 	if *bin == "" || *nodes < 2 || *channels < 1 || *kills < 0 {
 		fmt.Fprintln(os.Stderr, "failover: give -bin, at least 2 -nodes, 1 -channels")
@@ -73,7 +76,7 @@ func main() {
 			if sig == 0 {
 				check(fmt.Errorf("unknown signal %q", sigName))
 			}
-			c := &cluster{bin: *bin, dir: dir, key: keyFile, poll: *poll,
+			c := &cluster{bin: *bin, dir: dir, key: keyFile, poll: *poll, rng: rand.New(rand.NewPCG(*seed, 0)),
 				args: []string{"-channels-n", strconv.Itoa(*channels), "-heartbeat", hb.String(), "-miss", strconv.Itoa(*miss)}}
 			c.start(*nodes)
 			times, dual := c.failovers(*kills, sig, hb)
@@ -124,6 +127,7 @@ type cluster struct {
 	bin, dir, key string
 	args          []string
 	poll          time.Duration
+	rng           *rand.Rand
 	nodes         []*node // by id-1; nil when stopped
 	client        http.Client
 }
@@ -282,6 +286,9 @@ func (c *cluster) failovers(k int, sig syscall.Signal, hb time.Duration) ([]time
 	for range k {
 		most := c.settle(c.live())
 		victim := c.nodes[most-1]
+		// The cluster settles just after a leader's heartbeat: stop the
+		// leader at a random phase of its interval, as a crash would.
+		time.Sleep(time.Duration(c.rng.Int64N(int64(hb))))
 		start := time.Now()
 		check(victim.cmd.Process.Signal(sig))
 		survivors := slices.DeleteFunc(c.live(), func(n *node) bool { return n == victim })
@@ -299,7 +306,7 @@ func (c *cluster) failovers(k int, sig syscall.Signal, hb time.Duration) ([]time
 		}
 		err := <-victim.done
 		if sig == syscall.SIGTERM && err != nil {
-			check(fmt.Errorf("node %d: exit after SIGTERM: %v", victim.id, err))
+			check(fmt.Errorf("node %d: exit after SIGTERM: %w", victim.id, err))
 		}
 		victim.cmd = nil
 		c.launch(victim, addrs)
@@ -317,7 +324,9 @@ func (c *cluster) failovers(k int, sig syscall.Signal, hb time.Duration) ([]time
 func (c *cluster) stop() {
 	for _, n := range c.live() {
 		_ = n.cmd.Process.Signal(syscall.SIGTERM)
-		<-n.done
+		if err := <-n.done; err != nil {
+			check(fmt.Errorf("node %d: exit after SIGTERM: %w", n.id, err))
+		}
 		n.cmd = nil
 	}
 }

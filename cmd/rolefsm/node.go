@@ -143,7 +143,9 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Warn("goodbye not sent to every peer", "error", err.Error())
 	}
 	cancel()
-	<-runDone
+	if err := <-runDone; err != nil && runErr == nil {
+		code = fail(err)
+	}
 	if srv != nil {
 		shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
 		defer done()

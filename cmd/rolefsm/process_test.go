@@ -99,7 +99,7 @@ func (c *cluster) peersOf(id replica.NodeID) string {
 }
 
 // start starts node id and waits for its first stdout line.
-func (c *cluster) start(id replica.NodeID) *proc {
+func (c *cluster) start(id replica.NodeID) {
 	t := c.t
 	t.Helper()
 	c.starts++
@@ -131,7 +131,6 @@ func (c *cluster) start(id replica.NodeID) *proc {
 		}
 		return ok
 	})
-	return p
 }
 
 func firstLine(path string) (string, error) {
