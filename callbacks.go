@@ -17,8 +17,8 @@ func (c *Coordinator) callbacks() fsm.Callbacks {
 	return fsm.Callbacks{
 		// before_event stamps the commit time, which only records need.
 		"before_event": func(context.Context, *fsm.Event) {
-			if c.notify {
-				c.pendingAt = time.Now()
+			if c.obs != nil {
+				c.obs.pendingAt = time.Now()
 			}
 		},
 		// after_event runs once looplab has entered the new state: it
@@ -33,12 +33,8 @@ func (c *Coordinator) callbacks() fsm.Callbacks {
 // countCommit updates the commit counters for t and publishes its
 // destination. c.mu must be held.
 func (c *Coordinator) countCommit(t Transition) {
-	c.committed[t.From][t.To][t.Signal]++
-	if t.To == Leader {
-		c.leaderChanges++
-	}
-	if t.Signal == MissedHeartbeats {
-		c.electionThrash++
+	if i := matrix.slot[t.From][t.Signal]; i >= 0 {
+		c.committed[i]++
 	}
 	gen := c.state.Load()>>8 + 1
 	c.state.Store(pack(gen, t.To))
@@ -60,7 +56,7 @@ func (c *Coordinator) audit(ctx context.Context, r Record) {
 	if r.Err != nil {
 		level, msg = slog.LevelWarn, msgRejected
 	}
-	h := c.logger.Handler()
+	h := c.obs.logger.Handler()
 	if !h.Enabled(ctx, level) {
 		return
 	}

@@ -111,31 +111,39 @@ func WithObserver(o Observer) Option {
 // an observer or in the logger's handler is recovered and counted in
 // Stats.ObserverPanics; delivery goes on with the next call.
 type Coordinator struct {
-	name   string
-	logger *slog.Logger
-	sinks  []Observer // the audit logger, if any, then the observers
-	notify bool       // len(sinks) > 0
+	name string
 
 	// state packs the generation and the role (generation<<8 | role)
 	// so that both are read in one atomic load. Written only by
 	// countCommit, with mu held.
 	state atomic.Uint64
 
-	mu        sync.Mutex
-	machine   *fsm.FSM
-	pending   Transition // the transition Event is committing
-	pendingAt time.Time
-	committed [numRoles][numRoles][numSignals + 1]uint64
-
-	leaderChanges  uint64
-	electionThrash uint64
+	mu      sync.Mutex
+	machine *fsm.FSM
+	pending Transition // the transition Event is committing
+	// committed counts commits per counted triple (see Counted), under
+	// mu; LeaderChanges and ElectionThrash are sums of them.
+	committed [NumCounted]uint64
 
 	invalidPairs     atomic.Uint64
 	signalMismatches atomic.Uint64
-	observerPanics   atomic.Uint64
 
-	// The delivery queue, guarded by mu: records waiting while another
-	// call delivers, from queue[head] on.
+	// obs is the audit logger and observers and their delivery queue;
+	// nil when there are none, which saves their room in the many
+	// coordinators of a large node.
+	obs *observers
+}
+
+// observers is what a coordinator with an audit logger or observers
+// keeps besides: the sinks, the commit time, and the delivery queue,
+// all but panics guarded by the coordinator's mu.
+type observers struct {
+	logger    *slog.Logger
+	sinks     []Observer // the audit logger, if any, then the observers
+	pendingAt time.Time  // the commit time of c.pending
+	panics    atomic.Uint64
+
+	// Records waiting while another call delivers, from queue[head] on.
 	queue    []delivery
 	head     int
 	draining bool     // some call is delivering
@@ -161,12 +169,14 @@ func NewCoordinator(opts ...Option) (*Coordinator, error) {
 			return nil, err
 		}
 	}
-	c := &Coordinator{name: cfg.name, logger: cfg.logger}
-	if c.logger != nil {
-		c.sinks = append(c.sinks, c.audit)
+	c := &Coordinator{name: cfg.name}
+	if cfg.logger != nil || len(cfg.observers) > 0 {
+		c.obs = &observers{logger: cfg.logger}
+		if cfg.logger != nil {
+			c.obs.sinks = append(c.obs.sinks, c.audit)
+		}
+		c.obs.sinks = append(c.obs.sinks, cfg.observers...)
 	}
-	c.sinks = append(c.sinks, cfg.observers...)
-	c.notify = len(c.sinks) > 0
 	c.machine = fsm.NewFSM(roleNames[cfg.initial], events, c.callbacks())
 	c.state.Store(pack(0, cfg.initial))
 	return c, nil
@@ -245,7 +255,7 @@ func (c *Coordinator) Transition(ctx context.Context, to Role, sig Signal) (Tran
 	if err != nil {
 		// Rejected against the role just read: no lock needed.
 		c.countReject(Role(st), to)
-		if c.notify {
+		if c.obs != nil {
 			c.mu.Lock()
 			deliver := c.post(delivery{ctx: ctx, rec: rejection(st, to, sig, err)})
 			c.mu.Unlock()
@@ -278,7 +288,7 @@ func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (t Transi
 	t, err = Apply(Role(st), to, sig)
 	if err != nil {
 		c.countReject(Role(st), to)
-		if c.notify {
+		if c.obs != nil {
 			deliver = c.post(delivery{ctx: ctx, rec: rejection(st, to, sig, err)})
 		}
 		return Transition{}, deliver, err
@@ -296,8 +306,8 @@ func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (t Transi
 	if lerr := c.machine.Event(lctx, signalNames[sig]); lerr != nil {
 		return Transition{}, false, fromLooplab(t, lerr)
 	}
-	if c.notify {
-		deliver = c.post(delivery{ctx: ctx, rec: Record{Transition: t, Seq: c.state.Load() >> 8, At: c.pendingAt}})
+	if c.obs != nil {
+		deliver = c.post(delivery{ctx: ctx, rec: Record{Transition: t, Seq: c.state.Load() >> 8, At: c.obs.pendingAt}})
 	}
 	return t, deliver, nil
 }
@@ -358,31 +368,33 @@ func fromLooplab(t Transition, err error) error {
 // post hands d to the delivery queue; c.mu must be held. If a call is
 // delivering, d joins the queue behind the records already waiting and
 // post returns false. Otherwise the caller becomes the deliverer: post
-// puts the record to deliver first in c.first (d itself, unless records
+// puts the record to deliver first in c.obs.first (d itself, unless records
 // were left queued by an observer that ended its goroutine) and returns
 // true, and the caller must call drain once c.mu is released. Because
 // post runs under c.mu, the queue is in commit order.
 func (c *Coordinator) post(d delivery) bool {
-	if c.draining {
-		c.queue = append(c.queue, d)
+	o := c.obs
+	if o.draining {
+		o.queue = append(o.queue, d)
 		return false
 	}
-	c.draining = true
-	if c.head < len(c.queue) {
-		c.queue = append(c.queue, d)
+	o.draining = true
+	if o.head < len(o.queue) {
+		o.queue = append(o.queue, d)
 		d = c.pop()
 	}
-	c.first = d
+	o.first = d
 	return true
 }
 
 // pop removes the record at the head of the queue; c.mu must be held.
 func (c *Coordinator) pop() delivery {
-	d := c.queue[c.head]
-	c.queue[c.head] = delivery{} // drop the context reference
-	c.head++
-	if c.head == len(c.queue) {
-		c.queue, c.head = c.queue[:0], 0
+	o := c.obs
+	d := o.queue[o.head]
+	o.queue[o.head] = delivery{} // drop the context reference
+	o.head++
+	if o.head == len(o.queue) {
+		o.queue, o.head = o.queue[:0], 0
 	}
 	return d
 }
@@ -390,9 +402,10 @@ func (c *Coordinator) pop() delivery {
 // drain delivers c.first, then every record queued meanwhile, until the
 // queue is empty. Only the one call that post chose runs it at a time
 // (an observer that calls back into the coordinator only queues), so
-// records are delivered one at a time, in order; c.first is that call's
+// records are delivered one at a time, in order; c.obs.first is that call's
 // alone until it resets draining.
 func (c *Coordinator) drain() {
+	o := c.obs
 	locked := false
 	defer func() {
 		// Normally reached with c.mu held and the queue empty. An
@@ -402,18 +415,18 @@ func (c *Coordinator) drain() {
 		if !locked {
 			c.mu.Lock()
 		}
-		c.draining = false
+		o.draining = false
 		c.mu.Unlock()
 	}()
-	d := c.first
-	c.first = delivery{}
+	d := o.first
+	o.first = delivery{}
 	for {
-		for _, s := range c.sinks {
+		for _, s := range o.sinks {
 			c.call(s, &d)
 		}
 		c.mu.Lock()
 		locked = true
-		if c.head == len(c.queue) {
+		if o.head == len(o.queue) {
 			return
 		}
 		d = c.pop()
@@ -427,7 +440,7 @@ func (c *Coordinator) drain() {
 func (c *Coordinator) call(s Observer, d *delivery) {
 	defer func() {
 		if recover() != nil {
-			c.observerPanics.Add(1)
+			c.obs.panics.Add(1)
 		}
 	}()
 	s(d.ctx, d.rec)
@@ -461,33 +474,68 @@ type Stats struct {
 	ObserverPanics uint64
 }
 
-// Stats returns a snapshot of the counters. The commit counters (Role,
-// Generation, Transitions, LeaderChanges, ElectionThrash) are read
-// together under the commit lock, so they agree with one another.
-func (c *Coordinator) Stats() Stats {
+// Counts is a snapshot of a coordinator's counters that Counts reads
+// without allocating: what a metrics scrape of many coordinators needs.
+// Stats holds the same figures, with the transitions in a map.
+type Counts struct {
+	Role       Role
+	Generation uint64
+	// Transitions counts committed transitions per triple of Counted(),
+	// in that order.
+	Transitions [NumCounted]uint64
+	// LeaderChanges, ElectionThrash, InvalidPairs, SignalMismatches and
+	// ObserverPanics are as in Stats.
+	LeaderChanges, ElectionThrash  uint64
+	InvalidPairs, SignalMismatches uint64
+	ObserverPanics                 uint64
+}
+
+// Counts returns the counters without allocating. The commit counters
+// (Role, Generation, Transitions, LeaderChanges, ElectionThrash) are
+// read together under the commit lock, so they agree with one another.
+func (c *Coordinator) Counts() Counts {
+	var n Counts
 	c.mu.Lock()
 	st := c.state.Load()
-	committed := c.committed // an array: copied under the lock
-	leaderChanges, electionThrash := c.leaderChanges, c.electionThrash
+	n.Transitions = c.committed
 	c.mu.Unlock()
+	n.Role, n.Generation = Role(st), st>>8
+	for i, k := range n.Transitions {
+		t := &matrix.counted[i]
+		if t.To == Leader {
+			n.LeaderChanges += k
+		}
+		if t.Signal == MissedHeartbeats {
+			n.ElectionThrash += k
+		}
+	}
+	n.InvalidPairs = c.invalidPairs.Load()
+	n.SignalMismatches = c.signalMismatches.Load()
+	if c.obs != nil {
+		n.ObserverPanics = c.obs.panics.Load()
+	}
+	return n
+}
+
+// Stats returns a snapshot of the counters, as Counts does, with the
+// transitions that have committed at least once in a map. It
+// allocates; Counts does not.
+func (c *Coordinator) Stats() Stats {
+	n := c.Counts()
 	s := Stats{
 		Name:             c.name,
-		Role:             Role(st),
-		Generation:       st >> 8,
+		Role:             n.Role,
+		Generation:       n.Generation,
 		Transitions:      make(map[Transition]uint64),
-		LeaderChanges:    leaderChanges,
-		ElectionThrash:   electionThrash,
-		InvalidPairs:     c.invalidPairs.Load(),
-		SignalMismatches: c.signalMismatches.Load(),
-		ObserverPanics:   c.observerPanics.Load(),
+		LeaderChanges:    n.LeaderChanges,
+		ElectionThrash:   n.ElectionThrash,
+		InvalidPairs:     n.InvalidPairs,
+		SignalMismatches: n.SignalMismatches,
+		ObserverPanics:   n.ObserverPanics,
 	}
-	for from := range committed {
-		for to := range committed[from] {
-			for sig, n := range committed[from][to] {
-				if n > 0 {
-					s.Transitions[Transition{From: Role(from), To: Role(to), Signal: Signal(sig)}] = n
-				}
-			}
+	for i, k := range n.Transitions {
+		if k > 0 {
+			s.Transitions[matrix.counted[i]] = k
 		}
 	}
 	return s

@@ -563,3 +563,61 @@ func (s *CoordinatorSuite) TestAuditTimeIsTheRecordTime() {
 	_, _ = c.Fire(s.ctx, ElectionWon)
 	s.Contains(buf.String(), `"level":"WARN"`)
 }
+
+func TestCountedIsTheMatrixButTheIdempotentClose(t *testing.T) {
+	var want []Transition
+	for _, tr := range Matrix() {
+		if tr.From != tr.To {
+			want = append(want, tr)
+		}
+	}
+	got := Counted()
+	assert.Equal(t, want, got[:])
+}
+
+// TestCountsFollowCounted commits each counted triple once on a fresh
+// coordinator: Counts puts it at its index in Counted, and derives the
+// leader changes and the thrash from it.
+func TestCountsFollowCounted(t *testing.T) {
+	ctx := context.Background()
+	for i, tr := range Counted() {
+		c, err := NewCoordinator(WithInitialRole(tr.From))
+		require.NoError(t, err)
+		_, err = c.Transition(ctx, tr.To, tr.Signal)
+		require.NoError(t, err, "%v", tr)
+		var want [NumCounted]uint64
+		want[i] = 1
+		n := c.Counts()
+		assert.Equal(t, want, n.Transitions, "%v", tr)
+		assert.Equal(t, Counts{Role: tr.To, Generation: 1, Transitions: want,
+			LeaderChanges: b2u(tr.To == Leader), ElectionThrash: b2u(tr.Signal == MissedHeartbeats)}, n, "%v", tr)
+	}
+}
+
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestCountsAllocatesNothing: a scrape reads every coordinator's
+// counters, so reading them must not allocate, with or without
+// observers.
+func TestCountsAllocatesNothing(t *testing.T) {
+	ctx := context.Background()
+	plain, err := NewCoordinator()
+	require.NoError(t, err)
+	watched, err := NewCoordinator(WithObserver(func(context.Context, Record) { panic("boom") }))
+	require.NoError(t, err)
+	for _, c := range []*Coordinator{plain, watched} {
+		_, err := c.Fire(ctx, CapabilitySelected)
+		require.NoError(t, err)
+		_, _ = c.Transition(ctx, Leader, ElectionWon) // rejected
+		var n Counts
+		assert.Zero(t, testing.AllocsPerRun(100, func() { n = c.Counts() }))
+		assert.Equal(t, uint64(1), n.InvalidPairs)
+	}
+	assert.Equal(t, uint64(2), watched.Counts().ObserverPanics, "the commit's record and the rejection's")
+	assert.Zero(t, plain.Counts().ObserverPanics)
+}

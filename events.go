@@ -51,7 +51,18 @@ type table struct {
 	errs        [numRoles][numRoles][numSignals + 1]error
 	invalidPair [numRoles][numRoles]InvalidPairError
 	mismatch    [numRoles][numRoles][numSignals + 1]SignalMismatchError
+
+	// counted lists the triples whose commits are counted (every
+	// permitted one but the idempotent close), in declaration order;
+	// slot[from][sig] is a triple's index in it, -1 if not counted.
+	counted [NumCounted]Transition
+	slot    [numRoles][numSignals + 1]int8
 }
+
+// NumCounted is how many triples a coordinator counts commits of: every
+// permitted triple but the idempotent close (Idle → Idle under
+// ChannelClose), which never counts.
+const NumCounted = 12
 
 var matrix = mustBuildTable(events)
 
@@ -64,8 +75,10 @@ func buildTable(evs fsm.Events) (*table, error) {
 	for from := range t.dest {
 		for sig := range t.dest[from] {
 			t.dest[from][sig] = noDest
+			t.slot[from][sig] = -1
 		}
 	}
+	n := 0
 	for _, e := range evs {
 		sig, err := ParseSignal(e.Name)
 		if err != nil || e.Name != signalNames[sig] {
@@ -92,7 +105,19 @@ func buildTable(evs fsm.Events) (*table, error) {
 			}
 			t.dest[from][sig] = uint16(dst)
 			t.pair[from][dst] = true
+			if from == dst {
+				continue // an idempotent transition changes nothing: never counted
+			}
+			if n == NumCounted {
+				return nil, fmt.Errorf("rolefsm: more than NumCounted (%d) counted triples", NumCounted)
+			}
+			t.counted[n] = Transition{From: from, To: dst, Signal: sig}
+			t.slot[from][sig] = int8(n)
+			n++
 		}
+	}
+	if n != NumCounted {
+		return nil, fmt.Errorf("rolefsm: %d counted triples, NumCounted is %d", n, NumCounted)
 	}
 	for sig := Signal(1); sig <= numSignals; sig++ {
 		if !t.declared[sig] {
@@ -147,6 +172,11 @@ func parseExactRole(name string) (Role, error) {
 	}
 	return 0, fmt.Errorf("%q is not a role name", name)
 }
+
+// Counted returns the triples a coordinator counts commits of, in the
+// order of Counts.Transitions: the permitted triples of Matrix but the
+// idempotent close.
+func Counted() [NumCounted]Transition { return matrix.counted }
 
 // Matrix returns every permitted transition, in the order events.go
 // declares them: signal by signal, and for each signal its source roles

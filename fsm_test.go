@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -226,12 +227,26 @@ func TestBuildTableRejectsBadRegistrations(t *testing.T) {
 		"unknown src":        func(e fsm.Events) fsm.Events { e[0].Src = []string{"idle"}; return e },
 		"no src":             func(e fsm.Events) fsm.Events { e[0].Src = nil; return e },
 		"src declared twice": func(e fsm.Events) fsm.Events { e[8].Src = append(e[8].Src, "Leader"); return e },
+		"a 13th counted triple": func(e fsm.Events) fsm.Events {
+			e[event(e, ElectionWon)].Src = append(e[event(e, ElectionWon)].Src, "Replica")
+			return e
+		},
+		"an 11th": func(e fsm.Events) fsm.Events {
+			i := event(e, ChannelClose)
+			e[i].Src = slices.DeleteFunc(e[i].Src, func(s string) bool { return s == "Leader" })
+			return e
+		},
 	}
 	for name, mutate := range cases {
 		_, err := buildTable(mutate(clone()))
 		assert.Error(t, err, name)
 	}
 	assert.Panics(t, func() { mustBuildTable(cases["no src"](clone())) })
+}
+
+// event is the index of sig's declaration in e.
+func event(e fsm.Events, sig Signal) int {
+	return slices.IndexFunc(e, func(d fsm.EventDesc) bool { return d.Name == sig.String() })
 }
 
 // The upstream tests, ported. Upstream's own versions cover 6 or 7 of
