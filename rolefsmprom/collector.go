@@ -1,11 +1,11 @@
 // Package rolefsmprom exports rolefsm coordinators' stats as Prometheus
 // metrics.
 //
-// The collectors read Coordinator.Stats at scrape time: there is no
+// The collectors read Coordinator.Counts at scrape time: there is no
 // second set of counters to keep in step. Every series carries the
 // coordinator's name (rolefsm.WithName) as the channel label.
 //
-//	rolefsm_transitions_total{channel,from,to,signal}   committed transitions, per permitted triple
+//	rolefsm_transitions_total{channel,from,to,signal}   committed transitions, per triple that has fired (every counted triple with WithAllTransitions)
 //	rolefsm_rejected_transitions_total{channel,kind}    rejected attempts: kind="invalid_pair" or "signal_mismatch"
 //	rolefsm_leader_changes_total{channel}               entries into Leader
 //	rolefsm_election_thrash_total{channel}              committed MissedHeartbeats transitions
@@ -21,6 +21,9 @@ package rolefsmprom
 import (
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,8 +47,9 @@ const OverflowChannel = "_overflow"
 type Option func(*options)
 
 type options struct {
-	namespace   string
-	maxChannels int
+	namespace      string
+	maxChannels    int
+	allTransitions bool
 }
 
 // WithNamespace replaces the "rolefsm" prefix of every metric name; an
@@ -63,6 +67,14 @@ func WithMaxChannels(n int) Option {
 		o.maxChannels = n
 	}
 }
+
+// WithAllTransitions makes rolefsm_transitions_total carry a series
+// for every counted triple from the first scrape, at 0, as Prometheus
+// advises for known label sets (a rate then sees a triple's first
+// commit). Without it, a triple's series appears once it has fired:
+// 12 series a channel fewer, which at thousands of channels is most of
+// a scrape. The other metrics always carry every series.
+func WithAllTransitions() Option { return func(o *options) { o.allTransitions = true } }
 
 func newOptions(opts []Option) options {
 	o := options{namespace: DefaultNamespace, maxChannels: DefaultMaxChannels}
@@ -103,65 +115,12 @@ func (d *descs) describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-// counted lists the triples transitions_total reports: every permitted
-// triple but the idempotent close, which never counts.
-var counted = func() []rolefsm.Transition {
-	var out []rolefsm.Transition
-	for _, t := range rolefsm.Matrix() {
-		if t.From != t.To {
-			out = append(out, t)
-		}
-	}
-	return out
-}()
-
-// sample is what one series set reports: a coordinator's stats, or the
-// sum of several (the overflow bucket), with roles counted.
-type sample struct {
-	transitions                                                   map[rolefsm.Transition]uint64
-	invalidPairs, mismatches, leaders, thrash, panics, generation uint64
-	roles                                                         [4]float64
-}
-
-func (s *sample) add(st rolefsm.Stats) {
-	if s.transitions == nil {
-		s.transitions = make(map[rolefsm.Transition]uint64, len(st.Transitions))
-	}
-	for t, n := range st.Transitions {
-		s.transitions[t] += n
-	}
-	s.invalidPairs += st.InvalidPairs
-	s.mismatches += st.SignalMismatches
-	s.leaders += st.LeaderChanges
-	s.thrash += st.ElectionThrash
-	s.panics += st.ObserverPanics
-	s.generation += st.Generation
-	if st.Role.Valid() {
-		s.roles[st.Role]++
-	}
-}
-
-func (d *descs) collect(ch chan<- prometheus.Metric, s *sample, channel []string) {
-	lv := func(extra ...string) []string { return append(append([]string(nil), channel...), extra...) }
-	for _, t := range counted {
-		ch <- prometheus.MustNewConstMetric(d.transitions, prometheus.CounterValue, float64(s.transitions[t]),
-			lv(t.From.String(), t.To.String(), t.Signal.String())...)
-	}
-	ch <- prometheus.MustNewConstMetric(d.rejected, prometheus.CounterValue, float64(s.invalidPairs), lv("invalid_pair")...)
-	ch <- prometheus.MustNewConstMetric(d.rejected, prometheus.CounterValue, float64(s.mismatches), lv("signal_mismatch")...)
-	ch <- prometheus.MustNewConstMetric(d.leaderChanges, prometheus.CounterValue, float64(s.leaders), lv()...)
-	ch <- prometheus.MustNewConstMetric(d.thrash, prometheus.CounterValue, float64(s.thrash), lv()...)
-	ch <- prometheus.MustNewConstMetric(d.panics, prometheus.CounterValue, float64(s.panics), lv()...)
-	for _, r := range rolefsm.Roles() {
-		ch <- prometheus.MustNewConstMetric(d.role, prometheus.GaugeValue, s.roles[r], lv(r.String())...)
-	}
-	ch <- prometheus.MustNewConstMetric(d.generation, prometheus.GaugeValue, float64(s.generation), lv()...)
-}
-
 // collector exports one coordinator.
 type collector struct {
-	c *rolefsm.Coordinator
-	d *descs
+	c   *rolefsm.Coordinator
+	d   *descs
+	l   *labels
+	all bool
 }
 
 // errNilCoordinator is what a collector of a nil coordinator reports
@@ -180,7 +139,7 @@ func NewCollector(c *rolefsm.Coordinator, opts ...Option) prometheus.Collector {
 	if c != nil {
 		name = c.Name()
 	}
-	return &collector{c: c, d: newDescs(o.namespace, prometheus.Labels{"channel": name}, nil)}
+	return &collector{c: c, d: newDescs(o.namespace, prometheus.Labels{"channel": name}, nil), l: newLabels(name), all: o.allTransitions}
 }
 
 func (x *collector) Describe(ch chan<- *prometheus.Desc) { x.d.describe(ch) }
@@ -191,8 +150,8 @@ func (x *collector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	var s sample
-	s.add(x.c.Stats())
-	x.d.collect(ch, &s, nil)
+	s.add(x.c.Counts())
+	x.d.collect(ch, &s, x.l, x.all)
 }
 
 // Set exports many coordinators through one collector, with the channel
@@ -210,22 +169,42 @@ func (x *collector) Collect(ch chan<- prometheus.Metric) {
 type Set struct {
 	d   *descs
 	max int
+	all bool
 
-	mu       sync.Mutex
-	own      map[string]*rolefsm.Coordinator // channels with series of their own
-	overflow map[*rolefsm.Coordinator]struct{}
-	names    map[string]struct{} // every channel name in the set
+	mu  sync.Mutex
+	own map[string]*entry // channels with series of their own
+	// folded are the coordinators folded into the overflow, in the
+	// order they were added (for a scrape that walks them as they lie
+	// in memory), and foldedAt each one's index.
+	folded         []*rolefsm.Coordinator
+	foldedAt       map[*rolefsm.Coordinator]int
+	names          map[string]struct{} // every channel name in the set
+	overflowLabels *labels
+	// sorted is own's entries and the overflow's (a nil coordinator)
+	// in the order of their names, rebuilt by the first scrape after a
+	// change.
+	sorted []*entry
+	dirty  bool
+}
+
+// entry is one channel with series of its own, or the overflow.
+type entry struct {
+	c      *rolefsm.Coordinator // nil for the overflow
+	name   string
+	labels *labels
 }
 
 // NewSet returns an empty Set.
 func NewSet(opts ...Option) *Set {
 	o := newOptions(opts)
 	return &Set{
-		d:        newDescs(o.namespace, nil, []string{"channel"}),
-		max:      o.maxChannels,
-		own:      make(map[string]*rolefsm.Coordinator),
-		overflow: make(map[*rolefsm.Coordinator]struct{}),
-		names:    make(map[string]struct{}),
+		d:              newDescs(o.namespace, nil, []string{"channel"}),
+		max:            o.maxChannels,
+		all:            o.allTransitions,
+		own:            make(map[string]*entry),
+		foldedAt:       make(map[*rolefsm.Coordinator]int),
+		names:          make(map[string]struct{}),
+		overflowLabels: newLabels(OverflowChannel),
 	}
 }
 
@@ -255,10 +234,12 @@ func (s *Set) Add(c *rolefsm.Coordinator) (own bool, err error) {
 	}
 	s.names[name] = struct{}{}
 	if len(s.own) < s.max {
-		s.own[name] = c
+		s.own[name] = &entry{c: c, name: name, labels: newLabels(name)}
+		s.dirty = true
 		return true, nil
 	}
-	s.overflow[c] = struct{}{}
+	s.foldedAt[c] = len(s.folded)
+	s.folded = append(s.folded, c)
 	return false, nil
 }
 
@@ -270,13 +251,19 @@ func (s *Set) Remove(c *rolefsm.Coordinator) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	name := c.Name()
-	if s.own[name] == c {
+	if e := s.own[name]; e != nil && e.c == c {
 		delete(s.own, name)
 		delete(s.names, name)
+		s.dirty = true
 		return true
 	}
-	if _, ok := s.overflow[c]; ok {
-		delete(s.overflow, c)
+	if i, ok := s.foldedAt[c]; ok {
+		last := len(s.folded) - 1
+		s.folded[i] = s.folded[last]
+		s.foldedAt[s.folded[i]] = i
+		s.folded[last] = nil
+		s.folded = s.folded[:last]
+		delete(s.foldedAt, c)
 		delete(s.names, name)
 		return true
 	}
@@ -295,29 +282,68 @@ func (s *Set) Len() int {
 func (s *Set) Describe(ch chan<- *prometheus.Desc) { s.d.describe(ch) }
 
 // Collect implements prometheus.Collector. It reads every coordinator's
-// Stats outside the set's lock.
+// counts outside the set's lock, and sends the channels in the order of
+// their names.
 func (s *Set) Collect(ch chan<- prometheus.Metric) {
 	s.mu.Lock()
-	own := make([]*rolefsm.Coordinator, 0, len(s.own))
-	for _, c := range s.own {
-		own = append(own, c)
+	if s.dirty || s.sorted == nil {
+		s.sorted = s.sorted[:0]
+		for _, e := range s.own {
+			s.sorted = append(s.sorted, e)
+		}
+		s.sorted = append(s.sorted, &entry{name: OverflowChannel, labels: s.overflowLabels})
+		slices.SortFunc(s.sorted, func(a, b *entry) int { return strings.Compare(a.name, b.name) })
+		s.dirty = false
 	}
-	folded := make([]*rolefsm.Coordinator, 0, len(s.overflow))
-	for c := range s.overflow {
-		folded = append(folded, c)
-	}
+	channels := slices.Clone(s.sorted)
+	folded := slices.Clone(s.folded)
 	s.mu.Unlock()
 
-	for _, c := range own {
+	for _, e := range channels {
 		var x sample
-		x.add(c.Stats())
-		s.d.collect(ch, &x, []string{c.Name()})
-	}
-	if len(folded) > 0 {
-		var x sample
-		for _, c := range folded {
-			x.add(c.Stats())
+		switch {
+		case e.c != nil:
+			x.add(e.c.Counts())
+		case len(folded) == 0:
+			continue // no overflow, no series
+		default:
+			x = sum(folded)
 		}
-		s.d.collect(ch, &x, []string{OverflowChannel})
+		s.d.collect(ch, &x, e.labels, s.all)
 	}
 }
+
+// sum adds up the counts of cs. Reading many coordinators is bound by
+// memory latency (each is a cache miss), so a large overflow is read by
+// several goroutines at once, each summing a share.
+func sum(cs []*rolefsm.Coordinator) sample {
+	parts := min(runtime.GOMAXPROCS(0), 8, len(cs)/parallelSum)
+	if parts < 2 {
+		var x sample
+		for _, c := range cs {
+			x.add(c.Counts())
+		}
+		return x
+	}
+	shares := make([]sample, parts)
+	var wg sync.WaitGroup
+	for i := range shares {
+		part := cs[i*len(cs)/parts : (i+1)*len(cs)/parts]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, c := range part {
+				shares[i].add(c.Counts())
+			}
+		}()
+	}
+	wg.Wait()
+	var x sample
+	for i := range shares {
+		x.merge(&shares[i])
+	}
+	return x
+}
+
+// parallelSum is the fewest coordinators a goroutine of sum reads.
+const parallelSum = 4096

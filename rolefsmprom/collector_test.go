@@ -3,11 +3,13 @@ package rolefsmprom
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rolefsm/rolefsm"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -34,6 +36,8 @@ func ordersCoordinator(t *testing.T, name string) *rolefsm.Coordinator {
 	return c
 }
 
+// ordersExposition: the transitions that fired have a series, the
+// others none.
 const ordersExposition = `
 # HELP rolefsm_election_thrash_total Committed transitions driven by MissedHeartbeats.
 # TYPE rolefsm_election_thrash_total counter
@@ -59,6 +63,17 @@ rolefsm_role{channel="orders",role="Leader"} 1
 rolefsm_role{channel="orders",role="Replica"} 0
 # HELP rolefsm_transitions_total Committed role transitions, per permitted (from, to, signal) triple.
 # TYPE rolefsm_transitions_total counter
+rolefsm_transitions_total{channel="orders",from="Candidate",signal="ElectionWon",to="Leader"} 1
+rolefsm_transitions_total{channel="orders",from="Idle",signal="CapabilitySelected",to="Replica"} 1
+rolefsm_transitions_total{channel="orders",from="Replica",signal="MissedHeartbeats",to="Candidate"} 1
+`
+
+// ordersAllTransitions is the transitions family of ordersExposition
+// with WithAllTransitions: every counted triple has a series, those
+// that never fired at 0.
+const ordersAllTransitions = `
+# HELP rolefsm_transitions_total Committed role transitions, per permitted (from, to, signal) triple.
+# TYPE rolefsm_transitions_total counter
 rolefsm_transitions_total{channel="orders",from="Candidate",signal="CandidateDiskPressureWithdraw",to="Idle"} 0
 rolefsm_transitions_total{channel="orders",from="Candidate",signal="ChannelClose",to="Idle"} 0
 rolefsm_transitions_total{channel="orders",from="Candidate",signal="ElectionLost",to="Replica"} 0
@@ -80,6 +95,9 @@ func TestCollectorExposition(t *testing.T) {
 	problems, err := testutil.CollectAndLint(col)
 	require.NoError(t, err)
 	assert.Empty(t, problems)
+	all := NewCollector(c, WithAllTransitions())
+	require.NoError(t, testutil.CollectAndCompare(all, strings.NewReader(ordersAllTransitions), "rolefsm_transitions_total"))
+	assert.Equal(t, 22, testutil.CollectAndCount(all), "and the other ten series as without it")
 
 	// Read at scrape time: a later commit shows at the next scrape.
 	_, err = c.Fire(context.Background(), rolefsm.PeerLeaderObserved)
@@ -94,7 +112,13 @@ rolefsm_role{channel="orders",role="Candidate"} 0
 rolefsm_role{channel="orders",role="Idle"} 0
 rolefsm_role{channel="orders",role="Leader"} 0
 rolefsm_role{channel="orders",role="Replica"} 1
-`), "rolefsm_generation", "rolefsm_role"))
+# HELP rolefsm_transitions_total Committed role transitions, per permitted (from, to, signal) triple.
+# TYPE rolefsm_transitions_total counter
+rolefsm_transitions_total{channel="orders",from="Candidate",signal="ElectionWon",to="Leader"} 1
+rolefsm_transitions_total{channel="orders",from="Idle",signal="CapabilitySelected",to="Replica"} 1
+rolefsm_transitions_total{channel="orders",from="Leader",signal="PeerLeaderObserved",to="Replica"} 1
+rolefsm_transitions_total{channel="orders",from="Replica",signal="MissedHeartbeats",to="Candidate"} 1
+`), "rolefsm_generation", "rolefsm_role", "rolefsm_transitions_total"))
 }
 
 func TestCollectorNamespace(t *testing.T) {
@@ -211,8 +235,24 @@ rolefsm_role{channel="ch-2",role="Replica"} 0
 	_, err = reg.Gather()
 	require.NoError(t, err, "the pedantic registry accepts the set's output")
 
-	// Series stay bounded: 3 channels of their own plus the overflow.
-	assert.Equal(t, 4*22, testutil.CollectAndCount(set))
+	// Series stay bounded: 3 channels of their own plus the overflow,
+	// 10 series each, and a transition series for each triple that
+	// fired (three, all folded into the overflow); 22 each with every
+	// transition.
+	assert.Equal(t, 4*10+3, testutil.CollectAndCount(set))
+	require.NoError(t, testutil.CollectAndCompare(set, strings.NewReader(`
+# HELP rolefsm_transitions_total Committed role transitions, per permitted (from, to, signal) triple.
+# TYPE rolefsm_transitions_total counter
+rolefsm_transitions_total{channel="_overflow",from="Candidate",signal="ElectionWon",to="Leader"} 1
+rolefsm_transitions_total{channel="_overflow",from="Idle",signal="CapabilitySelected",to="Replica"} 2
+rolefsm_transitions_total{channel="_overflow",from="Replica",signal="MissedHeartbeats",to="Candidate"} 1
+`), "rolefsm_transitions_total"))
+	all := NewSet(WithMaxChannels(3), WithAllTransitions())
+	for _, c := range coords {
+		_, err := all.Add(c)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 4*22, testutil.CollectAndCount(all))
 
 	// Duplicates and the reserved name are refused.
 	dup, _ := rolefsm.NewCoordinator(rolefsm.WithName("ch-1"))
@@ -252,7 +292,7 @@ func TestSetWithThousandsOfChannels(t *testing.T) {
 		_, err = set.Add(c)
 		require.NoError(t, err)
 	}
-	assert.Equal(t, (DefaultMaxChannels+1)*22, testutil.CollectAndCount(set), "1024 channels and the overflow, 22 series each")
+	assert.Equal(t, (DefaultMaxChannels+1)*10, testutil.CollectAndCount(set), "1024 channels and the overflow, 10 series each: no transition has fired")
 }
 
 func TestNilCoordinator(t *testing.T) {
@@ -261,4 +301,113 @@ func TestNilCoordinator(t *testing.T) {
 	_, err := reg.Gather()
 	assert.ErrorContains(t, err, "nil Coordinator")
 	assert.False(t, NewSet().Remove(nil))
+}
+
+// TestSetSendsInRegistryOrder: a Set sends each family's series in the
+// order the registry sorts them into (by label values), so that the
+// registry's sort is a linear check, not n log n comparisons; a channel
+// added after a scrape takes its place in that order.
+func TestSetSendsInRegistryOrder(t *testing.T) {
+	set := NewSet(WithMaxChannels(50), WithAllTransitions())
+	add := func(name string) {
+		c := ordersCoordinator(t, name)
+		_, err := set.Add(c)
+		require.NoError(t, err)
+	}
+	for i := 0; i < 60; i++ {
+		add(fmt.Sprintf("ch-%02d", (i*37)%60)) // out of order; the last ten are folded
+	}
+	check := func(wantChannels int) {
+		t.Helper()
+		ch := make(chan prometheus.Metric, 10000)
+		set.Collect(ch)
+		close(ch)
+		byFamily := map[string][]string{}
+		for m := range ch {
+			var out dto.Metric
+			require.NoError(t, m.Write(&out))
+			var values []string
+			for _, lp := range out.GetLabel() {
+				values = append(values, lp.GetValue())
+			}
+			key := m.Desc().String()
+			byFamily[key] = append(byFamily[key], strings.Join(values, "\x00"))
+		}
+		require.Len(t, byFamily, 7)
+		for family, series := range byFamily {
+			assert.True(t, slices.IsSorted(series), "%s: %q", family, series)
+		}
+		gens := byFamily[set.d.generation.String()]
+		assert.Len(t, gens, wantChannels+1, "the channels and the overflow")
+	}
+	check(50)
+	set.Remove(set.own["ch-07"].c)
+	add("a-first")
+	check(50)
+}
+
+// TestOverflowSumsManyChannels folds enough coordinators that several
+// goroutines read them, removes some from the middle, and checks the
+// sums against the coordinators' own counts.
+func TestOverflowSumsManyChannels(t *testing.T) {
+	ctx := context.Background()
+	set := NewSet(WithMaxChannels(1))
+	var folded []*rolefsm.Coordinator
+	for i := 0; i < 3*parallelSum+7; i++ {
+		c, err := rolefsm.NewCoordinator(rolefsm.WithName(fmt.Sprintf("ch-%05d", i)))
+		require.NoError(t, err)
+		for _, sig := range []rolefsm.Signal{rolefsm.CapabilitySelected, rolefsm.MissedHeartbeats, rolefsm.ElectionWon}[:i%4] {
+			_, err := c.Fire(ctx, sig)
+			require.NoError(t, err)
+		}
+		own, err := set.Add(c)
+		require.NoError(t, err)
+		if !own {
+			folded = append(folded, c)
+		}
+	}
+	for _, i := range []int{5, 100, 2 * parallelSum, len(folded) - 1} {
+		require.True(t, set.Remove(folded[i]))
+		assert.False(t, set.Remove(folded[i]), "removed once")
+	}
+	folded = slices.Delete(folded, len(folded)-1, len(folded))
+	folded = slices.Delete(folded, 2*parallelSum, 2*parallelSum+1)
+	folded = slices.Delete(folded, 100, 101)
+	folded = slices.Delete(folded, 5, 6)
+	require.Equal(t, len(folded)+1, set.Len())
+
+	var want sample
+	for _, c := range folded {
+		want.add(c.Counts())
+	}
+	assert.Equal(t, want, sum(folded), "the parallel sum")
+	assert.Equal(t, float64(want.generation), testutil.ToFloat64(gauge(t, set, "rolefsm_generation", OverflowChannel)))
+	assert.Equal(t, want.roles[rolefsm.Leader], testutil.ToFloat64(gauge(t, set, "rolefsm_role", OverflowChannel, "Leader")))
+}
+
+// gauge finds one series of a Set's scrape.
+func gauge(t *testing.T, set *Set, family string, values ...string) prometheus.Collector {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(set))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != family {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var got []string
+			for _, lp := range m.GetLabel() {
+				got = append(got, lp.GetValue())
+			}
+			if slices.Equal(got, values) {
+				g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "found"})
+				g.Set(m.GetGauge().GetValue())
+				return g
+			}
+		}
+	}
+	t.Fatalf("no %s%v", family, values)
+	return nil
 }
