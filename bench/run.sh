@@ -6,7 +6,7 @@
 #   COUNT=3 bash bench/run.sh    # quicker, noisier
 #
 # Raw results are kept in bench/results/ (not committed). A full run takes
-# about ten minutes on two cores.
+# about twenty minutes on two cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,31 +22,46 @@ echo "go: $(go version); cores: $(nproc); count: $count" | tee "$out/machine.txt
 # Build each test binary once, then run the whole suite $count times, so
 # that a baseline and the operation it is compared with sample the same
 # stretches of machine noise (-count N would run each benchmark N times
-# in a row instead).
-go test -c -o "$out/rolefsm.test" .
-(cd bench/peers && go test -c -o "../../$out/peers.test" .)
-: > "$out/rolefsm.txt"
-: > "$out/peers.txt"
+# in a row instead). Each package's results go to their own file.
+pkgs=(rolefsm:. replica:./replica udp:./replica/udp prom:./rolefsmprom peers:./bench/peers)
+for p in "${pkgs[@]}"; do
+  name=${p%%:*} dir=${p#*:}
+  (cd "$dir" && go test -c -o "$OLDPWD/$out/$name.test" .)
+  : > "$out/$name.txt"
+done
 for i in $(seq "$count"); do
   echo "run $i of $count" >&2
-  "$out/rolefsm.test" -test.run '^$' -test.bench . -test.benchmem >> "$out/rolefsm.txt"
-  "$out/peers.test" -test.run '^$' -test.bench . -test.benchmem >> "$out/peers.txt"
+  for p in "${pkgs[@]}"; do
+    name=${p%%:*}
+    "$out/$name.test" -test.run '^$' -test.bench . -test.benchmem >> "$out/$name.txt"
+  done
 done
 
-# compare BASELINE OP... prints OP against BASELINE, medians and ratios.
+# compare FILE BASELINE OP... prints OP against BASELINE, medians and
+# ratios, one row per sub-benchmark configuration (or package).
 compare() {
-  local base=$1; shift
+  local file=$1 base=$2; shift 2
   local names="$base" filter=".name:$base"
   for op in "$@"; do names="$names $op"; filter="$filter OR .name:$op"; done
   printf '\n### %s vs %s\n' "$*" "$base"
-  "$benchstat" -filter "$filter" -col ".name@($names)" -row .pkg "$out/rolefsm.txt"
+  "$benchstat" -filter "$filter" -col ".name@($names)" -row "${ROW:-.pkg}" "$out/$file.txt"
 }
 
-compare BaselineTable Apply ApplyReject
-compare BaselineAtomicLoad Role Holds
-compare BaselineAtomicLoadParallel RoleParallel
-compare BaselineLooplabEvent Transition TransitionObserver TransitionParallel
-compare BaselineLooplabReject TransitionReject
+compare rolefsm BaselineTable Apply ApplyReject
+compare rolefsm BaselineAtomicLoad Role Holds
+compare rolefsm BaselineAtomicLoadParallel RoleParallel
+compare rolefsm BaselineLooplabEvent Transition TransitionObserver TransitionParallel
+compare rolefsm BaselineLooplabReject TransitionReject
+
+printf '\n## How cost grows with the number of channels\n'
+compare rolefsm BaselineHeapLooplab HeapCoordinator
+compare rolefsm BaselineLockedCopy Counts Stats
+ROW=/channels compare rolefsm BaselineLooplabEventChannels TransitionChannels
+compare replica BaselineHeapCoordinator HeapNodeChannel
+printf '\n### GatherSet, GatherOwnSeries (one Gather of a registry) and their floor, BaselineGatherConst\n'
+"$benchstat" -col .name -row '/channels /all /series' "$out/prom.txt"
+printf '\n### NodeInterval (one 500 ms interval, four peers) vs BaselineSealOpen (its AEAD work at 10,000 channels)\n'
+"$benchstat" -col .name -row /channels "$out/udp.txt"
 
 printf '\n### peers: the same cycle and the same rejection, per library\n'
 "$benchstat" -col '/impl@(looplab rolefsm stateless-immediate stateless-queued)' -row .name "$out/peers.txt"

@@ -192,15 +192,29 @@ func (t *Transport) Send(_ context.Context, to replica.NodeID, b replica.Batch) 
 	if addr == nil {
 		return fmt.Errorf("%w: node %d", ErrUnknownPeer, to)
 	}
-	for _, e := range b.Entries {
-		if len(e.Channel) > MaxChannelName {
-			return fmt.Errorf("udp: channel name of %d bytes, at most %d", len(e.Channel), MaxChannelName)
-		}
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return replica.ErrTransportClosed
+	}
+	return t.encode(to, b, func(d []byte) error {
+		if _, err := t.conn.WriteToUDP(d, addr); err != nil {
+			return fmt.Errorf("udp: sending to node %d: %w", to, err)
+		}
+		t.sent.Add(1)
+		t.sentBytes.Add(uint64(len(d)))
+		return nil
+	})
+}
+
+// encode seals b for peer to into datagrams, handing each to emit
+// (valid until emit returns); t.mu must be held. A channel name longer
+// than MaxChannelName is an error, and nothing is emitted.
+func (t *Transport) encode(to replica.NodeID, b replica.Batch, emit func([]byte) error) error {
+	for _, e := range b.Entries {
+		if len(e.Channel) > MaxChannelName {
+			return fmt.Errorf("udp: channel name of %d bytes, at most %d", len(e.Channel), MaxChannelName)
+		}
 	}
 	room := t.cfg.MaxDatagram - HeaderSize
 	if t.cfg.Keys != nil {
@@ -236,11 +250,9 @@ func (t *Transport) Send(_ context.Context, to replica.NodeID, b replica.Batch) 
 			return err
 		}
 		t.buf = d
-		if _, err := t.conn.WriteToUDP(d, addr); err != nil {
-			return fmt.Errorf("udp: sending to node %d: %w", to, err)
+		if err := emit(d); err != nil {
+			return err
 		}
-		t.sent.Add(1)
-		t.sentBytes.Add(uint64(len(d)))
 	}
 	return nil
 }
