@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -289,6 +290,7 @@ func (n *Node) transition(ctx context.Context, ch *Channel, to rolefsm.Role, sig
 		ctx = context.WithoutCancel(ctx)
 	}
 	_, err := ch.coord.Transition(ctx, to, sig)
+	n.wake = n.now
 	return err
 }
 
@@ -321,6 +323,21 @@ func (n *Node) leaderLost(ch *Channel) bool {
 	return n.silent(last)
 }
 
+// deadline is when leaderLost becomes true if nothing is heard.
+func (n *Node) deadline(ch *Channel) int64 {
+	if ch.following && ch.leaderGone {
+		return n.now
+	}
+	last := ch.since
+	if ch.following {
+		last = max(last, ch.claimAt)
+	}
+	if timeout := int64(n.rule.Timeout()); last <= math.MaxInt64-timeout {
+		return last + timeout
+	}
+	return math.MaxInt64
+}
+
 // heard applies one entry from peer id.
 func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
 	if e.Role != rolefsm.Leader {
@@ -331,6 +348,9 @@ func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
 			// channel stands on its next Tick.
 			ch.leaderClaimed = false
 			ch.leaderGone = e.Role == rolefsm.Idle
+			if ch.leaderGone {
+				n.wake = n.now
+			}
 		}
 		return
 	}

@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -37,6 +38,13 @@ type Node struct {
 	now      int64     // ns since epoch: the latest time passed in
 	last     time.Time // the time last passed in
 	nextBeat int64
+	// wake is the earliest time a channel may need a Tick's attention
+	// (an election, a timeout): between heartbeats, a Tick before it
+	// leaves the channels alone. Hearing a leader only moves a deadline
+	// later; the changes that can bring one closer (every role change
+	// the node makes, a leader's goodbye) set wake to now.
+	wake  int64
+	scans uint64 // how many Ticks visited the channels, for the tests
 
 	peers []peer   // in the order first seen: indices are stable
 	byID  []int32  // indices into peers, sorted by id
@@ -275,17 +283,8 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 // replicates. The messages returned are valid until the next Tick.
 func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
 	t := n.advance(now)
-	for _, ch := range n.order {
-		switch ch.coord.Role() {
-		case rolefsm.Candidate:
-			n.runElection(ctx, ch)
-		case rolefsm.Replica:
-			if n.leaderLost(ch) {
-				// A rejection (only if someone else drives the
-				// coordinator) reaches its observers as a record.
-				_ = n.transition(ctx, ch, rolefsm.Candidate, rolefsm.MissedHeartbeats)
-			}
-		}
+	if t >= n.wake || t >= n.nextBeat {
+		n.scan(ctx)
 	}
 	n.out = slices.Grow(n.out[:0], len(n.byID))
 	if t < n.nextBeat {
@@ -299,6 +298,31 @@ func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
 		r := ch.coord.Role()
 		return r, r == rolefsm.Leader || r == rolefsm.Replica
 	})
+}
+
+// scan visits every channel: Candidates elect, Replicas whose
+// leader went silent stand for election; and it sets wake to the
+// earliest deadline left. A node with many channels scans only when a
+// deadline is due, and at every heartbeat (which visits every channel
+// anyway), so a role changed behind the node's back, on the channel's
+// coordinator, is seen within an interval.
+func (n *Node) scan(ctx context.Context) {
+	n.scans++
+	n.wake = math.MaxInt64
+	for _, ch := range n.order {
+		switch ch.coord.Role() {
+		case rolefsm.Candidate:
+			n.runElection(ctx, ch)
+		case rolefsm.Replica:
+			if n.leaderLost(ch) {
+				// A rejection (only if someone else drives the
+				// coordinator) reaches its observers as a record.
+				_ = n.transition(ctx, ch, rolefsm.Candidate, rolefsm.MissedHeartbeats)
+				continue
+			}
+			n.wake = min(n.wake, n.deadline(ch))
+		}
+	}
 }
 
 // heartbeat numbers the next heartbeat and builds its batches: one per

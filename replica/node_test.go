@@ -191,3 +191,46 @@ func TestLargeNodeIDs(t *testing.T) {
 	msgs := n.Tick(ctx, at(2000))
 	assert.Len(t, msgs, 4, "a batch to each peer")
 }
+
+// TestTicksBetweenHeartbeatsLeaveChannelsAlone: a Tick visits the
+// channels only at a heartbeat or when a deadline is due, so a node
+// with many settled channels pays for one visit an interval, not ten; a
+// role changed on a coordinator behind the node's back is seen at the
+// next heartbeat; a goodbye makes the next Tick visit.
+func TestTicksBetweenHeartbeatsLeaveChannelsAlone(t *testing.T) {
+	n := newNode(t, 2) // 500 ms interval, 1.5 s timeout; heartbeats at multiples of 500 ms
+	claim := Batch{From: 1}
+	for _, name := range []string{"a", "b"} {
+		require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: name, Replicas: []NodeID{1, 2, 3}}))
+		claim.Entries = append(claim.Entries, Entry{Channel: name, Role: rolefsm.Leader, Tail: 1})
+	}
+	interval := func(from int) uint64 { // ticks every 50 ms, the leader's claim at each heartbeat
+		before := n.scans
+		for ms := from + 50; ms <= from+500; ms += 50 {
+			if ms%500 == 0 {
+				require.NoError(t, n.Step(ctx, at(ms), claim))
+			}
+			n.Tick(ctx, at(ms))
+		}
+		return n.scans - before
+	}
+	interval(-50) // opened: both wait, then follow node 1
+	require.Equal(t, rolefsm.Replica, n.Coordinator("a").Role())
+	assert.Equal(t, uint64(1), interval(450), "one visit an interval: the heartbeat's")
+
+	// Behind the node's back, a's coordinator stands for election: the
+	// node runs it at its next heartbeat (node 1 wins on its tail), and
+	// after that role change visits once more, to learn the new deadline.
+	_, err := n.Coordinator("a").Fire(ctx, rolefsm.MissedHeartbeats)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), interval(950))
+	assert.Equal(t, rolefsm.Replica, n.Coordinator("a").Role())
+	leader, _, _ := n.Channel("a").Follows()
+	assert.Equal(t, NodeID(1), leader)
+
+	// Node 1 says goodbye: the next Tick visits, and both channels stand.
+	require.NoError(t, n.Step(ctx, at(1460), Batch{From: 1, Entries: []Entry{{Channel: "a", Role: rolefsm.Idle}, {Channel: "b", Role: rolefsm.Idle}}}))
+	n.Tick(ctx, at(1470))
+	assert.Equal(t, rolefsm.Candidate, n.Coordinator("a").Role())
+	assert.Equal(t, rolefsm.Candidate, n.Coordinator("b").Role())
+}

@@ -70,7 +70,7 @@ func gatherSet(b *testing.B, n int, opts ...Option) {
 // BenchmarkGatherSet: a Set of n coordinators under the default cap
 // (1,024 with series of their own, the rest folded).
 func BenchmarkGatherSet(b *testing.B) {
-	for _, n := range []int{1_000, 100_000} {
+	for _, n := range []int{1, 1_000, 10_000, 100_000} {
 		b.Run(fmt.Sprintf("channels=%d", n), func(b *testing.B) { gatherSet(b, n) })
 	}
 }

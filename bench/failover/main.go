@@ -48,7 +48,7 @@ func main() {
 	keep := flag.String("logs", "", "keep the nodes' audit logs in this directory")
 	seed := flag.Uint64("seed", 1, "seed of the random phase at which a leader is stopped")
 	flag.Parse()
-	if *bin == "" || *nodes < 2 || *channels < 1 || *kills < 0 {
+	if *bin == "" || *nodes < 2 || *channels < 1 || *kills < 0 || *steadyChannels < 1 {
 		fmt.Fprintln(os.Stderr, "failover: give -bin, at least 2 -nodes, 1 -channels")
 		os.Exit(2)
 	}
@@ -64,31 +64,39 @@ func main() {
 	keyFile := filepath.Join(dir, "cluster.key")
 	check(os.WriteFile(keyFile, key, 0o600))
 
+	if *kills > 0 {
+		failovers(*bin, dir, keyFile, *nodes, *channels, *kills, *miss, *heartbeats, *signals, *poll, *seed)
+	}
+	if *steady > 0 {
+		steadyState(*bin, dir, keyFile, *nodes, *steadyChannels, *steady)
+	}
+}
+
+// failovers prints the failover table: kills failovers per heartbeat
+// setting and signal.
+func failovers(bin, dir, keyFile string, nodes, channels, kills, miss int, heartbeats, signals string, poll time.Duration, seed uint64) {
 	fmt.Printf("rolefsm failover: %d nodes, %d channels, -miss %d, %d failovers per row; polled every %v\n\n",
-		*nodes, *channels, *miss, *kills, *poll)
+		nodes, channels, miss, kills, poll)
 	fmt.Printf("%-9s  %-7s  %4s  %8s  %8s  %8s  %13s  %13s  %s\n",
 		"heartbeat", "signal", "runs", "p50", "p99", "max", "p50/interval", "max/interval", "longest dual leader")
-	for _, hbText := range strings.Split(*heartbeats, ",") {
+	for _, hbText := range strings.Split(heartbeats, ",") {
 		hb, err := time.ParseDuration(hbText)
 		check(err)
-		for _, sigName := range strings.Split(*signals, ",") {
+		for _, sigName := range strings.Split(signals, ",") {
 			sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM}[sigName]
 			if sig == 0 {
 				check(fmt.Errorf("unknown signal %q", sigName))
 			}
-			c := &cluster{bin: *bin, dir: dir, key: keyFile, poll: *poll, rng: rand.New(rand.NewPCG(*seed, 0)),
-				args: []string{"-channels-n", strconv.Itoa(*channels), "-heartbeat", hb.String(), "-miss", strconv.Itoa(*miss)}}
-			c.start(*nodes)
-			times, dual := c.failovers(*kills, sig, hb)
+			c := &cluster{bin: bin, dir: dir, key: keyFile, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
+				args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String(), "-miss", strconv.Itoa(miss)}}
+			c.start(nodes)
+			times, dual := c.failovers(kills, sig, hb)
 			c.stop()
 			slices.Sort(times)
 			fmt.Printf("%-9v  %-7s  %4d  %8v  %8v  %8v  %12.1fx  %12.1fx  %v\n", hb, "SIG"+sigName, len(times),
 				ms(quantile(times, 0.5)), ms(quantile(times, 0.99)), ms(times[len(times)-1]),
 				float64(quantile(times, 0.5))/float64(hb), float64(times[len(times)-1])/float64(hb), ms(dual))
 		}
-	}
-	if *steady > 0 {
-		steadyState(*bin, dir, keyFile, *nodes, *steadyChannels, *steady)
 	}
 }
 

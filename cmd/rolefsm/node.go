@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -49,6 +50,7 @@ type nodeConfig struct {
 	keys      *udp.Keyring
 	insecure  bool
 	http      string
+	pprof     bool
 	heartbeat policy.Heartbeat
 	policy    policy.Policy
 }
@@ -112,6 +114,10 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if ln != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		if cfg.pprof {
+			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		}
 		mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(status(d, cfg))
@@ -199,6 +205,7 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	keyFile := fs.String("key-file", "", "the cluster's key file (rolefsm keygen)")
 	insecure := fs.Bool("insecure", false, "run without a key: heartbeats unauthenticated, in the clear")
 	httpAddr := fs.String("http", "", "TCP address for GET /status and GET /metrics (none if empty)")
+	pprofOn := fs.Bool("pprof", false, "also serve Go's profiles under /debug/pprof/ on -http")
 	interval := fs.Duration("heartbeat", policy.DefaultInterval, "heartbeat interval, at least "+policy.MinInterval.String())
 	miss := fs.Int("miss", policy.DefaultMissThreshold, "missed heartbeats before a leader is presumed gone")
 	pol := fs.String("policy", "tail", "election policy: tail or upstream")
@@ -212,7 +219,7 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	if fs.NArg() != 0 {
 		return bad("unexpected argument %q", fs.Arg(0))
 	}
-	cfg := nodeConfig{id: replica.NodeID(*id), listen: *listen, insecure: *insecure, http: *httpAddr,
+	cfg := nodeConfig{id: replica.NodeID(*id), listen: *listen, insecure: *insecure, http: *httpAddr, pprof: *pprofOn,
 		peers: map[replica.NodeID]string{}}
 	switch {
 	case *id == 0:
@@ -223,6 +230,8 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 		return bad("-heartbeat %v: at least %v", *interval, policy.MinInterval)
 	case *miss < 1:
 		return bad("-miss %d: at least 1", *miss)
+	case *pprofOn && *httpAddr == "":
+		return bad("-pprof: give -http to serve the profiles on")
 	case *channelsN < 0 || *channelsN > 1_000_000:
 		return bad("-channels-n %d: from 0 to 1000000", *channelsN)
 	case *keyFile == "" && !*insecure:

@@ -78,7 +78,7 @@ func newIntervalRig(b *testing.B, channels int) *intervalRig {
 	}
 	ctx := context.Background()
 	for c := 0; c < channels; c++ {
-		name := fmt.Sprintf("ch%05d", c+1)
+		name := fmt.Sprintf("ch%06d", c+1)
 		if err := r.node.Open(ctx, r.now, replica.ChannelConfig{Name: name, Replicas: []replica.NodeID{1, 2, 3, 4, 5}}); err != nil {
 			b.Fatal(err)
 		}
@@ -91,7 +91,7 @@ func newIntervalRig(b *testing.B, channels int) *intervalRig {
 	for range 6 {
 		r.interval(b)
 	}
-	for _, name := range []string{"ch00001", fmt.Sprintf("ch%05d", channels)} {
+	for _, name := range []string{"ch000001", fmt.Sprintf("ch%06d", channels)} {
 		if st, _ := r.node.Status(name); st.Role != rolefsm.Leader {
 			b.Fatalf("%s: %v after the warm-up, want Leader", name, st.Role)
 		}
@@ -155,7 +155,7 @@ func (r *intervalRig) interval(b *testing.B) (datagrams, size int) {
 // four peers. It reports the interval's CPU in ms, and what the node
 // sends each peer.
 func BenchmarkNodeInterval(b *testing.B) {
-	for _, n := range []int{1, 1_000, 10_000} {
+	for _, n := range []int{1, 1_000, 10_000, 100_000} {
 		b.Run(fmt.Sprintf("channels=%d", n), func(b *testing.B) {
 			r := newIntervalRig(b, n)
 			var datagrams, size int
