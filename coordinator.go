@@ -24,6 +24,9 @@ var ErrUnknownSignal = errors.New("rolefsm: unknown signal")
 // role the attempt was validated against and Seq the generation at
 // that moment (nothing was committed).
 type Record struct {
+	// Name is the coordinator's name (WithName), so that one observer
+	// can serve many coordinators.
+	Name string
 	Transition
 	Seq uint64
 	At  time.Time
@@ -32,6 +35,10 @@ type Record struct {
 
 // Observer is called once per committed and once per rejected
 // transition. See Coordinator for the order and threading guarantees.
+// Its context is the one the Transition (or Fire) call that made the
+// record was given, so that its values (a trace, a request id) reach
+// the observer; it may be done by the time the observer runs, and the
+// record is delivered all the same.
 type Observer func(context.Context, Record)
 
 // Option configures a Coordinator.
@@ -208,7 +215,7 @@ func (c *Coordinator) Lease() Lease {
 // committed since it was taken. It takes no lock and does not
 // allocate, so it can guard every append:
 //
-//	lease := c.Lease() // on becoming Leader
+//	lease := r.Lease() // in an observer, from the record that made it Leader
 //	...
 //	if !c.Holds(lease) || lease.Role != rolefsm.Leader {
 //		return errNotLeader // deposed since: this write must not land
@@ -247,6 +254,9 @@ func (c *Coordinator) Fire(ctx context.Context, sig Signal) (Transition, error) 
 // the time the lock is acquired. Once the commit has begun it is not
 // abandoned.
 func (c *Coordinator) Transition(ctx context.Context, to Role, sig Signal) (Transition, error) {
+	if ctx == nil {
+		return Transition{}, ErrNilContext
+	}
 	if err := ctx.Err(); err != nil {
 		return Transition{}, err
 	}
@@ -257,7 +267,7 @@ func (c *Coordinator) Transition(ctx context.Context, to Role, sig Signal) (Tran
 		c.countReject(Role(st), to)
 		if c.obs != nil {
 			c.mu.Lock()
-			deliver := c.post(delivery{ctx: ctx, rec: rejection(st, to, sig, err)})
+			deliver := c.post(delivery{ctx: ctx, rec: c.rejection(st, to, sig, err)})
 			c.mu.Unlock()
 			if deliver {
 				c.drain()
@@ -289,7 +299,7 @@ func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (t Transi
 	if err != nil {
 		c.countReject(Role(st), to)
 		if c.obs != nil {
-			deliver = c.post(delivery{ctx: ctx, rec: rejection(st, to, sig, err)})
+			deliver = c.post(delivery{ctx: ctx, rec: c.rejection(st, to, sig, err)})
 		}
 		return Transition{}, deliver, err
 	}
@@ -307,7 +317,7 @@ func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (t Transi
 		return Transition{}, false, fromLooplab(t, lerr)
 	}
 	if c.obs != nil {
-		deliver = c.post(delivery{ctx: ctx, rec: Record{Transition: t, Seq: c.state.Load() >> 8, At: c.obs.pendingAt}})
+		deliver = c.post(delivery{ctx: ctx, rec: Record{Name: c.name, Transition: t, Seq: c.state.Load() >> 8, At: c.obs.pendingAt}})
 	}
 	return t, deliver, nil
 }
@@ -324,8 +334,9 @@ func (c *Coordinator) countReject(from, to Role) {
 
 // rejection is the record of a rejected attempt; st is the packed state
 // it was validated against.
-func rejection(st uint64, to Role, sig Signal, err error) Record {
+func (c *Coordinator) rejection(st uint64, to Role, sig Signal, err error) Record {
 	return Record{
+		Name:       c.name,
 		Transition: Transition{From: Role(st), To: to, Signal: sig},
 		Seq:        st >> 8,
 		At:         time.Now(),
@@ -449,45 +460,47 @@ func (c *Coordinator) call(s Observer, d *delivery) {
 // Stats is a snapshot of a coordinator's counters.
 type Stats struct {
 	// Name is the channel name given by WithName.
-	Name string
+	Name string `json:"name"`
 	// Role is the current role.
-	Role Role
+	Role Role `json:"role"`
 	// Generation counts committed transitions; it equals the sum of
 	// Transitions.
-	Generation uint64
+	Generation uint64 `json:"generation"`
 	// Transitions counts committed transitions per triple. The
 	// idempotent close (Idle → Idle) is never counted.
-	Transitions map[Transition]uint64
+	Transitions map[Transition]uint64 `json:"transitions"`
 	// LeaderChanges counts entries into Leader (upstream's
 	// leader_changes_total).
-	LeaderChanges uint64
+	LeaderChanges uint64 `json:"leader_changes"`
 	// ElectionThrash counts committed MissedHeartbeats transitions, and
 	// only those (upstream's election_thrash_total).
-	ElectionThrash uint64
+	ElectionThrash uint64 `json:"election_thrash"`
 	// InvalidPairs counts attempts rejected with an *InvalidPairError.
-	InvalidPairs uint64
+	InvalidPairs uint64 `json:"invalid_pairs"`
 	// SignalMismatches counts attempts rejected with a
 	// *SignalMismatchError.
-	SignalMismatches uint64
+	SignalMismatches uint64 `json:"signal_mismatches"`
 	// ObserverPanics counts panics recovered from observers and from
 	// the audit logger's handler.
-	ObserverPanics uint64
+	ObserverPanics uint64 `json:"observer_panics"`
 }
 
 // Counts is a snapshot of a coordinator's counters that Counts reads
 // without allocating: what a metrics scrape of many coordinators needs.
 // Stats holds the same figures, with the transitions in a map.
 type Counts struct {
-	Role       Role
-	Generation uint64
+	Role       Role   `json:"role"`
+	Generation uint64 `json:"generation"`
 	// Transitions counts committed transitions per triple of Counted(),
 	// in that order.
-	Transitions [NumCounted]uint64
+	Transitions [NumCounted]uint64 `json:"transitions"`
 	// LeaderChanges, ElectionThrash, InvalidPairs, SignalMismatches and
 	// ObserverPanics are as in Stats.
-	LeaderChanges, ElectionThrash  uint64
-	InvalidPairs, SignalMismatches uint64
-	ObserverPanics                 uint64
+	LeaderChanges    uint64 `json:"leader_changes"`
+	ElectionThrash   uint64 `json:"election_thrash"`
+	InvalidPairs     uint64 `json:"invalid_pairs"`
+	SignalMismatches uint64 `json:"signal_mismatches"`
+	ObserverPanics   uint64 `json:"observer_panics"`
 }
 
 // Counts returns the counters without allocating. The commit counters

@@ -43,7 +43,7 @@ func newCluster(t *testing.T, n int, hb policy.Heartbeat) *cluster {
 		require.NoError(t, err)
 		obs := func(_ context.Context, rec rolefsm.Record) {
 			c.mu.Lock()
-			c.events = append(c.events, fmt.Sprintf("n%d ", id)+rec.String())
+			c.events = append(c.events, fmt.Sprintf("n%d ", id)+rec.Transition.String())
 			c.mu.Unlock()
 		}
 		require.NoError(t, node.Open(context.Background(), time.Now(), ChannelConfig{

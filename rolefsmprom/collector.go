@@ -124,8 +124,14 @@ type collector struct {
 }
 
 // errNilCoordinator is what a collector of a nil coordinator reports
-// at every scrape.
+// at registration and at every scrape.
 var errNilCoordinator = errors.New("rolefsmprom: NewCollector was given a nil Coordinator")
+
+// ErrUnnamedChannel is returned by Set.Add, and by Register for a
+// collector from NewCollector, for a coordinator without a name
+// (rolefsm.WithName): its series would carry channel="" and collide
+// with every other unnamed one.
+var ErrUnnamedChannel = errors.New(`rolefsmprom: the coordinator has no name (give it one with rolefsm.WithName): its series would carry channel=""`)
 
 // NewCollector returns a collector that exports c's stats, read at
 // scrape time, with c's name as the constant channel label. Collectors
@@ -142,11 +148,32 @@ func NewCollector(c *rolefsm.Coordinator, opts ...Option) prometheus.Collector {
 	return &collector{c: c, d: newDescs(o.namespace, prometheus.Labels{"channel": name}, nil), l: newLabels(name), all: o.allTransitions}
 }
 
-func (x *collector) Describe(ch chan<- *prometheus.Desc) { x.d.describe(ch) }
+// invalid is why the collector cannot export its coordinator, or nil.
+func (x *collector) invalid() error {
+	switch {
+	case x.c == nil:
+		return errNilCoordinator
+	case x.c.Name() == "":
+		return ErrUnnamedChannel
+	}
+	return nil
+}
 
+// Describe implements prometheus.Collector; for a nil or unnamed
+// coordinator it describes the error, which Register returns.
+func (x *collector) Describe(ch chan<- *prometheus.Desc) {
+	if err := x.invalid(); err != nil {
+		ch <- prometheus.NewInvalidDesc(err)
+		return
+	}
+	x.d.describe(ch)
+}
+
+// Collect implements prometheus.Collector; for a nil or unnamed
+// coordinator every scrape fails with the error.
 func (x *collector) Collect(ch chan<- prometheus.Metric) {
-	if x.c == nil {
-		ch <- prometheus.NewInvalidMetric(x.d.generation, errNilCoordinator)
+	if err := x.invalid(); err != nil {
+		ch <- prometheus.NewInvalidMetric(x.d.generation, err)
 		return
 	}
 	var s sample
@@ -224,6 +251,9 @@ func (s *Set) Add(c *rolefsm.Coordinator) (own bool, err error) {
 		return false, errors.New("rolefsmprom: Add: nil Coordinator")
 	}
 	name := c.Name()
+	if name == "" {
+		return false, ErrUnnamedChannel
+	}
 	if name == OverflowChannel {
 		return false, fmt.Errorf("%w: %q", ErrReservedChannel, name)
 	}

@@ -297,10 +297,33 @@ func TestSetWithThousandsOfChannels(t *testing.T) {
 
 func TestNilCoordinator(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	require.NoError(t, reg.Register(NewCollector(nil)))
+	assert.ErrorContains(t, reg.Register(NewCollector(nil)), "nil Coordinator", "refused at registration")
+	// An unchecked registration still fails every scrape, saying why.
+	require.NoError(t, reg.Register(unchecked{NewCollector(nil)}))
 	_, err := reg.Gather()
 	assert.ErrorContains(t, err, "nil Coordinator")
 	assert.False(t, NewSet().Remove(nil))
+}
+
+// unchecked registers a collector without its descriptions.
+type unchecked struct{ prometheus.Collector }
+
+func (unchecked) Describe(chan<- *prometheus.Desc) {}
+
+// TestUnnamedCoordinator: a coordinator without a name is refused by a
+// Set and at registration, with an error that says what to do, instead
+// of colliding later.
+func TestUnnamedCoordinator(t *testing.T) {
+	c, err := rolefsm.NewCoordinator()
+	require.NoError(t, err)
+	_, err = NewSet().Add(c)
+	require.ErrorIs(t, err, ErrUnnamedChannel)
+	assert.ErrorContains(t, err, "rolefsm.WithName")
+	reg := prometheus.NewRegistry()
+	assert.ErrorContains(t, reg.Register(NewCollector(c)), "rolefsm.WithName")
+	require.NoError(t, reg.Register(unchecked{NewCollector(c)}))
+	_, err = reg.Gather()
+	assert.ErrorContains(t, err, "rolefsm.WithName")
 }
 
 // TestSetSendsInRegistryOrder: a Set sends each family's series in the

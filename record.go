@@ -1,0 +1,140 @@
+package rolefsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrNilContext is returned by Transition and Fire for a nil context:
+// the call changes nothing.
+var ErrNilContext = errors.New("rolefsm: nil context")
+
+// MarshalText encodes the transition as String does, "From → To
+// (Signal)", so that a map keyed by transitions (Stats.Transitions)
+// encodes to JSON with readable keys. A role or signal outside the
+// defined sets is an error.
+func (t Transition) MarshalText() ([]byte, error) {
+	if !t.From.Valid() || !t.To.Valid() || !t.Signal.Valid() {
+		return nil, fmt.Errorf("rolefsm: cannot marshal %v: not a defined transition", t)
+	}
+	return []byte(t.String()), nil
+}
+
+// UnmarshalText decodes "From → To (Signal)" (names as ParseRole and
+// ParseSignal read them). It does not check the triple against the
+// matrix: a transition is a value, Apply judges it. On error the
+// receiver is left unchanged.
+func (t *Transition) UnmarshalText(text []byte) error {
+	s := string(text)
+	bad := func() error {
+		return fmt.Errorf("rolefsm: %q is not a transition (want \"From → To (Signal)\")", s)
+	}
+	from, rest, ok := strings.Cut(s, " → ")
+	if !ok {
+		return bad()
+	}
+	to, sig, ok := strings.Cut(rest, " (")
+	if !ok || !strings.HasSuffix(sig, ")") {
+		return bad()
+	}
+	var v Transition
+	if err := v.From.UnmarshalText([]byte(from)); err != nil {
+		return err
+	}
+	if err := v.To.UnmarshalText([]byte(to)); err != nil {
+		return err
+	}
+	if err := v.Signal.UnmarshalText([]byte(strings.TrimSuffix(sig, ")"))); err != nil {
+		return err
+	}
+	*t = v
+	return nil
+}
+
+// Lease is the fencing token a committed record grants: its role and
+// the generation it reached. Take it in an observer on becoming Leader,
+// rather than calling Coordinator.Lease, which may already reflect a
+// later commit:
+//
+//	func(ctx context.Context, r rolefsm.Record) {
+//		if r.Err == nil && r.To == rolefsm.Leader {
+//			startAppending(r.Lease()) // and check c.Holds on every append
+//		}
+//	}
+//
+// A rejected record grants nothing: its Lease is the zero Lease, which
+// holds on no coordinator that has committed.
+func (r Record) Lease() Lease {
+	if r.Err != nil {
+		return Lease{}
+	}
+	return Lease{Role: r.To, Generation: r.Seq}
+}
+
+// String formats the record for a log or a test failure: the channel,
+// the transition and its generation, or the rejection and its error.
+//
+//	orders: Replica → Leader (ElectionWon) committed, generation 3
+//	orders: Replica → Leader (ElectionWon) rejected at generation 2: ...
+func (r Record) String() string {
+	var b strings.Builder
+	if r.Name != "" {
+		b.WriteString(r.Name)
+		b.WriteString(": ")
+	}
+	b.WriteString(r.Transition.String())
+	if r.Err != nil {
+		fmt.Fprintf(&b, " rejected at generation %d: %v", r.Seq, r.Err)
+	} else {
+		fmt.Fprintf(&b, " committed, generation %d", r.Seq)
+	}
+	return b.String()
+}
+
+// recordJSON is a Record's JSON form: the audit log's attribute names.
+type recordJSON struct {
+	Name   string    `json:"name,omitempty"`
+	From   Role      `json:"from"`
+	To     Role      `json:"to"`
+	Signal Signal    `json:"signal"`
+	Seq    uint64    `json:"seq"`
+	At     time.Time `json:"at"`
+	Error  string    `json:"error,omitempty"`
+}
+
+// MarshalJSON encodes the record with the audit log's names: name,
+// from, to, signal, seq, at, and error (its message) for a rejection.
+func (r Record) MarshalJSON() ([]byte, error) {
+	j := recordJSON{Name: r.Name, From: r.From, To: r.To, Signal: r.Signal, Seq: r.Seq, At: r.At}
+	if r.Err != nil {
+		j.Error = r.Err.Error()
+		if j.Error == "" {
+			j.Error = "rejected"
+		}
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON decodes what MarshalJSON encodes. A rejection's error
+// comes back as the error Apply gives for the triple when the message
+// is that error's (so errors.As finds an *InvalidPairError or
+// *SignalMismatchError again), and as an error with the message
+// otherwise.
+func (r *Record) UnmarshalJSON(data []byte) error {
+	var j recordJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	v := Record{Name: j.Name, Transition: Transition{From: j.From, To: j.To, Signal: j.Signal}, Seq: j.Seq, At: j.At}
+	if j.Error != "" {
+		v.Err = errors.New(j.Error)
+		if _, err := Apply(j.From, j.To, j.Signal); err != nil && err.Error() == j.Error {
+			v.Err = err
+		}
+	}
+	*r = v
+	return nil
+}
