@@ -17,8 +17,8 @@ func (c *Coordinator) callbacks() fsm.Callbacks {
 	return fsm.Callbacks{
 		// before_event stamps the commit time, which only records need.
 		"before_event": func(context.Context, *fsm.Event) {
-			if c.obs != nil {
-				c.obs.pendingAt = time.Now()
+			if o := c.obs.Load(); o != nil {
+				o.pendingAt = time.Now()
 			}
 		},
 		// after_event runs once looplab has entered the new state: it
@@ -56,7 +56,7 @@ func (c *Coordinator) audit(ctx context.Context, r Record) {
 	if r.Err != nil {
 		level, msg = slog.LevelWarn, msgRejected
 	}
-	h := c.obs.logger.Handler()
+	h := c.obs.Load().logger.Handler()
 	if !h.Enabled(ctx, level) {
 		return
 	}

@@ -135,19 +135,22 @@ type Coordinator struct {
 	invalidPairs     atomic.Uint64
 	signalMismatches atomic.Uint64
 
-	// obs is the audit logger and observers and their delivery queue;
-	// nil when there are none, which saves their room in the many
-	// coordinators of a large node.
-	obs *observers
+	// obs is the audit logger, observers and subscriptions and their
+	// delivery queue; nil until there is one, which saves their room in
+	// the many coordinators of a large node. Set once, under mu.
+	obs atomic.Pointer[observers]
 }
 
 // observers is what a coordinator with an audit logger or observers
 // keeps besides: the sinks, the commit time, and the delivery queue,
 // all but panics guarded by the coordinator's mu.
 type observers struct {
-	logger    *slog.Logger
-	sinks     []Observer // the audit logger, if any, then the observers
-	pendingAt time.Time  // the commit time of c.pending
+	logger *slog.Logger
+	// sinks are the audit logger, if any, the observers, then the
+	// subscriptions; replaced whole, under mu, when a subscription
+	// comes or goes.
+	sinks     atomic.Pointer[[]*sink]
+	pendingAt time.Time // the commit time of c.pending
 	panics    atomic.Uint64
 
 	// Records waiting while another call delivers, from queue[head] on.
@@ -156,6 +159,10 @@ type observers struct {
 	draining bool     // some call is delivering
 	first    delivery // the deliverer's first record (see post)
 }
+
+// sink is one receiver of records: a pointer, so that a subscription
+// can find its own to remove.
+type sink struct{ fn Observer }
 
 type delivery struct {
 	ctx context.Context
@@ -178,11 +185,16 @@ func NewCoordinator(opts ...Option) (*Coordinator, error) {
 	}
 	c := &Coordinator{name: cfg.name}
 	if cfg.logger != nil || len(cfg.observers) > 0 {
-		c.obs = &observers{logger: cfg.logger}
+		o := &observers{logger: cfg.logger}
+		var sinks []*sink
 		if cfg.logger != nil {
-			c.obs.sinks = append(c.obs.sinks, c.audit)
+			sinks = append(sinks, &sink{fn: c.audit})
 		}
-		c.obs.sinks = append(c.obs.sinks, cfg.observers...)
+		for _, f := range cfg.observers {
+			sinks = append(sinks, &sink{fn: f})
+		}
+		o.sinks.Store(&sinks)
+		c.obs.Store(o)
 	}
 	c.machine = fsm.NewFSM(roleNames[cfg.initial], events, c.callbacks())
 	c.state.Store(pack(0, cfg.initial))
@@ -265,7 +277,7 @@ func (c *Coordinator) Transition(ctx context.Context, to Role, sig Signal) (Tran
 	if err != nil {
 		// Rejected against the role just read: no lock needed.
 		c.countReject(Role(st), to)
-		if c.obs != nil {
+		if c.obs.Load() != nil {
 			c.mu.Lock()
 			deliver := c.post(delivery{ctx: ctx, rec: c.rejection(st, to, sig, err)})
 			c.mu.Unlock()
@@ -298,7 +310,7 @@ func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (t Transi
 	t, err = Apply(Role(st), to, sig)
 	if err != nil {
 		c.countReject(Role(st), to)
-		if c.obs != nil {
+		if c.obs.Load() != nil {
 			deliver = c.post(delivery{ctx: ctx, rec: c.rejection(st, to, sig, err)})
 		}
 		return Transition{}, deliver, err
@@ -316,8 +328,8 @@ func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (t Transi
 	if lerr := c.machine.Event(lctx, signalNames[sig]); lerr != nil {
 		return Transition{}, false, fromLooplab(t, lerr)
 	}
-	if c.obs != nil {
-		deliver = c.post(delivery{ctx: ctx, rec: Record{Name: c.name, Transition: t, Seq: c.state.Load() >> 8, At: c.obs.pendingAt}})
+	if o := c.obs.Load(); o != nil {
+		deliver = c.post(delivery{ctx: ctx, rec: Record{Name: c.name, Transition: t, Seq: c.state.Load() >> 8, At: o.pendingAt}})
 	}
 	return t, deliver, nil
 }
@@ -379,12 +391,12 @@ func fromLooplab(t Transition, err error) error {
 // post hands d to the delivery queue; c.mu must be held. If a call is
 // delivering, d joins the queue behind the records already waiting and
 // post returns false. Otherwise the caller becomes the deliverer: post
-// puts the record to deliver first in c.obs.first (d itself, unless records
+// puts the record to deliver first in c.obs's first (d itself, unless records
 // were left queued by an observer that ended its goroutine) and returns
 // true, and the caller must call drain once c.mu is released. Because
 // post runs under c.mu, the queue is in commit order.
 func (c *Coordinator) post(d delivery) bool {
-	o := c.obs
+	o := c.obs.Load()
 	if o.draining {
 		o.queue = append(o.queue, d)
 		return false
@@ -400,7 +412,7 @@ func (c *Coordinator) post(d delivery) bool {
 
 // pop removes the record at the head of the queue; c.mu must be held.
 func (c *Coordinator) pop() delivery {
-	o := c.obs
+	o := c.obs.Load()
 	d := o.queue[o.head]
 	o.queue[o.head] = delivery{} // drop the context reference
 	o.head++
@@ -413,10 +425,10 @@ func (c *Coordinator) pop() delivery {
 // drain delivers c.first, then every record queued meanwhile, until the
 // queue is empty. Only the one call that post chose runs it at a time
 // (an observer that calls back into the coordinator only queues), so
-// records are delivered one at a time, in order; c.obs.first is that call's
+// records are delivered one at a time, in order; the first record is that call's
 // alone until it resets draining.
 func (c *Coordinator) drain() {
-	o := c.obs
+	o := c.obs.Load()
 	locked := false
 	defer func() {
 		// Normally reached with c.mu held and the queue empty. An
@@ -432,8 +444,8 @@ func (c *Coordinator) drain() {
 	d := o.first
 	o.first = delivery{}
 	for {
-		for _, s := range o.sinks {
-			c.call(s, &d)
+		for _, k := range *o.sinks.Load() {
+			c.call(k.fn, &d)
 		}
 		c.mu.Lock()
 		locked = true
@@ -451,7 +463,7 @@ func (c *Coordinator) drain() {
 func (c *Coordinator) call(s Observer, d *delivery) {
 	defer func() {
 		if recover() != nil {
-			c.obs.panics.Add(1)
+			c.obs.Load().panics.Add(1)
 		}
 	}()
 	s(d.ctx, d.rec)
@@ -524,8 +536,8 @@ func (c *Coordinator) Counts() Counts {
 	}
 	n.InvalidPairs = c.invalidPairs.Load()
 	n.SignalMismatches = c.signalMismatches.Load()
-	if c.obs != nil {
-		n.ObserverPanics = c.obs.panics.Load()
+	if o := c.obs.Load(); o != nil {
+		n.ObserverPanics = o.panics.Load()
 	}
 	return n
 }
