@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Proves that a release works for a consumer: in a throwaway clone,
+# cuts release v0.1.0 with release/release.sh, serves the clone to the
+# go command as github.com/rolefsm/rolefsm (GOPRIVATE, and a git
+# insteadOf that points the repository's URL at the clone), then, in an
+# empty module each, `go get`s the core alone and rolefsmprom alone and
+# runs a small program against each, and `go install`s the command and
+# runs it. Nothing outside a temporary directory is touched.
+#
+#   bash release/check.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+v=v0.1.0
+core=github.com/rolefsm/rolefsm
+
+git clone -q "$root" "$work/repo"
+git -C "$work/repo" checkout -q -B main
+export GIT_CONFIG_GLOBAL="$work/gitconfig" GIT_CONFIG_NOSYSTEM=1
+git config --global user.name "release check"
+git config --global user.email "release-check@localhost"
+git config --global url."file://$work/repo".insteadOf "https://$core"
+export GIT_ALLOW_PROTOCOL=file:https
+# Our modules come from the clone, with no checksum database; the
+# others from the module proxy as usual. A cache of its own, so that
+# the throwaway tags never reach the machine's.
+export GOPRIVATE="$core" GOMODCACHE="$work/mod" GOWORK=off GOFLAGS=-mod=mod GOTOOLCHAIN=local
+
+echo "== release $v in a throwaway clone"
+(cd "$work/repo" && bash release/release.sh "$v")
+
+consumer() { # consumer NAME: an empty module in $work/NAME
+  mkdir -p "$work/$1"
+  cd "$work/$1"
+  go mod init -q example.com/"$1" 2>/dev/null || go mod init example.com/"$1" >/dev/null 2>&1
+}
+
+echo "== the core alone"
+consumer core
+cat > main.go <<'GO'
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rolefsm/rolefsm"
+)
+
+func main() {
+	c, err := rolefsm.NewCoordinator(rolefsm.WithName("orders"))
+	if err != nil {
+		panic(err)
+	}
+	for _, s := range []rolefsm.Signal{rolefsm.CapabilitySelected, rolefsm.MissedHeartbeats, rolefsm.ElectionWon} {
+		if _, err := c.Fire(context.Background(), s); err != nil {
+			panic(err)
+		}
+	}
+	fmt.Println(c.Name(), c.Role(), c.Lease().Generation)
+}
+GO
+go get "$core@$v"
+out=$(go run .)
+[ "$out" = "orders Leader 3" ] || { echo "release check: the core's program printed \"$out\"" >&2; exit 1; }
+echo "$out"
+
+echo "== rolefsmprom alone"
+consumer prom
+cat > main.go <<'GO'
+package main
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/rolefsmprom"
+)
+
+func main() {
+	c, err := rolefsm.NewCoordinator(rolefsm.WithName("orders"))
+	if err != nil {
+		panic(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(rolefsmprom.NewCollector(c))
+	mfs, err := reg.Gather()
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(len(mfs), "metric families")
+}
+GO
+go get "$core/rolefsmprom@$v"
+grep -q "^require.*$core v\|	$core $v" go.mod || { echo "release check: rolefsmprom did not bring the core's $v" >&2; cat go.mod >&2; exit 1; }
+out=$(go run .)
+[ "$out" = "7 metric families" ] || { echo "release check: rolefsmprom's program printed \"$out\"" >&2; exit 1; }
+echo "$out"
+
+echo "== go install the command"
+GOBIN="$work/bin" go install "$core/cmd/rolefsm@$v"
+out=$("$work/bin/rolefsm" check Idle Replica CapabilitySelected)
+[ "$out" = ok ] || { echo "release check: rolefsm check printed \"$out\"" >&2; exit 1; }
+echo "rolefsm check Idle Replica CapabilitySelected: $out"
+echo "release check: ok"
