@@ -90,13 +90,13 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(len(mfs), "metric families")
+	fmt.Println(len(mfs), "metric families") // no transition has fired: 6 of the 7
 }
 GO
 go get "$core/rolefsmprom@$v"
 grep -q "^require.*$core v\|	$core $v" go.mod || { echo "release check: rolefsmprom did not bring the core's $v" >&2; cat go.mod >&2; exit 1; }
 out=$(go run .)
-[ "$out" = "7 metric families" ] || { echo "release check: rolefsmprom's program printed \"$out\"" >&2; exit 1; }
+[ "$out" = "6 metric families" ] || { echo "release check: rolefsmprom's program printed \"$out\"" >&2; exit 1; }
 echo "$out"
 
 echo "== go install the command"
