@@ -15,8 +15,12 @@ import (
 	"github.com/rolefsm/rolefsm"
 )
 
-// maxLine bounds one JSON line; a longer one is malformed input.
-const maxLine = 1 << 20
+// maxLine bounds one JSON line; a longer one is malformed input. (A
+// variable, for the test of the bound.)
+var maxLine = 64 << 20
+
+// bom is the UTF-8 byte order mark some editors put at a file's start.
+var bom = []byte("\xef\xbb\xbf")
 
 // replayLine is what replay reads from each line: the step ({"to",
 // "signal"}) and, from the coordinator's own audit lines, the attributes
@@ -47,9 +51,10 @@ or an audit line as the coordinator's logger writes it with
 slog.NewJSONHandler. For audit lines, "from" must match the replayed role
 and "seq" must be the generation the commit reaches; recorded rejections
 (lines with an "error") are reported and skipped; other log lines (no
-"to" and no "signal") are skipped. Exit 0 when every step commits, 1 at
-the first rejected or inconsistent step, 2 for a malformed line or bad
-arguments.`
+"to" and no "signal") are skipped. A log of several channels needs
+-name. Exit 0 when every step commits, 1 at the first rejected or
+inconsistent step or when nothing was replayed, 2 for a malformed line
+or bad arguments.`
 
 func runReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("replay", replaySynopsis, stderr)
@@ -108,24 +113,39 @@ func replay(in io.Reader, start *rolefsm.Role, name string, stdout, stderr io.Wr
 		}
 	}
 	ctx := context.Background()
-	lineNo, steps, skipped := 0, 0, 0
+	lineNo, content, steps, skipped, rejections := 0, 0, 0, 0, 0
+	channels := map[string]int{} // the steps of each channel named in the log
+	first := ""                  // the channel of the first named step, without -name
 	for sc.Scan() {
 		lineNo++
 		raw := bytes.TrimSpace(sc.Bytes())
+		if lineNo == 1 {
+			raw = bytes.TrimPrefix(raw, bom)
+		}
 		if len(raw) == 0 {
 			continue
 		}
-		var l replayLine
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return exitUsage, &replayError{lineNo, fmt.Errorf("not a JSON object: %w", err)}
+		content++
+		l, err := parseLine(raw)
+		if err != nil {
+			return exitUsage, &replayError{lineNo, err}
 		}
 		if l.To == nil && l.Signal == nil {
 			skipped++ // some other log line
 			continue
 		}
-		if name != "" && l.Name != nil && *l.Name != name {
+		if l.Name != nil {
+			channels[*l.Name]++
+		}
+		switch {
+		case name != "" && l.Name != nil && *l.Name != name:
 			skipped++
 			continue
+		case name == "" && l.Name != nil && first == "":
+			first = *l.Name
+		case name == "" && l.Name != nil && *l.Name != first:
+			return exitUsage, &replayError{lineNo, fmt.Errorf("this line is channel %q, the lines before it channel %q: "+
+				"the log holds several channels; replay one at a time with -name CHANNEL", *l.Name, first)}
 		}
 		if l.To == nil || l.Signal == nil {
 			return exitUsage, &replayError{lineNo, errors.New(`a step needs both "to" and "signal"`)}
@@ -158,6 +178,7 @@ func replay(in io.Reader, start *rolefsm.Role, name string, stdout, stderr io.Wr
 		if l.Error != nil {
 			fmt.Fprintf(stdout, "line %d: skipped recorded rejection: %s\n", lineNo, *l.Error)
 			skipped++
+			rejections++
 			continue
 		}
 		if from != nil && *from != c.Role() {
@@ -170,7 +191,7 @@ func replay(in io.Reader, start *rolefsm.Role, name string, stdout, stderr io.Wr
 			return exitRejected, &replayError{lineNo, err}
 		}
 		steps++
-		gen := c.Stats().Generation
+		gen := c.Lease().Generation
 		fmt.Fprintf(stdout, "line %d: %v ok, generation %d\n", lineNo, t, gen)
 		committed := t.From != rolefsm.Idle || t.To != rolefsm.Idle // the idempotent close commits nothing
 		if l.Seq != nil && *l.Seq != gen && committed {
@@ -178,16 +199,87 @@ func replay(in io.Reader, start *rolefsm.Role, name string, stdout, stderr io.Wr
 		}
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			err = fmt.Errorf("longer than %d MiB", maxLine>>20)
+		}
 		return exitUsage, &replayError{lineNo + 1, err}
 	}
-	if c == nil { // no step at all, and no -from
-		if err := newCoordinator(rolefsm.Idle); err != nil {
-			return exitUsage, err
+	if steps == 0 && rejections == 0 {
+		fmt.Fprintf(stdout, "nothing replayed: %s\n", nothingReason(name, content, channels))
+		return exitRejected, errors.New("nothing replayed")
+	}
+	printStats(stdout, c)
+	fmt.Fprintf(stdout, "replayed %s, skipped %s\n", count(steps, "step"), count(skipped, "line"))
+	return exitOK, nil
+}
+
+// nothingReason says why a replay found no step.
+func nothingReason(name string, lines int, channels map[string]int) string {
+	if lines == 0 {
+		return "the input is empty"
+	}
+	if name == "" || len(channels) == 0 {
+		return fmt.Sprintf("no step among %s", count(lines, "line"))
+	}
+	var held []string
+	for ch, n := range channels {
+		held = append(held, fmt.Sprintf("%q (%s)", ch, count(n, "step")))
+	}
+	sort.Strings(held)
+	msg := fmt.Sprintf("no step of channel %q; the log holds %s", name, strings.Join(held, ", "))
+	for ch := range channels {
+		if strings.EqualFold(ch, name) {
+			msg += fmt.Sprintf(". Channel names are compared exactly: did you mean %q?", ch)
+			break
 		}
 	}
-	fmt.Fprintf(stderr, "replayed %d steps, skipped %d lines\n", steps, skipped)
-	printStats(stdout, c)
-	return exitOK, nil
+	return msg
+}
+
+// count is "1 step", "2 steps".
+func count(n int, noun string) string {
+	return fmt.Sprintf("%d %s", n, plural(n, noun, noun+"s"))
+}
+
+// parseLine reads one JSON line, with errors in the reader's terms.
+func parseLine(raw []byte) (replayLine, error) {
+	var l replayLine
+	if raw[0] != '{' {
+		return l, errors.New("not a JSON object (a line is an object: {\"to\":...,\"signal\":...})")
+	}
+	err := json.Unmarshal(raw, &l)
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return l, fmt.Errorf("not valid JSON at byte %d: %v", syntax.Offset, syntax)
+	case errors.As(err, &typ):
+		want := "a string"
+		if typ.Field == "seq" {
+			want = "a whole number, 0 or more"
+		}
+		return l, fmt.Errorf("%q is %s, want %s", typ.Field, jsonKind(typ.Value), want)
+	case err != nil:
+		return l, fmt.Errorf("not valid JSON: %v", err)
+	}
+	return l, nil
+}
+
+// jsonKind names what json's UnmarshalTypeError saw.
+func jsonKind(v string) string {
+	switch {
+	case strings.HasPrefix(v, "number "):
+		return strings.TrimPrefix(v, "number ")
+	case v == "number":
+		return "a number"
+	case v == "bool":
+		return "true or false"
+	case v == "array":
+		return "an array"
+	case v == "object":
+		return "an object"
+	}
+	return v
 }
 
 // printStats prints the coordinator's final stats.

@@ -39,8 +39,9 @@ transitions:
   Idle → Replica (CapabilitySelected): 1
   Leader → Idle (ChannelClose): 1
   Replica → Candidate (MissedHeartbeats): 1
+replayed 5 steps, skipped 0 lines
 `, out)
-	assert.Contains(t, errOut, "replayed 5 steps, skipped 0 lines")
+	assert.Empty(t, errOut, "the verdict is on stdout")
 }
 
 func TestReplayRejectedStep(t *testing.T) {
@@ -100,7 +101,7 @@ func TestReplayAuditLog(t *testing.T) {
 	assert.Contains(t, out, "line 4: skipped recorded rejection: invalid replica state transition: Leader → Candidate\n")
 	assert.Contains(t, out, "line 7: Candidate → Replica (ElectionLost) ok, generation 5\n")
 	assert.Contains(t, out, "role: Replica\ngeneration: 5\nleader changes: 1\nelection thrash: 2\n")
-	assert.Contains(t, errOut, "replayed 5 steps, skipped 2 lines")
+	assert.Contains(t, out, "replayed 5 steps, skipped 2 lines")
 }
 
 func TestReplayAuditLogInconsistencies(t *testing.T) {
@@ -127,8 +128,9 @@ func TestReplayName(t *testing.T) {
 	b := auditLog(t, "b", rolefsm.Idle, []rolefsm.Signal{rolefsm.CapabilitySelected, rolefsm.DiskPressureWithdraw})
 	al, bl := strings.SplitAfter(a, "\n"), strings.SplitAfter(b, "\n")
 	mixed := al[0] + bl[0] + al[1] + bl[1]
-	code, _, _ := runCLI(mixed, "replay", "-")
-	assert.Equal(t, 1, code, "two channels interleaved do not make one chain")
+	code, _, errOut := runCLI(mixed, "replay", "-")
+	assert.Equal(t, 2, code, "two channels interleaved do not make one chain")
+	assert.Contains(t, errOut, `rolefsm replay: line 2: this line is channel "b", the lines before it channel "a": the log holds several channels; replay one at a time with -name CHANNEL`)
 	code, out, _ := runCLI(mixed, "replay", "-name", "b", "-")
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "role: Idle\ngeneration: 2\n")
@@ -141,23 +143,73 @@ func TestReplayMalformed(t *testing.T) {
 	cases := map[string]struct{ in, want string }{
 		"not JSON":       {"{\"to\":\"Replica\",\"signal\":\"CapabilitySelected\"}\nnot json\n", "line 2: not a JSON object"},
 		"array":          {"[1,2]\n", "line 1: not a JSON object"},
-		"truncated":      {`{"to":"Replica",`, "line 1: not a JSON object"},
+		"truncated":      {`{"to":"Replica",`, "line 1: not valid JSON at byte 16: unexpected end of JSON input"},
+		"null":           {"null\n", "line 1: not a JSON object"},
+		"a string":       {`"str"`, "line 1: not a JSON object"},
 		"missing signal": {`{"to":"Replica"}`, `line 1: a step needs both "to" and "signal"`},
 		"bad role":       {`{"to":"Follower","signal":"CapabilitySelected"}`, `line 1: rolefsm: unknown role "Follower"`},
 		"bad signal":     {`{"to":"Replica","signal":"Promote"}`, `line 1: rolefsm: unknown signal "Promote"`},
-		"wrong type":     {`{"to":5,"signal":"Promote"}`, "line 1: not a JSON object"},
+		"wrong type":     {`{"to":5,"signal":"Promote"}`, `line 1: "to" is a number, want a string`},
+		"bool":           {`{"to":true,"signal":"Promote"}`, `line 1: "to" is true or false, want a string`},
 		"bad from":       {`{"from":"X","to":"Replica","signal":"CapabilitySelected"}`, `line 1: rolefsm: unknown role "X"`},
 		"non-UTF-8":      {"{\"to\":\"\xff\xfe\",\"signal\":\"ChannelClose\"}", "line 1: rolefsm: unknown role"},
-		"negative seq":   {`{"to":"Replica","signal":"CapabilitySelected","seq":-1}`, "line 1: not a JSON object"},
-		"line too long":  {`{"to":"Replica","signal":"CapabilitySelected","pad":"` + strings.Repeat("x", maxLine) + `"}`, "line 1: bufio.Scanner: token too long"},
+		"negative seq":   {`{"to":"Replica","signal":"CapabilitySelected","seq":-1}`, `line 1: "seq" is -1, want a whole number, 0 or more`},
 		"huge role name": {`{"to":"` + strings.Repeat("R", 100000) + `","signal":"ChannelClose"}`, "(100000 bytes)"},
 	}
 	for name, c := range cases {
 		code, _, errOut := runCLI(c.in, "replay", "-")
 		assert.Equal(t, 2, code, name)
 		assert.Contains(t, errOut, c.want, name)
+		assert.NotContains(t, errOut, "main.", "%s: no Go type names", name)
 		assert.Less(t, len(errOut), 1000, "%s: the error message is bounded", name)
 	}
+}
+
+// TestReplayLongLinesAndBOM: a line of a few MiB is read; one past the
+// bound is an error that says so; a UTF-8 byte order mark is skipped.
+func TestReplayLongLinesAndBOM(t *testing.T) {
+	step := func(pad int) string {
+		return `{"to":"Replica","signal":"CapabilitySelected","pad":"` + strings.Repeat("x", pad) + `"}` + "\n"
+	}
+	code, out, errOut := runCLI(step(2<<20), "replay", "-")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "replayed 1 step, skipped 0 lines")
+
+	defer func(old int) { maxLine = old }(maxLine)
+	maxLine = 1 << 20
+	code, _, errOut = runCLI(step(2<<20), "replay", "-")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "rolefsm replay: line 1: longer than 1 MiB")
+
+	code, out, errOut = runCLI("\xef\xbb\xbf"+step(1), "replay", "-")
+	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "line 1: Idle → Replica (CapabilitySelected) ok")
+}
+
+// TestReplayNothingIsNotOK: a replay that replays nothing exits 1 and
+// says why: an empty input, no step at all, or no step of the channel
+// asked for (the log's channels listed, a near miss in case pointed out).
+func TestReplayNothingIsNotOK(t *testing.T) {
+	log := auditLog(t, "orders", rolefsm.Idle, []rolefsm.Signal{rolefsm.CapabilitySelected, rolefsm.MissedHeartbeats}) +
+		auditLog(t, "payments", rolefsm.Idle, []rolefsm.Signal{rolefsm.CapabilitySelected})
+	for _, c := range []struct {
+		in   string
+		args []string
+		want string
+	}{
+		{"", nil, "nothing replayed: the input is empty"},
+		{"\n\n", nil, "nothing replayed: the input is empty"},
+		{`{"msg":"hello"}` + "\n", nil, "nothing replayed: no step among 1 line"},
+		{log, []string{"-name", "nosuch"}, `nothing replayed: no step of channel "nosuch"; the log holds "orders" (2 steps), "payments" (1 step)`},
+		{log, []string{"-name", "ORDERS"}, `. Channel names are compared exactly: did you mean "orders"?`},
+	} {
+		code, out, errOut := runCLI(c.in, append(append([]string{"replay"}, c.args...), "-")...)
+		assert.Equal(t, 1, code, "%q %v", c.in, c.args)
+		assert.Contains(t, out, c.want, "%v", c.args)
+		assert.Contains(t, errOut, "rolefsm replay: nothing replayed")
+	}
+	code, _, _ := runCLI("", "replay", os.DevNull)
+	assert.Equal(t, 1, code, "/dev/null")
 }
 
 func TestReplayUsage(t *testing.T) {
@@ -171,15 +223,15 @@ func TestReplayUsage(t *testing.T) {
 	assert.Equal(t, 0, code)
 	assert.Empty(t, out)
 	assert.Contains(t, errOut, "-from")
-	// Empty input: nothing to replay, the start role's stats.
+	// Empty input: nothing replayed, which is not a clean verdict.
 	code, out, _ = runCLI("", "replay", "-from", "Leader", "-")
-	assert.Equal(t, 0, code)
-	assert.Contains(t, out, "role: Leader\ngeneration: 0\n")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, "start: Leader\nnothing replayed: the input is empty\n")
 }
 
 func TestReplayOnlyOtherLogLines(t *testing.T) {
 	code, out, errOut := runCLI(`{"level":"INFO","msg":"service started"}`+"\n", "replay", "-")
-	assert.Equal(t, 0, code)
-	assert.Equal(t, "start: Idle\nrole: Idle\ngeneration: 0\nleader changes: 0\nelection thrash: 0\n", out)
-	assert.Contains(t, errOut, "replayed 0 steps, skipped 1 lines")
+	assert.Equal(t, 1, code)
+	assert.Equal(t, "nothing replayed: no step among 1 line\n", out)
+	assert.Equal(t, "rolefsm replay: nothing replayed\n", errOut)
 }
