@@ -86,7 +86,7 @@ func runReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer f.Close()
 		in = f
 	}
-	code, err := replay(in, start, *nameFlag, stdout, stderr)
+	code, err := replay(in, start, *nameFlag, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "rolefsm replay:", err)
 	}
@@ -95,7 +95,7 @@ func runReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // replay drives a Coordinator with the lines of in. It returns the exit
 // code and, for a non-zero one, the error that explains it.
-func replay(in io.Reader, start *rolefsm.Role, name string, stdout, stderr io.Writer) (int, error) {
+func replay(in io.Reader, start *rolefsm.Role, name string, stdout io.Writer) (int, error) {
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 0, 64*1024), maxLine)
 	var c *rolefsm.Coordinator
@@ -252,7 +252,7 @@ func parseLine(raw []byte) (replayLine, error) {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syntax):
-		return l, fmt.Errorf("not valid JSON at byte %d: %v", syntax.Offset, syntax)
+		return l, fmt.Errorf("not valid JSON at byte %d: %w", syntax.Offset, syntax)
 	case errors.As(err, &typ):
 		want := "a string"
 		if typ.Field == "seq" {
@@ -260,7 +260,7 @@ func parseLine(raw []byte) (replayLine, error) {
 		}
 		return l, fmt.Errorf("%q is %s, want %s", typ.Field, jsonKind(typ.Value), want)
 	case err != nil:
-		return l, fmt.Errorf("not valid JSON: %v", err)
+		return l, fmt.Errorf("not valid JSON: %w", err)
 	}
 	return l, nil
 }
