@@ -70,9 +70,10 @@ func (f Faults) String() string {
 }
 
 // ParseFaults reads a comma-separated list of fault kinds (partition,
-// kill, disk, close, loss), "all" or "none".
+// kill, disk, close, loss), "all" or "none", without regard to case;
+// "all" and "none" stand alone.
 func ParseFaults(s string) (Faults, error) {
-	switch s {
+	switch strings.ToLower(s) {
 	case "all":
 		return AllFaults, nil
 	case "none", "":
@@ -80,9 +81,12 @@ func ParseFaults(s string) (Faults, error) {
 	}
 	var f Faults
 	for _, part := range strings.Split(s, ",") {
+		if p := strings.ToLower(part); p == "all" || p == "none" {
+			return 0, fmt.Errorf("sim: faults %q: %q stands alone, not in a list", s, part)
+		}
 		found := false
 		for i, name := range faultNames {
-			if part == name {
+			if strings.EqualFold(part, name) {
 				f |= 1 << i
 				found = true
 			}

@@ -113,10 +113,11 @@ func runMatrix(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "rolefsm matrix: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
 		return exitUsage
 	}
-	render, ok := formats[*format]
+	render, ok := formats[strings.ToLower(*format)]
 	if !ok {
 		fmt.Fprintf(stderr, "rolefsm matrix: unknown format %q (valid: %s)\n", *format, formatNames())
 		return exitUsage
@@ -134,6 +135,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if fs.NArg() != 3 {
+		fmt.Fprintf(stderr, "rolefsm check: want 3 arguments, FROM TO SIGNAL; got %d\n", fs.NArg())
 		fs.Usage()
 		fmt.Fprintf(stderr, "roles: %s\nsignals: %s\n", names(rolefsm.Roles()), names(rolefsm.Signals()))
 		return exitUsage
@@ -142,7 +144,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	to, err2 := rolefsm.ParseRole(fs.Arg(1))
 	sig, err3 := rolefsm.ParseSignal(fs.Arg(2))
 	if err := errors.Join(err1, err2, err3); err != nil {
-		fmt.Fprintln(stderr, err)
+		for _, e := range []error{err1, err2, err3} {
+			if e != nil {
+				fmt.Fprintln(stderr, "rolefsm check:", userError(e))
+			}
+		}
 		return exitUsage
 	}
 	if _, err := rolefsm.Apply(from, to, sig); err != nil {

@@ -46,8 +46,9 @@ func TestCheck(t *testing.T) {
 		{[]string{"check", "Idle", "Idle", "ChannelClose"}, 0, "ok\n", ""},
 		{[]string{"check", "Idle", "Leader", "ElectionWon"}, 1, "invalid replica state transition: Idle → Leader\n", ""},
 		{[]string{"check", "Idle", "Replica", "ElectionWon"}, 1, "transition Idle → Replica not permitted under signal ElectionWon\n", ""},
-		{[]string{"check", "Idle", "Follower", "ElectionWon"}, 2, "", `rolefsm: unknown role "Follower" (valid: Idle, Replica, Candidate, Leader)` + "\n"},
+		{[]string{"check", "Idle", "Follower", "ElectionWon"}, 2, "", `rolefsm check: unknown role "Follower" (valid: Idle, Replica, Candidate, Leader)` + "\n"},
 		{[]string{"check", "Idle", "Replica", "Promote"}, 2, "", "valid: CapabilitySelected, MissedHeartbeats"},
+		{[]string{"check", "Idle", "Replica"}, 2, "", "rolefsm check: want 3 arguments, FROM TO SIGNAL; got 2\n"},
 		{[]string{"check", "Idle", "Replica"}, 2, "", "roles: Idle, Replica, Candidate, Leader\nsignals: CapabilitySelected,"},
 	}
 	for _, c := range cases {
@@ -75,8 +76,15 @@ func TestUsage(t *testing.T) {
 		assert.Empty(t, out, sub)
 		assert.Contains(t, errOut, "usage: rolefsm "+sub, sub)
 	}
-	code, _, _ = runCLI("", "matrix", "extra")
+	code, _, errOut = runCLI("", "matrix", "extra")
 	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, `rolefsm matrix: unexpected argument "extra"`, "a usage error says what was wrong")
+	code, _, errOut = runCLI("", "replay", "a", "b")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, "rolefsm replay: want one FILE (or - for stdin), got 2 arguments")
+	code, _, errOut = runCLI("", "sim", "extra")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, errOut, `rolefsm sim: unexpected argument "extra"`)
 	code, _, _ = runCLI("", "matrix", "-bogus")
 	assert.Equal(t, 2, code)
 }

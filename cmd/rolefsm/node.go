@@ -68,7 +68,7 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	fail := func(err error) int {
-		fmt.Fprintln(stderr, "rolefsm node:", err)
+		fmt.Fprintln(stderr, "rolefsm node:", userError(err))
 		return exitRejected
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
@@ -213,7 +213,7 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 		return nodeConfig{}, code
 	}
 	bad := func(format string, a ...any) (nodeConfig, int) {
-		fmt.Fprintf(stderr, "rolefsm node: "+format+"\n", a...)
+		fmt.Fprintln(stderr, "rolefsm node:", userError(fmt.Errorf(format, a...)))
 		return nodeConfig{}, exitUsage
 	}
 	if fs.NArg() != 0 {

@@ -41,9 +41,9 @@ func TestNodeRefusesBadCommandLines(t *testing.T) {
 		msg  string
 	}{
 		{with(), "no key: give -key-file (rolefsm keygen makes one), or -insecure to run unauthenticated on purpose"},
-		{with("-key-file", notBase64), "-key-file " + notBase64 + ": udp: key file line 3: not base64"},
-		{with("-key-file", short), "udp: key file line 1: 3 bytes, want 16, 24 or 32"},
-		{with("-key-file", empty), "udp: key file holds no key"},
+		{with("-key-file", notBase64), "-key-file " + notBase64 + ": key file line 3: not base64"},
+		{with("-key-file", short), "key file line 1: 3 bytes, want 16, 24 or 32"},
+		{with("-key-file", empty), "key file holds no key"},
 		{with("-key-file", filepath.Join(dir, "nosuch")), "-key-file: open "},
 		{with("-key-file", good, "-insecure"), "-key-file and -insecure: choose one"},
 		{[]string{"-listen", "127.0.0.1:0", "-channels", "a", "-insecure"}, "-id: give this node's id, 1 or more"},
@@ -62,7 +62,7 @@ func TestNodeRefusesBadCommandLines(t *testing.T) {
 		{with("-insecure", "-channels-n", "-1"), "-channels-n -1: from 0 to 1000000"},
 		{with("-insecure", "-heartbeat", "10ms"), "-heartbeat 10ms: at least 100ms"},
 		{with("-insecure", "-miss", "0"), "-miss 0: at least 1"},
-		{with("-insecure", "-policy", "fastest"), `-policy: policy: unknown election policy "fastest" (want tail or upstream)`},
+		{with("-insecure", "-policy", "fastest"), `-policy: unknown election policy "fastest" (want tail or upstream)`},
 		{with("-insecure", "extra"), `unexpected argument "extra"`},
 	} {
 		var stdout, stderr bytes.Buffer
@@ -93,7 +93,7 @@ func TestNodeCannotListen(t *testing.T) {
 	var stderr bytes.Buffer
 	code := node(context.Background(), []string{"-id", "1", "-listen", taken.LocalAddr().String(), "-channels", "a", "-insecure"}, &bytes.Buffer{}, &stderr)
 	assert.Equal(t, exitRejected, code)
-	assert.Contains(t, stderr.String(), "rolefsm node: udp: listen udp "+taken.LocalAddr().String())
+	assert.Contains(t, stderr.String(), "rolefsm node: listen udp "+taken.LocalAddr().String())
 
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -52,6 +52,10 @@ func TestMatrixFormatsGolden(t *testing.T) {
 	_, def, _ := runCLI("", "matrix")
 	_, table, _ := runCLI("", "matrix", "-format", "table")
 	assert.Equal(t, table, def)
+	// Names without regard to case, as for roles and signals.
+	code, mermaid, _ := runCLI("", "matrix", "-format", "Mermaid")
+	require.Equal(t, 0, code)
+	checkGolden(t, goldenFiles["mermaid"], mermaid)
 }
 
 func TestMatrixJSONIsWellFormed(t *testing.T) {

@@ -41,7 +41,7 @@ type replayError struct {
 	err  error
 }
 
-func (e *replayError) Error() string { return fmt.Sprintf("line %d: %v", e.line, e.err) }
+func (e *replayError) Error() string { return fmt.Sprintf("line %d: %s", e.line, userError(e.err)) }
 
 const replaySynopsis = `replay [-from ROLE] [-name CHANNEL] FILE|-
 
@@ -64,6 +64,7 @@ func runReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return code
 	}
 	if fs.NArg() != 1 {
+		fmt.Fprintf(stderr, "rolefsm replay: want one FILE (or - for stdin), got %d arguments\n", fs.NArg())
 		fs.Usage()
 		return exitUsage
 	}
@@ -71,7 +72,7 @@ func runReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if *fromFlag != "" {
 		r, err := rolefsm.ParseRole(*fromFlag)
 		if err != nil {
-			fmt.Fprintln(stderr, "rolefsm replay: -from:", err)
+			fmt.Fprintln(stderr, "rolefsm replay: -from:", userError(err))
 			return exitUsage
 		}
 		start = &r

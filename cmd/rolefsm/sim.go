@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -32,16 +33,35 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "rolefsm sim: unexpected argument %q\n", fs.Arg(0))
 		fs.Usage()
 		return exitUsage
 	}
 	usageErr := func(err error) int {
-		fmt.Fprintln(stderr, "rolefsm sim:", err)
+		fmt.Fprintln(stderr, "rolefsm sim:", userError(err))
 		return exitUsage
+	}
+	// Every value is checked here, with its flag and its range: none is
+	// quietly replaced by a default or clamped.
+	switch {
+	case *nodes < 1 || *nodes > sim.MaxNodes:
+		return usageErr(fmt.Errorf("-nodes %d: want 1 to %d", *nodes, sim.MaxNodes))
+	case *steps < 1 || *steps > maxSteps:
+		return usageErr(fmt.Errorf("-steps %d: want 1 to %d", *steps, maxSteps))
+	case *interval < policy.MinInterval:
+		return usageErr(fmt.Errorf("-heartbeat %v: want at least %v", *interval, policy.MinInterval))
+	case *miss < 1:
+		return usageErr(fmt.Errorf("-miss %d: want 1 or more", *miss))
+	case *sweep < 0:
+		return usageErr(fmt.Errorf("-sweep %d: want a number of seeds, 1 or more (0: a single run)", *sweep))
+	case *sweep > 0 && *seed > math.MaxUint64-uint64(*sweep-1):
+		return usageErr(fmt.Errorf("-seed %d -sweep %d: the last seed would pass 2^64-1", *seed, *sweep))
+	case *workers < 0:
+		return usageErr(fmt.Errorf("-workers %d: want 1 or more (0: one per core)", *workers))
 	}
 	f, err := sim.ParseFaults(*faults)
 	if err != nil {
-		return usageErr(err)
+		return usageErr(fmt.Errorf("-faults: %w", err))
 	}
 	hb, err := policy.NewHeartbeat(*interval, *miss)
 	if err != nil {
@@ -49,14 +69,11 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	}
 	var policies []policy.Policy
 	for _, name := range strings.Split(*pol, ",") {
-		p, err := policy.ParsePolicy(name)
+		p, err := policy.ParsePolicy(strings.ToLower(strings.TrimSpace(name)))
 		if err != nil {
-			return usageErr(err)
+			return usageErr(fmt.Errorf("-policy: %w", err))
 		}
 		policies = append(policies, p)
-	}
-	if *sweep < 0 {
-		return usageErr(fmt.Errorf("-sweep %d: want a number of seeds", *sweep))
 	}
 	if len(policies) > 1 && *sweep == 0 {
 		return usageErr(fmt.Errorf("-policy %s: a single run takes one policy; compare them with -sweep", *pol))
@@ -80,15 +97,16 @@ func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer) int
 	}
 	res, err := sim.Check(cfg, trace)
 	if err != nil {
-		fmt.Fprintln(stderr, "rolefsm sim:", err)
+		fmt.Fprintln(stderr, "rolefsm sim:", userError(err))
 		return exitUsage
 	}
 	c := res.Config
 	if !quiet {
 		fmt.Fprintln(out)
 	}
-	fmt.Fprintf(out, "seed %d · %d %s · %d steps of %v (%s) · policy %s · faults %v",
-		c.Seed, c.Nodes, plural(c.Nodes, "node", "nodes"), c.Steps, c.Step, fmtDur(res.TimeOf(c.Steps)), c.Policy.Name(), c.Faults)
+	fmt.Fprintf(out, "seed %d · %d %s · %d steps of %v (%s) · heartbeat %v, miss %d · policy %s · faults %v",
+		c.Seed, c.Nodes, plural(c.Nodes, "node", "nodes"), c.Steps, c.Step, fmtDur(res.TimeOf(c.Steps)),
+		c.Heartbeat.Interval(), c.Heartbeat.MissThreshold(), c.Policy.Name(), c.Faults)
 	if res.Calm > 0 {
 		fmt.Fprintf(out, " until %s", fmtDur(res.TimeOf(res.Calm)))
 	}
@@ -108,6 +126,11 @@ func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer) int
 		checked = "not checked: the run ends before " + fmtDur(res.TimeOf(res.Settle))
 	}
 	fmt.Fprintf(out, "faults stopped:    %s; %s; %s\n", fmtDur(res.TimeOf(res.Calm)), conv, checked)
+	if res.OK() && res.Settle >= c.Steps {
+		// Nothing failed, but the bounded checks never ran: not "ok".
+		fmt.Fprintf(out, "invariants:        not checked: the run is too short for its heartbeat settings (give more -steps)\n")
+		return exitRejected
+	}
 	if res.OK() {
 		fmt.Fprintf(out, "invariants:        ok (%s)\n", strings.Join(invariants, ", "))
 		return exitOK
@@ -178,8 +201,9 @@ func runSweep(ctx context.Context, cfg sim.Config, policies []policy.Policy, see
 	for _, s := range sweeps {
 		for _, r := range s.Violating {
 			code = exitRejected
-			fmt.Fprintf(out, "\nseed %d (policy %s): %d violations, first: %v\n  reproduce with: %s\n",
-				r.Config.Seed, r.Config.Policy.Name(), r.ViolationCount, r.Violations[0], reproduce(r.Config))
+			fmt.Fprintf(out, "\nseed %d (policy %s): %s, first: %v\n  reproduce with: %s\n",
+				r.Config.Seed, r.Config.Policy.Name(), fmt.Sprintf("%d %s", r.ViolationCount, plural(r.ViolationCount, "violation", "violations")),
+				r.Violations[0], reproduce(r.Config))
 		}
 	}
 	fmt.Fprintf(stderr, "sweep: %d seeds × %d %s in %v\n", seeds, len(sweeps), plural(len(sweeps), "policy", "policies"), elapsed.Round(time.Millisecond))
@@ -222,4 +246,23 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+// maxSteps bounds -steps: 10 million steps of 50 ms are 139 hours of
+// virtual time.
+const maxSteps = 10_000_000
+
+// userError is err's message without the package prefixes that would
+// stutter after the command's own ("rolefsm sim: sim: ...").
+func userError(err error) string {
+	parts := strings.Split(err.Error(), ": ")
+	kept := parts[:0]
+	for _, p := range parts {
+		switch p {
+		case "rolefsm", "sim", "policy", "replica", "udp":
+		default:
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, ": ")
 }

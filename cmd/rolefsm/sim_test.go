@@ -28,11 +28,12 @@ func TestSimGolden(t *testing.T) {
 }
 
 func TestSimQuietPrintsTheSummaryOnly(t *testing.T) {
-	code, out, _ := runCLI("", "sim", "-q", "-seed", "5", "-policy", "upstream", "-faults", "partition,loss")
-	require.Equal(t, 0, code)
+	code, out, _ := runCLI("", "sim", "-q", "-seed", "5", "-policy", "UpStream", "-faults", "Partition,LOSS")
+	require.Equal(t, 0, code, "names without regard to case")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 7, out)
-	assert.Equal(t, "seed 5 · 5 nodes · 400 steps of 50ms (20.00s) · policy upstream · faults partition,loss until 15.00s", lines[0])
+	assert.Equal(t, "seed 5 · 5 nodes · 400 steps of 50ms (20.00s) · heartbeat 500ms, miss 3 · policy upstream · faults partition,loss until 15.00s", lines[0],
+		"the header shows every setting the run used")
 	assert.True(t, strings.HasPrefix(lines[1], "leaders per 500ms:  "), lines[1])
 	assert.Len(t, strings.TrimPrefix(lines[1], "leaders per 500ms:  "), 40, "one character per 0.5 s of 20 s")
 	assert.True(t, strings.HasPrefix(lines[6], "invariants:        ok ("), lines[6])
@@ -54,20 +55,30 @@ func TestSimSweep(t *testing.T) {
 	assert.Equal(t, out, one)
 }
 
+// TestSimUsageErrors: every bad value is refused with its flag and its
+// range, none is quietly replaced, and no message stutters a package
+// name after the command's own prefix.
 func TestSimUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		msg  string
 	}{
-		{[]string{"-faults", "fire"}, `sim: unknown fault "fire"`},
-		{[]string{"-policy", "raft"}, `policy: unknown election policy "raft"`},
+		{[]string{"-faults", "fire"}, `rolefsm sim: -faults: unknown fault "fire" (want partition, kill, disk, close, loss, all or none)`},
+		{[]string{"-faults", "all,none"}, `rolefsm sim: -faults: faults "all,none": "all" stands alone, not in a list`},
+		{[]string{"-faults", "kill,none"}, `"none" stands alone`},
+		{[]string{"-policy", "raft"}, `rolefsm sim: -policy: unknown election policy "raft" (want tail or upstream)`},
 		{[]string{"-policy", "tail,upstream"}, "a single run takes one policy; compare them with -sweep"},
-		{[]string{"-nodes", "65"}, "sim: bad configuration: nodes 65, want 1 to 64"},
-		{[]string{"-steps", "-1"}, "sim: bad configuration: steps -1"},
-		{[]string{"-heartbeat", "-1s"}, "policy: bad heartbeat configuration"},
-		{[]string{"-miss", "-2"}, "policy: bad heartbeat configuration"},
-		{[]string{"-sweep", "-3"}, "-sweep -3: want a number of seeds"},
-		{[]string{"-sweep", "5", "-nodes", "0", "-steps", "99999999"}, "sim: bad configuration: steps 99999999"},
+		{[]string{"-nodes", "65"}, "rolefsm sim: -nodes 65: want 1 to 64"},
+		{[]string{"-nodes", "0"}, "rolefsm sim: -nodes 0: want 1 to 64"},
+		{[]string{"-steps", "0"}, "rolefsm sim: -steps 0: want 1 to 10000000"},
+		{[]string{"-steps", "-1"}, "rolefsm sim: -steps -1: want 1 to 10000000"},
+		{[]string{"-steps", "99999999"}, "rolefsm sim: -steps 99999999: want 1 to 10000000"},
+		{[]string{"-heartbeat", "10ms"}, "rolefsm sim: -heartbeat 10ms: want at least 100ms"},
+		{[]string{"-heartbeat", "-1s"}, "rolefsm sim: -heartbeat -1s: want at least 100ms"},
+		{[]string{"-miss", "0"}, "rolefsm sim: -miss 0: want 1 or more"},
+		{[]string{"-sweep", "-3"}, "rolefsm sim: -sweep -3: want a number of seeds, 1 or more (0: a single run)"},
+		{[]string{"-sweep", "3", "-seed", "18446744073709551614"}, "rolefsm sim: -seed 18446744073709551614 -sweep 3: the last seed would pass 2^64-1"},
+		{[]string{"-sweep", "2", "-workers", "-1"}, "rolefsm sim: -workers -1: want 1 or more (0: one per core)"},
 		{[]string{"extra"}, "usage: rolefsm sim"},
 		{[]string{"-bogus"}, "flag provided but not defined: -bogus"},
 	} {
@@ -75,7 +86,11 @@ func TestSimUsageErrors(t *testing.T) {
 		assert.Equal(t, 2, code, "%v", tc.args)
 		assert.Empty(t, out, "%v", tc.args)
 		assert.Contains(t, errOut, tc.msg, "%v", tc.args)
+		assert.NotRegexp(t, `rolefsm sim: (sim|policy|rolefsm): `, errOut, "%v: no stutter", tc.args)
 	}
+	// The last seed of a sweep may be 2^64-1 itself.
+	code, _, errOut := runCLI("", "sim", "-sweep", "2", "-seed", "18446744073709551614", "-steps", "50", "-q")
+	assert.NotEqual(t, 2, code, errOut)
 	code, out, _ := runCLI("", "sim", "-h")
 	assert.Equal(t, 0, code)
 	assert.Empty(t, out)
@@ -108,9 +123,11 @@ func TestLeaderStrip(t *testing.T) {
 
 func TestSimSaysWhenARunIsTooShortToCheck(t *testing.T) {
 	code, out, _ := runCLI("", "sim", "-q", "-steps", "40", "-nodes", "1")
-	require.Equal(t, 0, code)
+	require.Equal(t, 1, code, "a run whose checks never ran is not ok")
 	assert.Contains(t, out, "seed 1 · 1 node · 40 steps")
 	assert.Contains(t, out, "faults stopped:    1.50s; one leader per component from 1.55s; not checked: the run ends before 3.70s\n")
+	assert.Contains(t, out, "invariants:        not checked: the run is too short for its heartbeat settings (give more -steps)\n")
+	assert.NotContains(t, out, "ok (")
 }
 
 // TestSimExitsOneOnAViolation uses a configuration bench/sim-grid.sh
