@@ -97,7 +97,20 @@ func TestSweepProgressAndCancel(t *testing.T) {
 	cancel()
 	s, err := RunSweep(ctx, Config{}, 1000, SweepOptions{})
 	require.ErrorIs(t, err, context.Canceled)
-	assert.Nil(t, s)
+	assert.Equal(t, 0, s.Seeds, "cancelled before any seed: an empty sweep")
+
+	// Cancelled on the way: the seeds that completed are counted in.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	s, err = RunSweep(ctx, Config{Steps: 50}, 1000, SweepOptions{Workers: 2, Progress: func(done, _ int) {
+		if done == 5 {
+			cancel()
+		}
+	}})
+	require.ErrorIs(t, err, context.Canceled)
+	assert.GreaterOrEqual(t, s.Seeds, 5)
+	assert.Less(t, s.Seeds, 1000)
+	assert.Positive(t, s.Transitions)
 
 	_, err = RunSweep(context.Background(), Config{}, 0, SweepOptions{})
 	require.ErrorIs(t, err, ErrConfig)

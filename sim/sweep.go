@@ -44,8 +44,10 @@ type SweepOptions struct {
 }
 
 // RunSweep runs seeds seeds, from cfg.Seed on, each through Check (so
-// twice, to prove it reproducible). It stops early with ctx's error if
-// ctx is done. Every goroutine it starts has returned when it returns.
+// twice, to prove it reproducible). If ctx ends first it stops early and
+// returns ctx's error with the sweep of the seeds that completed (Seeds
+// counts them; they need not be the first ones). Every goroutine it
+// starts has returned when it returns.
 func RunSweep(ctx context.Context, cfg Config, seeds int, opt SweepOptions) (*Sweep, error) {
 	return sweepWith(ctx, cfg, seeds, opt, hooks{})
 }
@@ -85,10 +87,7 @@ func sweepWith(ctx context.Context, cfg Config, seeds int, opt SweepOptions, h h
 				if stop {
 					return
 				}
-				if err := ctx.Err(); err != nil {
-					mu.Lock()
-					firstErr = errors.Join(firstErr, err)
-					mu.Unlock()
+				if ctx.Err() != nil {
 					return
 				}
 				c := cfg
@@ -114,6 +113,10 @@ func sweepWith(ctx context.Context, cfg Config, seeds int, opt SweepOptions, h h
 	}
 	// Workers finish seeds in any order; the report does not.
 	sort.Slice(s.Violating, func(i, j int) bool { return s.Violating[i].Config.Seed < s.Violating[j].Config.Seed })
+	if done < seeds {
+		s.Seeds = done
+		return s, ctx.Err()
+	}
 	return s, nil
 }
 

@@ -32,6 +32,9 @@ const (
 	exitOK       = 0
 	exitRejected = 1 // the transition (or a replayed step) is rejected
 	exitUsage    = 2 // bad arguments or names
+	// exitInterrupted ends a sweep stopped by SIGINT, after the partial
+	// table (128 + SIGINT's number, as shells report it).
+	exitInterrupted = 130
 )
 
 func main() {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -147,6 +148,7 @@ var invariants = []string{sim.InvValid, sim.InvNoRejection, sim.InvSingleLeader,
 
 func runSweep(ctx context.Context, cfg sim.Config, policies []policy.Policy, seeds, workers int, out *bufio.Writer, stderr io.Writer) int {
 	var sweeps []*sim.Sweep
+	interrupted := false
 	start := time.Now()
 	for _, p := range policies {
 		cfg.Policy = p
@@ -159,17 +161,36 @@ func runSweep(ctx context.Context, cfg sim.Config, policies []policy.Policy, see
 				}
 			},
 		})
+		if errors.Is(err, context.Canceled) && s != nil {
+			// Interrupted: report what ran.
+			if s.Seeds > 0 {
+				sweeps = append(sweeps, s)
+			}
+			interrupted = true
+			break
+		}
 		if err != nil {
-			fmt.Fprintln(stderr, "rolefsm sim:", err)
+			fmt.Fprintln(stderr, "rolefsm sim:", userError(err))
 			return exitUsage
 		}
 		sweeps = append(sweeps, s)
 	}
 	elapsed := time.Since(start)
+	if interrupted {
+		ran := make([]string, len(sweeps))
+		for i, s := range sweeps {
+			ran[i] = fmt.Sprintf("%s %d", s.Config.Policy.Name(), s.Seeds)
+		}
+		fmt.Fprintf(stderr, "rolefsm sim: interrupted; seeds that ran: %s\n", strings.Join(append(ran, "none else"), ", "))
+		if len(sweeps) == 0 {
+			return exitInterrupted
+		}
+		fmt.Fprintf(out, "INTERRUPTED: the table counts only the seeds that ran (%s)\n", strings.Join(ran, ", "))
+	}
 
 	c := sweeps[0].Config
-	fmt.Fprintf(out, "sweep of %d seeds (%d to %d) · %d nodes · %d steps of %v · faults %v until step %d · each seed run twice\n\n",
-		seeds, c.Seed, c.Seed+uint64(seeds)-1, c.Nodes, c.Steps, c.Step, c.Faults, c.FaultsUntil)
+	fmt.Fprintf(out, "sweep of %d seeds (%d to %d) · %d nodes · %d steps of %v · heartbeat %v, miss %d · faults %v until step %d · each seed run twice\n\n",
+		seeds, c.Seed, c.Seed+uint64(seeds)-1, c.Nodes, c.Steps, c.Step, c.Heartbeat.Interval(), c.Heartbeat.MissThreshold(), c.Faults, c.FaultsUntil)
 	row := func(label string, f func(s *sim.Sweep) string) {
 		fmt.Fprintf(out, "%-28s", label)
 		for _, s := range sweeps {
@@ -205,6 +226,9 @@ func runSweep(ctx context.Context, cfg sim.Config, policies []policy.Policy, see
 				r.Config.Seed, r.Config.Policy.Name(), fmt.Sprintf("%d %s", r.ViolationCount, plural(r.ViolationCount, "violation", "violations")),
 				r.Violations[0], reproduce(r.Config))
 		}
+	}
+	if interrupted {
+		return exitInterrupted
 	}
 	fmt.Fprintf(stderr, "sweep: %d seeds × %d %s in %v\n", seeds, len(sweeps), plural(len(sweeps), "policy", "policies"), elapsed.Round(time.Millisecond))
 	return code

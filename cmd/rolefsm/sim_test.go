@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -42,7 +45,7 @@ func TestSimQuietPrintsTheSummaryOnly(t *testing.T) {
 func TestSimSweep(t *testing.T) {
 	code, out, errOut := runCLI("", "sim", "-sweep", "20", "-seed", "50", "-policy", "tail,upstream", "-workers", "2")
 	require.Equal(t, 0, code, out+errOut)
-	assert.Contains(t, out, "sweep of 20 seeds (50 to 69) · 5 nodes · 400 steps of 50ms · faults partition,kill,disk,close,loss until step 300 · each seed run twice\n")
+	assert.Contains(t, out, "sweep of 20 seeds (50 to 69) · 5 nodes · 400 steps of 50ms · heartbeat 500ms, miss 3 · faults partition,kill,disk,close,loss until step 300 · each seed run twice\n")
 	assert.Regexp(t, `(?m)^policy +tail +upstream$`, out)
 	assert.Regexp(t, `(?m)^violating seeds +0 +0$`, out)
 	assert.Regexp(t, `(?m)^stale appends +0 +0$`, out)
@@ -180,4 +183,43 @@ func TestREADMESimOutputIsCurrent(t *testing.T) {
 	grid, err := os.ReadFile(filepath.Join("..", "..", "bench", "recorded", "sim-grid.txt"))
 	require.NoError(t, err)
 	assert.Equal(t, string(grid), find("nodes  miss"), "README.md's grid differs from bench/recorded/sim-grid.txt")
+}
+
+// cancelOnWrite cancels a context at the first progress line.
+type cancelOnWrite struct {
+	cancel context.CancelFunc
+	buf    *bytes.Buffer
+}
+
+func (w cancelOnWrite) Write(p []byte) (int, error) {
+	w.cancel()
+	return w.buf.Write(p)
+}
+
+// TestSweepInterruptedPrintsWhatRan: a sweep stopped by SIGINT (its
+// context) prints the table of the seeds that ran, says it was
+// interrupted, and exits 130.
+func TestSweepInterruptedPrintsWhatRan(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errBuf bytes.Buffer
+	w := bufio.NewWriter(&out)
+	code := runSweep(ctx, sim.Config{Seed: 1, Steps: 50, Faults: sim.AllFaults, Policy: policy.HighestTail},
+		[]policy.Policy{policy.HighestTail, policy.Upstream}, 1000, 2, w, cancelOnWrite{cancel, &errBuf})
+	require.NoError(t, w.Flush())
+	assert.Equal(t, exitInterrupted, code)
+	assert.Regexp(t, `rolefsm sim: interrupted; seeds that ran: tail \d+, none else`, errBuf.String())
+	assert.Regexp(t, `^INTERRUPTED: the table counts only the seeds that ran \(tail \d+\)\n`, out.String())
+	assert.Contains(t, out.String(), "violating seeds")
+
+	// Interrupted before any seed: no table.
+	out.Reset()
+	errBuf.Reset()
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	code = runSweep(done, sim.Config{Seed: 1, Steps: 50}, []policy.Policy{policy.HighestTail}, 10, 1, w, &errBuf)
+	require.NoError(t, w.Flush())
+	assert.Equal(t, exitInterrupted, code)
+	assert.Empty(t, out.String())
+	assert.Contains(t, errBuf.String(), "interrupted; seeds that ran: none else")
 }
