@@ -112,8 +112,13 @@ func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer) int
 		fmt.Fprintf(out, " until %s", fmtDur(res.TimeOf(res.Calm)))
 	}
 	fmt.Fprintln(out)
-	bucket := int(c.Heartbeat.Interval() / c.Step)
-	fmt.Fprintf(out, "leaders per %v:  %s\n", c.Heartbeat.Interval(), leaderStrip(res.Leaders, bucket))
+	// One character per heartbeat interval, or per as many intervals as
+	// keep the strip within maxStrip characters on a long run.
+	bucket := max(int(c.Heartbeat.Interval()/c.Step), 1)
+	if per := (len(res.Leaders) + maxStrip - 1) / maxStrip; per > bucket {
+		bucket = (per + bucket - 1) / bucket * bucket // whole intervals
+	}
+	fmt.Fprintf(out, "leaders per %v:  %s\n", time.Duration(bucket)*c.Step, leaderStrip(res.Leaders, bucket))
 	fmt.Fprintf(out, "transitions:       %d (elections %d, leader changes %d, thrash %d, concessions %d)\n",
 		res.Transitions, res.Elections, res.LeaderChanges, res.Thrash, res.Concessions)
 	fmt.Fprintf(out, "dual-leader steps: %d of %d; leaderless steps: %d\n", res.DualLeaderSteps, c.Steps, res.LeaderlessSteps)
@@ -271,6 +276,9 @@ func plural(n int, one, many string) string {
 	}
 	return many
 }
+
+// maxStrip bounds the leaders strip of a run's summary, in characters.
+const maxStrip = 100
 
 // maxSteps bounds -steps: 10 million steps of 50 ms are 139 hours of
 // virtual time.

@@ -223,3 +223,15 @@ func TestSweepInterruptedPrintsWhatRan(t *testing.T) {
 	assert.Empty(t, out.String())
 	assert.Contains(t, errBuf.String(), "interrupted; seeds that ran: none else")
 }
+
+// TestSimLongRunStripStaysShort: the leaders strip of a long run bins
+// whole intervals so that it stays within 100 characters, and says the
+// bin it used.
+func TestSimLongRunStripStaysShort(t *testing.T) {
+	code, out, _ := runCLI("", "sim", "-q", "-steps", "20000")
+	require.Equal(t, 0, code)
+	lines := strings.Split(out, "\n")
+	strip, ok := strings.CutPrefix(lines[1], "leaders per 10s:  ")
+	require.True(t, ok, lines[1])
+	assert.Len(t, strip, 100, "20,000 steps of 50 ms in bins of 10 s")
+}
