@@ -320,7 +320,7 @@ func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (t Transi
 	}
 	c.pending = t
 	// looplab freezes for good if it ever sees a cancelled context
-	// (REFERENCE §5), so it never gets one that can be cancelled.
+	// (a looplab v1.0.3 defect), so it never gets one that can be cancelled.
 	lctx := ctx
 	if ctx.Done() != nil {
 		lctx = context.WithoutCancel(ctx)

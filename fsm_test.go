@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// expected is the whole matrix, written out by hand from REFERENCE §2:
+// expected is the whole matrix, written out by hand from upstream's replica state machine:
 // one row per (from, to) pair, one column per signal in declaration
 // order (CapabilitySelected, MissedHeartbeats, ElectionWon,
 // ElectionLost, GracefulRelinquish, DiskPressureWithdraw,
@@ -250,7 +250,7 @@ func event(e fsm.Events, sig Signal) int {
 }
 
 // The upstream tests, ported. Upstream's own versions cover 6 or 7 of
-// the ten signals (REFERENCE §2); these cover all ten.
+// the ten signals; these cover all ten.
 
 func TestUpstreamValidTransitions(t *testing.T) {
 	for _, tr := range []Transition{

@@ -114,7 +114,7 @@ func (m *model) apply(to Role, sig Signal) byte {
 	return code
 }
 
-// fireTarget is where Fire aims for sig, per REFERENCE §2, or false.
+// fireTarget is where Fire aims for sig, per the upstream matrix, or false.
 func fireTarget(sig Signal) (Role, bool) {
 	switch sig {
 	case CapabilitySelected, ElectionLost, PeerLeaderObserved:

@@ -148,7 +148,7 @@ func TestElectUpstream(t *testing.T) {
 }
 
 // TestUpstreamSymmetricRTTEveryoneElectsItself pins the upstream defect
-// the tiebreak exists for (REFERENCE §4): with symmetric RTT, every
+// the tiebreak exists for (upstream's election): with symmetric RTT, every
 // Candidate that sees the same healthy set elects itself.
 func TestUpstreamSymmetricRTTEveryoneElectsItself(t *testing.T) {
 	ids := []NodeID{1, 2, 3, 4, 5}
