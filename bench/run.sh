@@ -2,7 +2,7 @@
 # Runs the benchmark suite and prints benchstat tables, each operation
 # against its baseline from the same run.
 #
-#   bash bench/run.sh            # -count 10 (the README's figures)
+#   bash bench/run.sh            # -count 10 (the figures in docs/performance.md)
 #   COUNT=3 bash bench/run.sh    # quicker, noisier
 #
 # Raw results are kept in bench/results/ (not committed). A full run takes

@@ -150,39 +150,43 @@ func TestSimExitsOneOnAViolation(t *testing.T) {
 	assert.Contains(t, out, "  reproduce with: rolefsm sim -seed 1 -nodes 5 -steps 400 -faults partition,kill,disk,close,loss -policy upstream -heartbeat 500ms -miss 1\n")
 }
 
-// TestREADMESimOutputIsCurrent keeps the README's copies of the
-// simulator's output true: the end of seed 1's timeline and summary,
-// the 1000-seed comparison of the two elections (run again here), and
-// the grid recorded by bench/sim-grid.sh.
+// TestREADMESimOutputIsCurrent keeps the documentation's copies of the
+// simulator's output true: the end of seed 1's timeline and summary (in
+// README.md), the 1000-seed comparison of the two elections (run again
+// here) and the grid recorded by bench/sim-grid.sh (in
+// docs/simulation.md).
 func TestREADMESimOutputIsCurrent(t *testing.T) {
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	require.NoError(t, err)
-	blocks := regexp.MustCompile("(?s)```text\n(.*?)```").FindAllSubmatch(readme, -1)
-	find := func(prefix string) string {
-		t.Helper()
-		for _, b := range blocks {
-			if strings.HasPrefix(string(b[1]), prefix) || strings.Contains(string(b[1]), "\n"+prefix) {
-				return string(b[1])
+	blocksOf := func(path string) func(prefix string) string {
+		text, err := os.ReadFile(filepath.Join("..", "..", path))
+		require.NoError(t, err)
+		blocks := regexp.MustCompile("(?s)```text\n(.*?)```").FindAllSubmatch(text, -1)
+		return func(prefix string) string {
+			t.Helper()
+			for _, b := range blocks {
+				if strings.HasPrefix(string(b[1]), prefix) || strings.Contains(string(b[1]), "\n"+prefix) {
+					return string(b[1])
+				}
 			}
+			t.Fatalf("%s has no text block with %q", path, prefix)
+			return ""
 		}
-		t.Fatalf("README.md has no text block with %q", prefix)
-		return ""
 	}
+	readme, simulation := blocksOf("README.md"), blocksOf(filepath.Join("docs", "simulation.md"))
 
 	golden, err := os.ReadFile(filepath.Join("testdata", "sim-seed1.txt"))
 	require.NoError(t, err)
-	excerpt := find("seed 1 · 5 nodes")
+	excerpt := readme("seed 1 · 5 nodes")
 	assert.True(t, strings.HasSuffix(string(golden), excerpt),
 		"README.md's seed-1 excerpt is stale: paste the end of go run ./cmd/rolefsm sim")
 
 	code, out, _ := runCLI("", "sim", "-sweep", "1000", "-policy", "tail,upstream")
 	require.Equal(t, 0, code)
-	assert.Contains(t, out, find("policy  "),
-		"README.md's comparison is stale: paste go run ./cmd/rolefsm sim -sweep 1000 -policy tail,upstream")
+	assert.Contains(t, out, simulation("policy  "),
+		"docs/simulation.md's comparison is stale: paste go run ./cmd/rolefsm sim -sweep 1000 -policy tail,upstream")
 
 	grid, err := os.ReadFile(filepath.Join("..", "..", "bench", "recorded", "sim-grid.txt"))
 	require.NoError(t, err)
-	assert.Equal(t, string(grid), find("nodes  miss"), "README.md's grid differs from bench/recorded/sim-grid.txt")
+	assert.Equal(t, string(grid), simulation("nodes  miss"), "docs/simulation.md's grid differs from bench/recorded/sim-grid.txt")
 }
 
 // cancelOnWrite cancels a context at the first progress line.
