@@ -242,6 +242,12 @@ type run struct {
 func Run(cfg Config, trace io.Writer) (*Result, error) { return runWith(cfg, trace, hooks{}) }
 
 func runWith(cfg Config, trace io.Writer, h hooks) (*Result, error) {
+	return runProgress(cfg, trace, h, nil)
+}
+
+// runProgress is runWith that calls progress(step) every hundredth of
+// the run (and at its end).
+func runProgress(cfg Config, trace io.Writer, h hooks, progress func(step int)) (*Result, error) {
 	cfg, err := cfg.normalized()
 	if err != nil {
 		return nil, err
@@ -250,8 +256,12 @@ func runWith(cfg Config, trace io.Writer, h hooks) (*Result, error) {
 	if err := r.start(); err != nil {
 		return nil, err
 	}
+	every := max(cfg.Steps/100, 1)
 	for r.step = 0; r.step < cfg.Steps; r.step++ {
 		r.tick()
+		if progress != nil && (r.step+1)%every == 0 {
+			progress(r.step + 1)
+		}
 	}
 	r.finish()
 	if r.twErr != nil {
@@ -264,12 +274,32 @@ func runWith(cfg Config, trace io.Writer, h hooks) (*Result, error) {
 // InvReproducible violation if the two runs differ.
 func Check(cfg Config, trace io.Writer) (*Result, error) { return checkWith(cfg, trace, hooks{}) }
 
+// CheckProgress is Check that reports its progress: progress(done,
+// total) is called every hundredth of each run, total being both runs'
+// steps. A long run (many nodes, many steps) can say it is alive.
+func CheckProgress(cfg Config, trace io.Writer, progress func(done, total int)) (*Result, error) {
+	return checkProgress(cfg, trace, hooks{}, progress)
+}
+
 func checkWith(cfg Config, trace io.Writer, h hooks) (*Result, error) {
-	first, err := runWith(cfg, trace, h)
+	return checkProgress(cfg, trace, h, nil)
+}
+
+func checkProgress(cfg Config, trace io.Writer, h hooks, progress func(done, total int)) (*Result, error) {
+	var onFirst, onSecond func(int)
+	if progress != nil {
+		n, err := cfg.normalized()
+		if err != nil {
+			return nil, err
+		}
+		onFirst = func(step int) { progress(step, 2*n.Steps) }
+		onSecond = func(step int) { progress(n.Steps+step, 2*n.Steps) }
+	}
+	first, err := runProgress(cfg, trace, h, onFirst)
 	if err != nil {
 		return nil, err
 	}
-	second, err := runWith(cfg, nil, h)
+	second, err := runProgress(cfg, nil, h, onSecond)
 	if err != nil {
 		return nil, err
 	}

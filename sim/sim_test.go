@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -226,4 +227,24 @@ func TestViolationString(t *testing.T) {
 	assert.Equal(t, "no-stuck-candidate at 1.55s (step 31, n2): Candidate since step 30", v.String())
 	v.Node = 0
 	assert.Contains(t, v.String(), "(step 31, cluster)")
+}
+
+// TestCheckProgress: progress rises to both runs' steps, and the result
+// is Check's.
+func TestCheckProgress(t *testing.T) {
+	cfg := Config{Seed: 3, Steps: 300, Faults: AllFaults}
+	var seen []int
+	res, err := CheckProgress(cfg, nil, func(done, total int) {
+		assert.Equal(t, 600, total)
+		seen = append(seen, done)
+	})
+	require.NoError(t, err)
+	require.NotEmpty(t, seen)
+	assert.True(t, slices.IsSorted(seen), "%v", seen)
+	assert.Equal(t, 600, seen[len(seen)-1])
+	assert.Len(t, seen, 200, "every hundredth of each run")
+	want, err := Check(cfg, nil)
+	require.NoError(t, err)
+	assert.Equal(t, want.Digest, res.Digest)
+	assert.Equal(t, want.OK(), res.OK())
 }

@@ -96,7 +96,16 @@ func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer) int
 	if quiet {
 		trace = nil
 	}
-	res, err := sim.Check(cfg, trace)
+	// A long run says it is alive: every tenth, on stderr.
+	var progress func(done, total int)
+	if cfg.Steps*max(cfg.Nodes, 1) >= longRun {
+		progress = func(done, total int) {
+			if tenth := max(total/10, 1); done%tenth == 0 || done == total {
+				fmt.Fprintf(stderr, "rolefsm sim: %d%% (%d of %d steps, the run and its repetition)\n", done*100/total, done, total)
+			}
+		}
+	}
+	res, err := sim.CheckProgress(cfg, trace, progress)
 	if err != nil {
 		fmt.Fprintln(stderr, "rolefsm sim:", userError(err))
 		return exitUsage
@@ -276,6 +285,10 @@ func plural(n int, one, many string) string {
 	}
 	return many
 }
+
+// longRun is the size of a run, in node-steps, from which it prints
+// its progress.
+const longRun = 2_000_000
 
 // maxStrip bounds the leaders strip of a run's summary, in characters.
 const maxStrip = 100

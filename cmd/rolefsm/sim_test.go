@@ -239,3 +239,17 @@ func TestSimLongRunStripStaysShort(t *testing.T) {
 	require.True(t, ok, lines[1])
 	assert.Len(t, strip, 100, "20,000 steps of 50 ms in bins of 10 s")
 }
+
+// TestSimLongRunPrintsProgress: a run of two million node-steps or more
+// prints its progress on stderr, every tenth; a short one is silent.
+func TestSimLongRunPrintsProgress(t *testing.T) {
+	code, _, errOut := runCLI("", "sim", "-q", "-nodes", "10", "-steps", "200000", "-faults", "none")
+	require.Equal(t, 0, code, errOut)
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	require.Len(t, lines, 10, errOut)
+	assert.Equal(t, "rolefsm sim: 10% (40000 of 400000 steps, the run and its repetition)", lines[0])
+	assert.Equal(t, "rolefsm sim: 100% (400000 of 400000 steps, the run and its repetition)", lines[9])
+
+	_, _, errOut = runCLI("", "sim", "-q")
+	assert.Empty(t, errOut)
+}
