@@ -101,6 +101,11 @@ func TestClusterElectsFailsOverAndHeals(t *testing.T) {
 	rec := NewRecorder()
 	c := NewCluster(t, 3, []string{"orders", "payments"}, WithCoordinatorOptions(rec.Option()))
 	leaders := c.WaitForLeaders(2 * time.Second)
+	// Time passes only when the test says so; a settled cluster stays so.
+	before := c.Now()
+	c.Advance(time.Second)
+	assert.Equal(t, before.Add(time.Second), c.Now())
+	assert.Equal(t, leaders, c.Leaders())
 	first := leaders["orders"][0]
 	require.Len(t, leaders["orders"], 1)
 	AssertRole(t, c.Coordinator(first, "orders"), rolefsm.Leader)

@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -100,9 +101,21 @@ func failovers(bin, dir, keyFile string, nodes, channels, kills, miss int, heart
 	}
 }
 
+// started are the node processes started, so that a failure stops any
+// still running before the driver exits (a deferred call would not run).
+var (
+	startedMu sync.Mutex
+	started   []*exec.Cmd
+)
+
 func check(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "failover:", err)
+		startedMu.Lock()
+		for _, cmd := range started {
+			_ = cmd.Process.Kill() // an error: it had already exited
+		}
+		startedMu.Unlock()
 		os.Exit(1)
 	}
 }
@@ -179,6 +192,9 @@ func (c *cluster) launch(n *node, addrs []string) {
 	out, err := n.cmd.StdoutPipe()
 	check(err)
 	check(n.cmd.Start())
+	startedMu.Lock()
+	started = append(started, n.cmd)
+	startedMu.Unlock()
 	line, err := bufio.NewReader(out).ReadString('\n')
 	check(err)
 	go func() { _, _ = io.Copy(io.Discard, out) }()
@@ -187,8 +203,9 @@ func (c *cluster) launch(n *node, addrs []string) {
 		check(fmt.Errorf("node %d: first line %q", n.id, line))
 	}
 	n.http = addr
-	n.done = make(chan error, 1)
-	go func() { n.done <- n.cmd.Wait() }()
+	cmd, done := n.cmd, make(chan error, 1)
+	n.done = done
+	go func() { done <- cmd.Wait() }()
 }
 
 func (c *cluster) live() []*node {

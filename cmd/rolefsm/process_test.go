@@ -283,19 +283,32 @@ func mostLeading(leaders map[string]replica.NodeID) replica.NodeID {
 	return best
 }
 
-// metric reads one sample's value from node id's /metrics, or -1.
-func (c *cluster) metric(id replica.NodeID, series string) float64 {
+// metrics reads every sample of one scrape of node id's /metrics, by
+// series (name and labels); nil if the scrape failed.
+func (c *cluster) metrics(id replica.NodeID) map[string]float64 {
 	body, err := c.get(id, "/metrics")
 	if err != nil {
-		return -1
+		return nil
 	}
+	out := map[string]float64{}
 	for _, line := range strings.Split(string(body), "\n") {
-		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if i := strings.LastIndexByte(line, ' '); i > 0 {
 			var v float64
-			if _, err := fmt.Sscan(rest, &v); err == nil {
-				return v
+			if _, err := fmt.Sscan(line[i+1:], &v); err == nil {
+				out[line[:i]] = v
 			}
 		}
+	}
+	return out
+}
+
+// metric reads one sample's value from node id's /metrics, or -1.
+func (c *cluster) metric(id replica.NodeID, series string) float64 {
+	if v, ok := c.metrics(id)[series]; ok {
+		return v
 	}
 	return -1
 }

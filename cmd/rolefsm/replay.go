@@ -210,7 +210,7 @@ func replay(in io.Reader, start *rolefsm.Role, name string, stdout io.Writer) (i
 		return exitRejected, errors.New("nothing replayed")
 	}
 	printStats(stdout, c)
-	fmt.Fprintf(stdout, "replayed %s, skipped %s\n", count(steps, "step"), count(skipped, "line"))
+	fmt.Fprintf(stdout, "replayed %s, skipped %s\n", countOf(steps, "step"), countOf(skipped, "line"))
 	return exitOK, nil
 }
 
@@ -220,11 +220,11 @@ func nothingReason(name string, lines int, channels map[string]int) string {
 		return "the input is empty"
 	}
 	if name == "" || len(channels) == 0 {
-		return fmt.Sprintf("no step among %s", count(lines, "line"))
+		return fmt.Sprintf("no step among %s", countOf(lines, "line"))
 	}
 	var held []string
 	for ch, n := range channels {
-		held = append(held, fmt.Sprintf("%q (%s)", ch, count(n, "step")))
+		held = append(held, fmt.Sprintf("%q (%s)", ch, countOf(n, "step")))
 	}
 	sort.Strings(held)
 	msg := fmt.Sprintf("no step of channel %q; the log holds %s", name, strings.Join(held, ", "))
@@ -237,8 +237,8 @@ func nothingReason(name string, lines int, channels map[string]int) string {
 	return msg
 }
 
-// count is "1 step", "2 steps".
-func count(n int, noun string) string {
+// countOf is "1 step", "2 steps".
+func countOf(n int, noun string) string {
 	return fmt.Sprintf("%d %s", n, plural(n, noun, noun+"s"))
 }
 
