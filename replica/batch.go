@@ -91,6 +91,13 @@ var (
 	ErrStaleBatch = errors.New("replica: batch older than the sender's latest heartbeat")
 	// ErrNegativeRTT is returned by ObserveRTT for an RTT below zero.
 	ErrNegativeRTT = errors.New("replica: negative RTT")
+	// ErrNotExternal is returned by Stand, Elected, StepDown and
+	// Follow on a node that runs its own heartbeat elections.
+	ErrNotExternal = errors.New("replica: elections are the node's own (Config.External is off)")
+	// ErrWrongRole is returned by Stand, Elected, StepDown and Follow
+	// when the channel is not in the role the decision applies to: the
+	// decision is stale, and nothing changes.
+	ErrWrongRole = errors.New("replica: channel not in the role the decision applies to")
 )
 
 // EntryError is one entry of a batch that Step dropped.

@@ -354,6 +354,15 @@ func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
 		}
 		return
 	}
+	if n.external {
+		// The backend names the leader: a claim only refreshes the
+		// leader's tail when it comes from the node followed.
+		if ch.following && ch.leader == id {
+			ch.leaderTail, ch.leaderClaimed = e.Tail, true
+			ch.claimAt, ch.contact = n.now, n.now
+		}
+		return
+	}
 	switch ch.coord.Role() {
 	case rolefsm.Replica:
 		if ch.following && ch.leader == id {

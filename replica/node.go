@@ -23,6 +23,12 @@ type Config struct {
 	// NewNode, from 0 (at once) up to, not including, one interval.
 	// Nodes started together can spread their heartbeats with it.
 	Phase time.Duration
+	// External hands leadership to an election backend outside the
+	// node, such as rolefsmetcd's: the node then never stands, elects,
+	// follows a claim or concedes on its own, and the backend reports
+	// what it decides with Stand, Elected, StepDown and Follow (see
+	// external.go). Heartbeats still carry roles, tails and health.
+	External bool
 }
 
 // Node is the decision logic of one node for every channel it holds.
@@ -34,6 +40,7 @@ type Node struct {
 	rule     policy.Heartbeat
 	interval int64 // ns
 	elect    policy.Policy
+	external bool
 	epoch    time.Time
 	now      int64     // ns since epoch: the latest time passed in
 	last     time.Time // the time last passed in
@@ -92,6 +99,7 @@ func NewNode(cfg Config, now time.Time) (*Node, error) {
 		rule:     cfg.Heartbeat,
 		interval: int64(iv),
 		elect:    cfg.Policy,
+		external: cfg.External,
 		epoch:    now,
 		nextBeat: int64(cfg.Phase),
 		chans:    make(map[string]*Channel),
@@ -309,6 +317,9 @@ func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
 func (n *Node) scan(ctx context.Context) {
 	n.scans++
 	n.wake = math.MaxInt64
+	if n.external {
+		return // the backend decides: nothing here has a deadline
+	}
 	for _, ch := range n.order {
 		switch ch.coord.Role() {
 		case rolefsm.Candidate:

@@ -20,7 +20,7 @@ import (
 // prints what came out. Refresh the expected output with -rewrite, then
 // read the diff.
 //
-//	node id=1 [heartbeat=500ms] [miss=3] [policy=tail|upstream|nobody] [phase=0ms]
+//	node id=1 [heartbeat=500ms] [miss=3] [policy=tail|upstream|nobody] [phase=0ms] [external]
 //	open ch=a replicas=(1,2,3) [tail=N] [pressure] [closed] [t=MS]
 //	step t=MS from=N [seq=N]  (input: one entry a line: CHANNEL ROLE TAIL)
 //	tick t=MS
@@ -32,6 +32,8 @@ import (
 //	status [ch=a]
 //	peers
 //	holds ch=a               (does the lease taken on winning still hold)
+//	stand ch=a [t=MS]        (an external backend's decisions, Config.External)
+//	elected|stepdown|follow ch=a leader=N [t=MS]
 //
 // Times are milliseconds since the node started. Every command prints
 // the transitions its channels' observers saw, then its own output
@@ -78,6 +80,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		}
 		cfg.Heartbeat = hb
 		cfg.Phase = durArg(t, d, "phase", 0)
+		cfg.External = d.HasArg("external")
 		if d.HasArg("policy") {
 			var name string
 			d.ScanArgs(t, "policy", &name)
@@ -196,6 +199,14 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			}
 			out.WriteString("\n")
 		}
+	case "stand":
+		err = h.n.Stand(ctx, h.at(t, d), strArg(t, d, "ch"))
+	case "elected":
+		err = h.n.Elected(ctx, h.at(t, d), strArg(t, d, "ch"), NodeID(intArg(t, d, "leader", 0)))
+	case "stepdown":
+		err = h.n.StepDown(ctx, h.at(t, d), strArg(t, d, "ch"), NodeID(intArg(t, d, "leader", 0)))
+	case "follow":
+		err = h.n.Follow(h.at(t, d), strArg(t, d, "ch"), NodeID(intArg(t, d, "leader", 0)))
 	case "holds":
 		ch := h.n.Channel(strArg(t, d, "ch"))
 		if ch == nil {
