@@ -109,6 +109,10 @@ func NewNode(cfg Config, now time.Time) (*Node, error) {
 // ID returns the node's id.
 func (n *Node) ID() NodeID { return n.id }
 
+// External reports whether an election backend decides the node's
+// leadership (Config.External).
+func (n *Node) External() bool { return n.external }
+
 // Heartbeat returns the node's failure-detection rule.
 func (n *Node) Heartbeat() policy.Heartbeat { return n.rule }
 

@@ -1,0 +1,636 @@
+package rolefsmetcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/replica"
+)
+
+// Config configures an Elector.
+type Config struct {
+	// Client is the etcd client to campaign through. It stays the
+	// caller's to close, after Run returns.
+	Client *clientv3.Client
+	// Prefix is the key prefix of the node's elections (default
+	// /rolefsm/election): channel c is elected under Prefix/c/.
+	Prefix string
+	// TTL is the session's lease TTL, in whole seconds, at least 2 s
+	// (default 10 s). A crashed leader holds office until it expires.
+	TTL time.Duration
+	// Margin is how long before the TTL, counted from the send of the
+	// latest keep-alive that succeeded, a leader leaves office (default
+	// TTL/5, at least 1 ms and below TTL − RenewEvery). It covers how
+	// much slower than the etcd server's the node's clock may run
+	// (Margin/TTL: 20% by default; NTP keeps clocks within 0.05%) and
+	// how late the step-down may run after its deadline (a scheduling
+	// or GC pause).
+	Margin time.Duration
+	// RenewEvery is how often the session is kept alive (default TTL/3,
+	// as etcd's client does). A failed keep-alive is retried every
+	// RenewEvery/4.
+	RenewEvery time.Duration
+	// RequestTimeout bounds each request to etcd (default 2 s, at most
+	// RenewEvery).
+	RequestTimeout time.Duration
+	// Resync is how often the elector compares the node's roles with
+	// etcd even when nothing arrives from etcd (default 100 ms): it
+	// bounds how late a key is resigned after the node left office by
+	// itself (disk pressure, Close), and how soon a failed request is
+	// retried.
+	Resync time.Duration
+	// OnError receives the errors of requests to etcd that the elector
+	// retries. It may be called from several goroutines at once.
+	OnError func(error)
+}
+
+const (
+	// DefaultPrefix is the key prefix when Config.Prefix is empty.
+	DefaultPrefix = "/rolefsm/election"
+	// maxTxnOps is etcd's default --max-txn-ops.
+	maxTxnOps = 128
+)
+
+var (
+	// ErrBadConfig is returned by New for a configuration it cannot
+	// run with.
+	ErrBadConfig = errors.New("rolefsmetcd: bad configuration")
+	// ErrUnreachable is returned by New when etcd does not answer: the
+	// node holds no session and campaigns for nothing.
+	ErrUnreachable = errors.New("rolefsmetcd: cannot reach etcd")
+	// ErrRunning is returned by Run when the elector already runs or
+	// has run.
+	ErrRunning = errors.New("rolefsmetcd: elector already ran")
+)
+
+// Elector campaigns in etcd for every channel of one replica.Node and
+// applies what it learns to the node. Create it with New, run it with
+// Run beside the Driver's Run; Token, Relinquish, Leave and Stats may
+// be called from any goroutine.
+type Elector struct {
+	cfg Config
+	cli *clientv3.Client
+	d   *replica.Driver
+	id  replica.NodeID
+
+	lease   atomic.Int64 // the session's lease; 0 while none
+	left    atomic.Bool  // Leave was called: no new session
+	valid   validity
+	renewed chan struct{} // a keep-alive moved the deadline
+	kick    chan struct{} // a pass is due at once
+	ran     atomic.Bool
+
+	// Owned by Run's goroutine.
+	view  *view
+	cands map[string]int64 // channel → the revision of the campaign's put
+
+	tokMu  sync.Mutex
+	tokens map[string]Token
+
+	stats stats
+}
+
+// Stats counts the requests an Elector made to etcd, by kind.
+type Stats struct {
+	Grants, KeepAlives, Txns, Ranges, Watches, Revokes uint64
+	// Failed counts the requests that returned an error.
+	Failed uint64
+	// StepDowns counts the times a leader left office because its
+	// session could not be renewed in time.
+	StepDowns uint64
+}
+
+// Requests returns the total of the requests made.
+func (s Stats) Requests() uint64 {
+	return s.Grants + s.KeepAlives + s.Txns + s.Ranges + s.Watches + s.Revokes
+}
+
+type stats struct {
+	grants, keepAlives, txns, ranges, watches, revokes, failed, stepDowns atomic.Uint64
+}
+
+// New checks cfg, opens the node's session (one lease for all its
+// channels) and reads every election under the prefix. d must drive a
+// node created with replica.Config.External. If etcd does not answer
+// within the request timeout (or ctx), New returns an error matching
+// ErrUnreachable and the node stays without a leader.
+func New(ctx context.Context, cfg Config, d *replica.Driver) (*Elector, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, fmt.Errorf("%w: no driver", ErrBadConfig)
+	}
+	e := &Elector{
+		cfg: cfg, cli: cfg.Client, d: d,
+		valid:   validity{ttl: cfg.TTL, margin: cfg.Margin},
+		renewed: make(chan struct{}, 1),
+		kick:    make(chan struct{}, 1),
+		view:    newView(cfg.Prefix),
+		cands:   make(map[string]int64),
+		tokens:  make(map[string]Token),
+	}
+	external := false
+	_ = d.Do(func(n *replica.Node, _ time.Time) error {
+		e.id, external = n.ID(), n.External()
+		return nil
+	})
+	if !external {
+		return nil, fmt.Errorf("%w: the node runs its own elections (replica.Config.External is off)", ErrBadConfig)
+	}
+	if err := e.grant(ctx); err != nil {
+		return nil, fmt.Errorf("%w at %v: %w", ErrUnreachable, e.cli.Endpoints(), err)
+	}
+	if err := e.relist(ctx); err != nil {
+		e.revoke(ctx)
+		return nil, fmt.Errorf("%w at %v: %w", ErrUnreachable, e.cli.Endpoints(), err)
+	}
+	return e, nil
+}
+
+func (c *Config) fill() error {
+	if c.Client == nil {
+		return fmt.Errorf("%w: no etcd client", ErrBadConfig)
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.TTL == 0 {
+		c.TTL = 10 * time.Second
+	}
+	if c.TTL < 2*time.Second || c.TTL%time.Second != 0 {
+		return fmt.Errorf("%w: TTL %v, want whole seconds, 2s or more", ErrBadConfig, c.TTL)
+	}
+	if c.RenewEvery == 0 {
+		c.RenewEvery = c.TTL / 3
+	}
+	if c.Margin == 0 {
+		c.Margin = c.TTL / 5
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = min(2*time.Second, c.RenewEvery)
+	}
+	if c.Resync == 0 {
+		c.Resync = 100 * time.Millisecond
+	}
+	switch {
+	case c.RenewEvery <= 0 || c.RenewEvery >= c.TTL:
+		return fmt.Errorf("%w: RenewEvery %v, want above 0 and below the TTL %v", ErrBadConfig, c.RenewEvery, c.TTL)
+	case c.Margin <= 0 || c.Margin >= c.TTL-c.RenewEvery:
+		return fmt.Errorf("%w: Margin %v, want above 0 and below TTL − RenewEvery (%v)", ErrBadConfig, c.Margin, c.TTL-c.RenewEvery)
+	case c.RequestTimeout <= 0 || c.RequestTimeout > c.RenewEvery:
+		return fmt.Errorf("%w: RequestTimeout %v, want above 0 and at most RenewEvery %v", ErrBadConfig, c.RequestTimeout, c.RenewEvery)
+	case c.Resync <= 0:
+		return fmt.Errorf("%w: Resync %v, want above 0", ErrBadConfig, c.Resync)
+	}
+	return nil
+}
+
+// Stats returns the requests made so far.
+func (e *Elector) Stats() Stats {
+	s := &e.stats
+	return Stats{
+		Grants: s.grants.Load(), KeepAlives: s.keepAlives.Load(), Txns: s.txns.Load(),
+		Ranges: s.ranges.Load(), Watches: s.watches.Load(), Revokes: s.revokes.Load(),
+		Failed: s.failed.Load(), StepDowns: s.stepDowns.Load(),
+	}
+}
+
+// Token returns the fencing token of the channel's current term, if
+// the node leads it.
+func (e *Elector) Token(channel string) (Token, bool) {
+	e.tokMu.Lock()
+	defer e.tokMu.Unlock()
+	t, ok := e.tokens[channel]
+	return t, ok
+}
+
+func (e *Elector) setToken(channel string, t Token) {
+	e.tokMu.Lock()
+	defer e.tokMu.Unlock()
+	e.tokens[channel] = t
+}
+
+func (e *Elector) dropToken(channel string) {
+	e.tokMu.Lock()
+	defer e.tokMu.Unlock()
+	delete(e.tokens, channel)
+}
+
+// Relinquish hands the channel over gracefully: the node leaves office
+// (GracefulRelinquish, Idle until Rejoin) and resigns its key at once,
+// so that another node's campaign can win without waiting for a TTL. On
+// a channel the node does not lead it returns replica.ErrNotLeader.
+func (e *Elector) Relinquish(ctx context.Context, channel string) error {
+	if err := e.d.Do(func(n *replica.Node, now time.Time) error {
+		return n.Relinquish(ctx, now, channel)
+	}); err != nil {
+		return err
+	}
+	e.dropToken(channel)
+	lease := e.lease.Load()
+	if lease == 0 {
+		return nil
+	}
+	_, err := e.txn(ctx, []clientv3.Op{clientv3.OpDelete(e.view.key(channel, lease))})
+	e.poke()
+	return err
+}
+
+// Leave is the graceful shutdown: the node leaves every channel
+// (Driver.Leave: relinquish, close, goodbyes) and revokes its session,
+// which deletes all its keys at once. Call it before ending Run's
+// context.
+func (e *Elector) Leave(ctx context.Context) error {
+	e.left.Store(true)
+	err := e.d.Leave(ctx)
+	e.tokMu.Lock()
+	clear(e.tokens)
+	e.tokMu.Unlock()
+	e.revoke(ctx)
+	return err
+}
+
+func (e *Elector) poke() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Elector) report(err error) {
+	e.stats.failed.Add(1)
+	if e.cfg.OnError != nil {
+		e.cfg.OnError(err)
+	}
+}
+
+// grant opens a new session: a lease of the TTL.
+func (e *Elector) grant(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+	defer cancel()
+	sent := time.Now()
+	e.stats.grants.Add(1)
+	resp, err := e.cli.Grant(ctx, int64(e.cfg.TTL/time.Second))
+	if err != nil {
+		e.stats.failed.Add(1)
+		return err
+	}
+	e.valid.renewed(sent, time.Duration(resp.TTL)*time.Second)
+	e.lease.Store(int64(resp.ID))
+	return nil
+}
+
+// revoke ends the session, deleting every key of it, if there is one.
+func (e *Elector) revoke(ctx context.Context) {
+	lease := e.lease.Swap(0)
+	e.valid.lost()
+	if lease == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RequestTimeout)
+	defer cancel()
+	e.stats.revokes.Add(1)
+	if _, err := e.cli.Revoke(ctx, clientv3.LeaseID(lease)); err != nil {
+		e.report(fmt.Errorf("rolefsmetcd: revoke: %w", err))
+	}
+}
+
+// relist reads every election under the prefix afresh.
+func (e *Elector) relist(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+	defer cancel()
+	e.stats.ranges.Add(1)
+	resp, err := e.cli.Get(ctx, e.view.prefix, clientv3.WithPrefix())
+	if err != nil {
+		e.stats.failed.Add(1)
+		return err
+	}
+	v := newView(e.cfg.Prefix)
+	for _, kv := range resp.Kvs {
+		v.put(kv)
+	}
+	v.rev = resp.Header.Revision
+	e.view = v
+	return nil
+}
+
+// txn sends ops in transactions of at most maxTxnOps and returns the
+// revision of the last.
+func (e *Elector) txn(ctx context.Context, ops []clientv3.Op) (int64, error) {
+	var rev int64
+	for len(ops) > 0 {
+		k := min(len(ops), maxTxnOps)
+		rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+		e.stats.txns.Add(1)
+		resp, err := e.cli.Txn(rctx).Then(ops[:k]...).Commit()
+		cancel()
+		if err != nil {
+			e.report(fmt.Errorf("rolefsmetcd: txn: %w", err))
+			return 0, err
+		}
+		rev = resp.Header.Revision
+		ops = ops[k:]
+	}
+	return rev, nil
+}
+
+// Run keeps the session alive and the node's roles in line with etcd
+// until ctx ends. Then every channel the node leads leaves office
+// (PeerLeaderObserved) and the session is revoked, so the others take
+// over at once. An Elector runs once.
+func (e *Elector) Run(ctx context.Context) error {
+	if e.ran.Swap(true) {
+		return ErrRunning
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { e.keepAlive(ctx) })
+	wg.Go(func() { e.watchdog(ctx) })
+	e.loop(ctx)
+	wg.Wait()
+	e.stepDownAll(ctx, false)
+	e.revoke(ctx)
+	return nil
+}
+
+// keepAlive renews the session every RenewEvery, measuring each
+// keep-alive from its send; a session expired at the server is
+// replaced by a new one.
+func (e *Elector) keepAlive(ctx context.Context) {
+	t := time.NewTimer(e.cfg.RenewEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		next := e.cfg.RenewEvery
+		lease := e.lease.Load()
+		switch {
+		case e.left.Load():
+			return
+		case lease == 0:
+			if err := e.grant(ctx); err != nil {
+				e.report(fmt.Errorf("rolefsmetcd: grant: %w", err))
+				next = e.cfg.RenewEvery / 4
+			}
+			e.poke()
+		default:
+			rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+			sent := time.Now()
+			e.stats.keepAlives.Add(1)
+			resp, err := e.cli.KeepAliveOnce(rctx, clientv3.LeaseID(lease))
+			cancel()
+			switch {
+			case err == nil && resp.TTL > 0:
+				e.valid.renewed(sent, time.Duration(resp.TTL)*time.Second)
+				select {
+				case e.renewed <- struct{}{}:
+				default:
+				}
+			case err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound):
+				// Expired at the server: its keys are gone. A new
+				// session at once.
+				e.lease.CompareAndSwap(lease, 0)
+				e.valid.lost()
+				e.report(fmt.Errorf("rolefsmetcd: session %x expired", lease))
+				next = 0
+			default:
+				e.report(fmt.Errorf("rolefsmetcd: keep-alive: %w", err))
+				next = e.cfg.RenewEvery / 4
+			}
+		}
+		t.Reset(next)
+	}
+}
+
+// watchdog takes the node out of office on every channel once the
+// session can no longer be trusted: it does so on its own goroutine,
+// so that a request to etcd hanging in the loop cannot delay it.
+func (e *Elector) watchdog(ctx context.Context) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		if u, ok := e.valid.until(); ok {
+			t.Reset(time.Until(u))
+		} else {
+			t.Reset(e.cfg.Resync)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.renewed:
+			continue
+		case <-t.C:
+		}
+		e.stepDownAll(ctx, true)
+	}
+}
+
+// stepDownAll takes every channel the node leads out of office
+// (PeerLeaderObserved), or with stale only if the session cannot be
+// trusted at this instant.
+func (e *Elector) stepDownAll(ctx context.Context, stale bool) {
+	_ = e.d.Do(func(n *replica.Node, now time.Time) error {
+		if stale && e.valid.valid(now) {
+			return nil
+		}
+		for _, name := range n.Channels() {
+			if n.Coordinator(name).Role() != rolefsm.Leader {
+				continue
+			}
+			e.dropToken(name)
+			if n.StepDown(ctx, now, name, 0) == nil && stale {
+				e.stats.stepDowns.Add(1)
+			}
+		}
+		return nil
+	})
+	e.poke()
+}
+
+// loop applies etcd's elections to the node: after every watch event,
+// renewal and Resync, a pass compares each channel's role with its
+// election and acts.
+func (e *Elector) loop(ctx context.Context) {
+	ticker := time.NewTicker(e.cfg.Resync)
+	defer ticker.Stop()
+	var wch clientv3.WatchChan
+	var stop context.CancelFunc = func() {}
+	defer func() { stop() }()
+	watch := func() {
+		stop()
+		var wctx context.Context
+		wctx, stop = context.WithCancel(clientv3.WithRequireLeader(ctx))
+		e.stats.watches.Add(1)
+		wch = e.cli.Watch(wctx, e.view.prefix, clientv3.WithPrefix(), clientv3.WithRev(e.view.rev+1))
+	}
+	watch()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case wr, ok := <-wch:
+			if !ok || wr.Canceled || wr.Err() != nil {
+				if ok {
+					e.report(fmt.Errorf("rolefsmetcd: watch: %w", wr.Err()))
+				}
+				wch = nil // relisted on the next pass
+				break
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					e.view.del(ev.Kv.Key)
+				} else {
+					e.view.put(ev.Kv)
+				}
+			}
+			e.view.rev = max(e.view.rev, wr.Header.Revision)
+		case <-e.kick:
+		case <-ticker.C:
+		}
+		if wch == nil {
+			if err := e.relist(ctx); err != nil {
+				if ctx.Err() == nil {
+					e.report(fmt.Errorf("rolefsmetcd: read elections: %w", err))
+				}
+			} else {
+				watch()
+			}
+		}
+		e.pass(ctx)
+	}
+}
+
+// pass makes one decision per channel, under the driver's lock, then
+// sends the campaigns and resignations it decided on.
+func (e *Elector) pass(ctx context.Context) {
+	if e.left.Load() {
+		return
+	}
+	lease := e.lease.Load()
+	var ops []clientv3.Op
+	var campaigns []string
+	_ = e.d.Do(func(n *replica.Node, now time.Time) error {
+		valid := lease != 0 && e.valid.valid(now)
+		for _, name := range n.Channels() {
+			role := n.Coordinator(name).Role()
+			key := e.view.key(name, lease)
+			ldLease, ld, hasLd := e.view.leader(name)
+			_, mine := e.view.has(name, lease)
+			other := replica.NodeID(0)
+			if hasLd && ldLease != lease {
+				other = ld.node
+			}
+			if role != rolefsm.Leader {
+				e.dropToken(name)
+			}
+			if role != rolefsm.Candidate {
+				delete(e.cands, name)
+			}
+			switch role {
+			case rolefsm.Replica:
+				switch {
+				case mine:
+					// A key of a term the node left, or of a lost
+					// campaign: resign it, and wait for the next leader.
+					ops = append(ops, clientv3.OpDelete(key))
+					e.follow(n, now, name, other)
+				case !hasLd:
+					if valid && n.Stand(ctx, now, name) == nil {
+						ops = append(ops, e.campaign(key, lease))
+						campaigns = append(campaigns, name)
+					}
+				default:
+					e.follow(n, now, name, other)
+				}
+			case rolefsm.Candidate:
+				rev, campaigning := e.cands[name]
+				switch {
+				case !valid:
+					// It cannot win without a session it can trust.
+					if e.elected(ctx, n, now, name, other) && mine {
+						ops = append(ops, clientv3.OpDelete(key))
+					}
+				case !campaigning:
+					ops = append(ops, e.campaign(key, lease))
+					campaigns = append(campaigns, name)
+				case e.view.rev < rev:
+					// The view has not caught up with the campaign.
+				case hasLd && ldLease == lease:
+					if e.elected(ctx, n, now, name, e.id) {
+						e.setToken(name, Token{Key: key, Revision: ld.created})
+					}
+				default:
+					if e.elected(ctx, n, now, name, other) && mine {
+						ops = append(ops, clientv3.OpDelete(key))
+					}
+				}
+			case rolefsm.Leader:
+				tok, ok := e.Token(name)
+				if valid && ok && hasLd && ldLease == lease && ld.created == tok.Revision {
+					continue
+				}
+				e.dropToken(name)
+				if e.stepDown(ctx, n, now, name, other) && mine {
+					ops = append(ops, clientv3.OpDelete(key))
+				}
+			case rolefsm.Idle:
+				if mine {
+					ops = append(ops, clientv3.OpDelete(key))
+				}
+			}
+		}
+		return nil
+	})
+	if len(ops) == 0 {
+		return
+	}
+	rev, err := e.txn(ctx, ops)
+	for _, name := range campaigns {
+		if err == nil {
+			e.cands[name] = rev
+		} else {
+			delete(e.cands, name) // retried on the next pass
+		}
+	}
+}
+
+func (e *Elector) campaign(key string, lease int64) clientv3.Op {
+	return clientv3.OpPut(key, strconv.FormatUint(uint64(e.id), 10), clientv3.WithLease(clientv3.LeaseID(lease)))
+}
+
+// follow makes a Replica follow leader; a leader the channel's replica
+// set does not hold (a key written by a node outside it) is followed as
+// nobody.
+func (e *Elector) follow(n *replica.Node, now time.Time, name string, leader replica.NodeID) {
+	if err := n.Follow(now, name, leader); errors.Is(err, replica.ErrNotInReplicaSet) {
+		_ = n.Follow(now, name, 0)
+	}
+}
+
+func (e *Elector) elected(ctx context.Context, n *replica.Node, now time.Time, name string, winner replica.NodeID) bool {
+	err := n.Elected(ctx, now, name, winner)
+	if errors.Is(err, replica.ErrNotInReplicaSet) {
+		err = n.Elected(ctx, now, name, 0)
+	}
+	return err == nil
+}
+
+func (e *Elector) stepDown(ctx context.Context, n *replica.Node, now time.Time, name string, leader replica.NodeID) bool {
+	err := n.StepDown(ctx, now, name, leader)
+	if errors.Is(err, replica.ErrNotInReplicaSet) {
+		err = n.StepDown(ctx, now, name, 0)
+	}
+	return err == nil
+}

@@ -1,0 +1,298 @@
+package rolefsmetcd
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/replica"
+)
+
+var bg = context.Background()
+
+// One etcd member, three nodes: one leader per channel, whom the others
+// follow; etcd's own election API reads the same leader, with the
+// token's revision; the whole node campaigns on one session.
+func TestOneLeaderPerChannel(t *testing.T) {
+	r := newRig(t, 1, "a", "b", "c", "d")
+	for _, id := range ids(3) {
+		r.start(r.add(id, ids(3), r.etcd.Endpoints(), false))
+	}
+	r.waitFor("one leader per channel, followed by the others", func() bool { return r.settled(ids(3)...) })
+	r.noDualLeader()
+
+	obs := r.nodes[1].cli
+	s, err := concurrency.NewSession(obs, concurrency.WithTTL(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	for _, ch := range r.channels {
+		l := r.leaders(ch)[0]
+		tok, ok := r.nodes[l].el.Token(ch)
+		if !ok {
+			t.Fatalf("%s: leader %d has no token", ch, l)
+		}
+		resp, err := concurrency.NewElection(s, DefaultPrefix+"/"+ch).Leader(bg)
+		if err != nil {
+			t.Fatalf("%s: etcd's election API: %v", ch, err)
+		}
+		kv := resp.Kvs[0]
+		if string(kv.Key) != tok.Key || kv.CreateRevision != tok.Revision || string(kv.Value) != strconv.Itoa(int(l)) {
+			t.Errorf("%s: etcd says %s@%d (%s), node %d holds %v", ch, kv.Key, kv.CreateRevision, kv.Value, l, tok)
+		}
+		for _, id := range ids(3) {
+			if _, ok := r.nodes[id].el.Token(ch); ok != (id == l) {
+				t.Errorf("%s: node %d has a token: %t, leads: %t", ch, id, ok, id == l)
+			}
+		}
+	}
+	for _, id := range ids(3) {
+		st := r.nodes[id].el.Stats()
+		if st.Grants != 1 || st.Watches != 1 {
+			t.Errorf("node %d: %d grants, %d watches, want one session and one watch for 4 channels", id, st.Grants, st.Watches)
+		}
+	}
+}
+
+// A leader under disk pressure leaves office by itself (the node's own
+// signal); the elector resigns its key and another node takes over.
+func TestWithdrawnLeaderResigns(t *testing.T) {
+	r := newRig(t, 1, "a")
+	for _, id := range ids(2) {
+		r.start(r.add(id, ids(2), r.etcd.Endpoints(), false))
+	}
+	r.waitFor("a leader", func() bool { return r.settled(ids(2)...) })
+	old := r.leaders("a")[0]
+	other := 3 - old
+	err := r.nodes[old].drv.Do(func(n *replica.Node, now time.Time) error {
+		return n.SetDiskPressure(bg, now, "a", true)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("the other node leads", func() bool { return r.role(other, "a") == rolefsm.Leader })
+	if got := r.role(old, "a"); got != rolefsm.Idle {
+		t.Errorf("the withdrawn node is %v", got)
+	}
+	r.noDualLeader()
+}
+
+// A graceful relinquish hands over at once: another node leads while
+// the old leader's session is still alive at the server, so nobody
+// waited for its TTL.
+func TestRelinquishHandsOverAtOnce(t *testing.T) {
+	r := newRig(t, 1, "a", "b")
+	r.cfg.TTL = 60 * time.Second // far beyond the wait below
+	for _, id := range ids(3) {
+		r.start(r.add(id, ids(3), r.etcd.Endpoints(), false))
+	}
+	r.waitFor("one leader per channel", func() bool { return r.settled(ids(3)...) })
+	old := r.leaders("a")[0]
+	on := r.nodes[old]
+	tok, _ := on.el.Token("a")
+	c := on.node.Coordinator("a")
+	var recs []rolefsm.Record
+	sub := c.Subscribe(8)
+	if err := on.el.Relinquish(bg, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := on.el.Relinquish(bg, "a"); !errors.Is(err, replica.ErrNotLeader) {
+		t.Errorf("a second relinquish: %v, want ErrNotLeader", err)
+	}
+	if _, ok := on.el.Token("a"); ok {
+		t.Error("the token outlived the term")
+	}
+	r.waitFor("another leader of a", func() bool {
+		ls := r.leaders("a")
+		return len(ls) == 1 && ls[0] != old
+	})
+	ttl, err := on.cli.TimeToLive(bg, clientv3.LeaseID(on.el.lease.Load()))
+	if err != nil || ttl.TTL <= 0 {
+		t.Fatalf("the old leader's session: %+v, %v; want it alive", ttl, err)
+	}
+	sub.Close()
+	for rec := range sub.C {
+		recs = append(recs, rec)
+	}
+	if len(recs) == 0 || recs[0].Signal != rolefsm.GracefulRelinquish {
+		t.Errorf("the old leader's records: %v", recs)
+	}
+	fenced, err := on.cli.Txn(bg).If(tok.Guard()).Then(clientv3.OpPut("/store/x", "late")).Commit()
+	if err != nil || fenced.Succeeded {
+		t.Errorf("a write fenced by the relinquished term's token went through (%v)", err)
+	}
+	r.waitFor("b unchanged and a followed", func() bool { return r.settled(ids(3)...) || r.role(old, "a") == rolefsm.Idle })
+	r.noDualLeader()
+}
+
+// A leader whose connection to etcd is cut leaves office before any
+// other node's campaign can win: at no instant do two nodes hold
+// Leader, and the old term's token no longer passes at etcd. Once the
+// connection is back, the old leader follows the new ones on a new
+// session.
+func TestLeaderCutFromEtcdLeavesOfficeFirst(t *testing.T) {
+	r := newRig(t, 1, "a", "b", "c")
+	one := r.add(1, ids(3), r.etcd.Endpoints(), true)
+	r.start(one)
+	r.waitFor("node 1 leads every channel", func() bool { return r.settled(1) })
+	for _, id := range []replica.NodeID{2, 3} {
+		r.start(r.add(id, ids(3), r.etcd.Endpoints(), false))
+	}
+	r.waitFor("nodes 2 and 3 follow node 1", func() bool { return r.settled(ids(3)...) })
+	old := map[string]Token{}
+	for _, ch := range r.channels {
+		old[ch], _ = one.el.Token(ch)
+	}
+
+	one.proxy.BlackholeTx()
+	one.proxy.BlackholeRx()
+	r.waitFor("nodes 2 and 3 lead every channel", func() bool { return r.settled(2, 3) })
+	r.noDualLeader()
+	if got := one.el.Stats().StepDowns; got != uint64(len(r.channels)) {
+		t.Errorf("node 1 stepped down %d times for a stale session, want %d", got, len(r.channels))
+	}
+	for _, ch := range r.channels {
+		if got := r.role(1, ch); got != rolefsm.Replica {
+			t.Errorf("%s: node 1 is %v", ch, got)
+		}
+		if _, ok := one.el.Token(ch); ok {
+			t.Errorf("%s: node 1 kept its token", ch)
+		}
+		l := r.nodes[r.leaders(ch)[0]]
+		tok, _ := l.el.Token(ch)
+		if tok.Revision <= old[ch].Revision {
+			t.Errorf("%s: the new term's token %v is not above the old %v", ch, tok, old[ch])
+		}
+		resp, err := l.cli.Txn(bg).If(old[ch].Guard()).Then(clientv3.OpPut("/store/"+ch, "stale")).Commit()
+		if err != nil || resp.Succeeded {
+			t.Errorf("%s: the old leader's write passed the fence (%v)", ch, err)
+		}
+		resp, err = l.cli.Txn(bg).If(tok.Guard()).Then(clientv3.OpPut("/store/"+ch, "fresh")).Commit()
+		if err != nil || !resp.Succeeded {
+			t.Errorf("%s: the new leader's write was fenced off (%v)", ch, err)
+		}
+	}
+
+	one.proxy.UnblackholeTx()
+	one.proxy.UnblackholeRx()
+	// Its first session expired at the server: it opens a second.
+	r.waitFor("node 1 follows the new leaders on a new session", func() bool {
+		return r.settled(ids(3)...) && one.el.Stats().Grants == 2 && one.el.valid.valid(time.Now())
+	})
+	r.noDualLeader()
+}
+
+// Three etcd members, one of which dies: elections go on with the
+// other two.
+func TestElectionsGoOnWhenAnEtcdMemberDies(t *testing.T) {
+	r := newRig(t, 3, "a", "b")
+	for _, id := range ids(3) {
+		r.start(r.add(id, ids(3), r.etcd.Endpoints(), false))
+	}
+	r.waitFor("one leader per channel", func() bool { return r.settled(ids(3)...) })
+	r.etcd.Stop(0)
+	old := r.leaders("a")[0]
+	if err := r.nodes[old].el.Relinquish(bg, "a"); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("a new leader of a", func() bool {
+		ls := r.leaders("a")
+		return len(ls) == 1 && ls[0] != old
+	})
+	// The relinquished node rejoins and follows.
+	err := r.nodes[old].drv.Do(func(n *replica.Node, now time.Time) error { return n.Rejoin(bg, now, "a") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("every node follows one leader per channel", func() bool { return r.settled(ids(3)...) })
+	r.noDualLeader()
+}
+
+// etcd unreachable at start: a clear error, and the node leads nothing.
+func TestUnreachableAtStart(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close() // nothing listens there now
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{addr}, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cli.Close() }()
+	n, err := replica.NewNode(replica.Config{ID: 1, External: true}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Open(bg, time.Now(), replica.ChannelConfig{Name: "a", Replicas: ids(2)}); err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := replica.NewMemNetwork().Join(1, 0)
+	defer func() { _ = tr.Close() }()
+	d := replica.NewDriver(n, tr, replica.DriverOptions{})
+	_, err = New(bg, Config{Client: cli, TTL: 3 * time.Second, RequestTimeout: 300 * time.Millisecond}, d)
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), addr) {
+		t.Fatalf("New: %v, want ErrUnreachable naming %s", err, addr)
+	}
+	if got := n.Coordinator("a").Role(); got != rolefsm.Replica {
+		t.Errorf("the channel is %v, want a Replica with no leader", got)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{"127.0.0.1:1"}, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cli.Close() }()
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "no etcd client"},
+		{Config{Client: cli, TTL: time.Second}, "TTL 1s, want whole seconds, 2s or more"},
+		{Config{Client: cli, TTL: 2500 * time.Millisecond}, "TTL 2.5s"},
+		{Config{Client: cli, RenewEvery: 10 * time.Second}, "RenewEvery 10s, want above 0 and below the TTL 10s"},
+		{Config{Client: cli, RenewEvery: -1}, "RenewEvery -1ns"},
+		{Config{Client: cli, Margin: 7 * time.Second}, "Margin 7s, want above 0 and below TTL − RenewEvery (6.666666667s)"},
+		{Config{Client: cli, Margin: -1}, "Margin -1ns"},
+		{Config{Client: cli, RequestTimeout: 4 * time.Second}, "RequestTimeout 4s, want above 0 and at most RenewEvery 3.333333333s"},
+		{Config{Client: cli, Resync: -1}, "Resync -1ns, want above 0"},
+	} {
+		_, err := New(bg, tc.cfg, nil)
+		if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want ErrBadConfig with %q", tc.cfg, err, tc.want)
+		}
+	}
+	_, err = New(bg, Config{Client: cli}, nil)
+	if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "no driver") {
+		t.Errorf("no driver: %v", err)
+	}
+	n, _ := replica.NewNode(replica.Config{ID: 1}, time.Now())
+	tr, _ := replica.NewMemNetwork().Join(1, 0)
+	defer func() { _ = tr.Close() }()
+	_, err = New(bg, Config{Client: cli}, replica.NewDriver(n, tr, replica.DriverOptions{}))
+	if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "External is off") {
+		t.Errorf("a node with its own elections: %v", err)
+	}
+	var c Config
+	c.Client = cli
+	if err := c.fill(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Prefix != DefaultPrefix || c.TTL != 10*time.Second || c.RenewEvery != c.TTL/3 || c.Margin != 2*time.Second ||
+		c.RequestTimeout != 2*time.Second || c.Resync != 100*time.Millisecond {
+		t.Errorf("defaults: %+v", c)
+	}
+}

@@ -1,0 +1,90 @@
+package rolefsmetcd
+
+import (
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+
+	"github.com/rolefsm/rolefsm/replica"
+)
+
+// The step-down deadline: TTL − margin after the send of the latest
+// keep-alive that succeeded, never after a later send's.
+func TestValidity(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	v := validity{ttl: 10 * time.Second, margin: 2 * time.Second}
+	if _, ok := v.until(); ok || v.valid(t0) {
+		t.Fatal("valid before any grant")
+	}
+	v.renewed(t0, 10*time.Second)
+	u, ok := v.until()
+	if !ok || !u.Equal(t0.Add(8*time.Second)) {
+		t.Fatalf("until %v, want 8 s after the send", u)
+	}
+	if !v.valid(t0.Add(8*time.Second-1)) || v.valid(t0.Add(8*time.Second)) {
+		t.Error("valid must end exactly at TTL − margin")
+	}
+	// A reply to an earlier send, arriving late, moves nothing back.
+	v.renewed(t0.Add(3*time.Second), 10*time.Second)
+	v.renewed(t0.Add(time.Second), 10*time.Second)
+	if u, _ := v.until(); !u.Equal(t0.Add(11 * time.Second)) {
+		t.Errorf("until %v, want 11 s after t0", u)
+	}
+	// A server that grants less than asked is believed.
+	v.renewed(t0.Add(5*time.Second), 4*time.Second)
+	if u, _ := v.until(); !u.Equal(t0.Add(11 * time.Second)) {
+		t.Errorf("until %v after a shorter grant, want 11 s (5 + 4 − 2 is earlier, the later stands)", u)
+	}
+	w := validity{ttl: 10 * time.Second, margin: 2 * time.Second}
+	w.renewed(t0, 4*time.Second)
+	if u, _ := w.until(); !u.Equal(t0.Add(2 * time.Second)) {
+		t.Errorf("until %v after a 4 s grant, want 2 s", u)
+	}
+	v.lost()
+	if v.valid(t0) {
+		t.Error("valid after the lease was lost")
+	}
+}
+
+func TestViewKeys(t *testing.T) {
+	v := newView("/p")
+	if k := v.key("a/b", 0x2a); k != "/p/a/b/2a" {
+		t.Errorf("key %q", k)
+	}
+	for key, want := range map[string]struct {
+		ch    string
+		lease int64
+		ok    bool
+	}{
+		"/p/a/2a":                 {"a", 0x2a, true},
+		"/p/a/b/2a":               {"a/b", 0x2a, true},
+		"/q/a/2a":                 {},
+		"/p/2a":                   {},
+		"/p//2a":                  {},
+		"/p/a/zz":                 {},
+		"/p/a/0":                  {},
+		"/p/a/":                   {},
+		"/p/a/-1":                 {},
+		"/p/a/ffffffffffffffffff": {},
+	} {
+		ch, lease, ok := v.parse(key)
+		if ch != want.ch || lease != want.lease || ok != want.ok {
+			t.Errorf("parse(%q) = %q, %x, %t; want %+v", key, ch, lease, ok, want)
+		}
+	}
+	v.put(&mvccpb.KeyValue{Key: []byte("/p/a/2"), CreateRevision: 9, Value: []byte("2")})
+	v.put(&mvccpb.KeyValue{Key: []byte("/p/a/1"), CreateRevision: 7, Value: []byte("node one")})
+	v.put(&mvccpb.KeyValue{Key: []byte("/p/junk"), CreateRevision: 1, Value: []byte("1")})
+	if l, c, ok := v.leader("a"); !ok || l != 1 || c.created != 7 || c.node != 0 {
+		t.Errorf("leader %x %+v %t: want lease 1, revision 7, no node named", l, c, ok)
+	}
+	v.del([]byte("/p/a/1"))
+	if l, c, ok := v.leader("a"); !ok || l != 2 || c.node != replica.NodeID(2) {
+		t.Errorf("leader after delete: %x %+v %t", l, c, ok)
+	}
+	v.del([]byte("/p/a/2"))
+	if _, _, ok := v.leader("a"); ok || len(v.chans) != 0 {
+		t.Errorf("a leader with no key: %v", v.chans)
+	}
+}
