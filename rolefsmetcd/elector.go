@@ -578,7 +578,9 @@ func (e *Elector) pass(ctx context.Context) {
 				}
 			case rolefsm.Leader:
 				tok, ok := e.Token(name)
-				if valid && ok && hasLd && ldLease == lease && ld.created == tok.Revision {
+				if !valid || ok && hasLd && ldLease == lease && ld.created == tok.Revision {
+					// In office; or the session went stale, which is
+					// the watchdog's to act on.
 					continue
 				}
 				e.dropToken(name)
