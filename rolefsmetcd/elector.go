@@ -101,12 +101,17 @@ type Elector struct {
 
 // Stats counts the requests an Elector made to etcd, by kind.
 type Stats struct {
-	Grants, KeepAlives, Txns, Ranges, Watches, Revokes uint64
+	Grants     uint64 `json:"grants"`
+	KeepAlives uint64 `json:"keepalives"`
+	Txns       uint64 `json:"txns"`
+	Ranges     uint64 `json:"ranges"`
+	Watches    uint64 `json:"watches"`
+	Revokes    uint64 `json:"revokes"`
 	// Failed counts the requests that returned an error.
-	Failed uint64
+	Failed uint64 `json:"failed"`
 	// StepDowns counts the times a leader left office because its
 	// session could not be renewed in time.
-	StepDowns uint64
+	StepDowns uint64 `json:"step_downs"`
 }
 
 // Requests returns the total of the requests made.

@@ -14,8 +14,8 @@ import (
 // refuses the write of a leader whose term has ended, whatever that
 // leader believes.
 type Token struct {
-	Key      string
-	Revision int64
+	Key      string `json:"key"`
+	Revision int64  `json:"revision"`
 }
 
 // Guard is the comparison that holds only while the token's term

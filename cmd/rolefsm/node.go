@@ -20,16 +20,49 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/policy"
 	"github.com/rolefsm/rolefsm/replica"
 	"github.com/rolefsm/rolefsm/replica/udp"
+	"github.com/rolefsm/rolefsm/rolefsmetcd"
 	"github.com/rolefsm/rolefsm/rolefsmprom"
 )
 
+// etcdCollector exports an elector's requests to etcd.
+func etcdCollector(el *rolefsmetcd.Elector) []prometheus.Collector {
+	kinds := []struct {
+		kind string
+		read func(rolefsmetcd.Stats) uint64
+	}{
+		{"grant", func(s rolefsmetcd.Stats) uint64 { return s.Grants }},
+		{"keepalive", func(s rolefsmetcd.Stats) uint64 { return s.KeepAlives }},
+		{"txn", func(s rolefsmetcd.Stats) uint64 { return s.Txns }},
+		{"range", func(s rolefsmetcd.Stats) uint64 { return s.Ranges }},
+		{"watch", func(s rolefsmetcd.Stats) uint64 { return s.Watches }},
+		{"revoke", func(s rolefsmetcd.Stats) uint64 { return s.Revokes }},
+	}
+	var cs []prometheus.Collector
+	for _, k := range kinds {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "rolefsm_etcd_requests_total", Help: "Requests this node made to etcd, by kind.",
+			ConstLabels: prometheus.Labels{"kind": k.kind},
+		}, func() float64 { return float64(k.read(el.Stats())) }))
+	}
+	cs = append(cs,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rolefsm_etcd_failed_requests_total",
+			Help: "Requests to etcd that returned an error."}, func() float64 { return float64(el.Stats().Failed) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rolefsm_etcd_stale_session_step_downs_total",
+			Help: "Times a leader left office because its etcd session could not be renewed in time."},
+			func() float64 { return float64(el.Stats().StepDowns) }))
+	return cs
+}
+
 const nodeSynopsis = `node -id N -listen ADDR [-peers ID=ADDR,...] -channels LIST|-channels-n N
         (-key-file FILE | -insecure) [-http ADDR] [-heartbeat 500ms] [-miss 3] [-policy tail|upstream]
+        [-election heartbeat|etcd -etcd HOST:PORT,... [-etcd-ttl 10s] [-etcd-prefix /rolefsm/election]]
 
 Runs one replica node: every channel's replica set is this node and all
 its peers; heartbeats travel over UDP, sealed with the key file's first
@@ -38,7 +71,11 @@ accepted). The coordinators' audit lines go to stderr as JSON, readable by
 "rolefsm replay -name CHANNEL". On -http: GET /status (JSON) and GET
 /metrics (Prometheus). SIGTERM or SIGINT: leaders relinquish, every
 channel closes, the peers are told at once, exit 0. The first line on
-stdout is "rolefsm node ID listening: udp=ADDR http=ADDR".`
+stdout is "rolefsm node ID listening: udp=ADDR http=ADDR".
+
+With -election etcd, etcd decides every channel's leader (one session for
+the node, a campaign per channel under -etcd-prefix); heartbeats still
+carry tails and health. etcd unreachable at start: exit 1, naming it.`
 
 // nodeConfig is a node's command line, checked.
 type nodeConfig struct {
@@ -53,6 +90,9 @@ type nodeConfig struct {
 	pprof     bool
 	heartbeat policy.Heartbeat
 	policy    policy.Policy
+	etcd      []string // endpoints: etcd elects (-election etcd)
+	etcdTTL   time.Duration
+	etcdPfx   string
 }
 
 func runNode(args []string, stdout, stderr io.Writer) int {
@@ -86,7 +126,8 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer ln.Close()
 	}
 
-	n, err := replica.NewNode(replica.Config{ID: cfg.id, Heartbeat: cfg.heartbeat, Policy: cfg.policy}, time.Now())
+	n, err := replica.NewNode(replica.Config{ID: cfg.id, Heartbeat: cfg.heartbeat, Policy: cfg.policy,
+		External: cfg.etcd != nil}, time.Now())
 	if err != nil {
 		return fail(err)
 	}
@@ -105,9 +146,26 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	drops := rolefsmprom.NewDriverErrors(nil)
 	d := replica.NewDriver(n, tr, replica.DriverOptions{OnError: drops.Observe})
 
+	var el *rolefsmetcd.Elector
+	if cfg.etcd != nil {
+		cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.etcd, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			return fail(err)
+		}
+		defer cli.Close()
+		el, err = rolefsmetcd.New(ctx, rolefsmetcd.Config{Client: cli, TTL: cfg.etcdTTL, Prefix: cfg.etcdPfx,
+			OnError: func(err error) { logger.Warn("etcd", "error", err.Error()) }}, d)
+		if err != nil {
+			return fail(err)
+		}
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(set, drops, rolefsmprom.NewTransportCollector(tr),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if el != nil {
+		reg.MustRegister(etcdCollector(el)...)
+	}
 	httpAddr := "none"
 	var srv *http.Server
 	serveDone := make(chan error, 1)
@@ -120,7 +178,7 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(status(d, cfg))
+			_ = json.NewEncoder(w).Encode(status(d, el, cfg))
 		})
 		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		httpAddr = ln.Addr().String()
@@ -130,10 +188,17 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	runCtx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.Run(runCtx) }()
+	elDone := make(chan struct{})
+	if el != nil {
+		go func() { _ = el.Run(runCtx); close(elDone) }()
+	} else {
+		close(elDone)
+	}
 	fmt.Fprintf(stdout, "rolefsm node %d listening: udp=%s http=%s\n", cfg.id, tr.Addr(), httpAddr)
 	logger.Info("node started", "id", cfg.id, "udp", tr.Addr().String(), "http", httpAddr,
 		"channels", len(cfg.channels), "peers", len(cfg.peerIDs),
-		"heartbeat", cfg.heartbeat.Interval().String(), "miss", cfg.heartbeat.MissThreshold(), "policy", cfg.policy.Name())
+		"heartbeat", cfg.heartbeat.Interval().String(), "miss", cfg.heartbeat.MissThreshold(), "policy", cfg.policy.Name(),
+		"election", map[bool]string{false: "heartbeat", true: "etcd"}[el != nil])
 
 	var runErr error
 	select {
@@ -145,10 +210,17 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	code = exitOK
 	if runErr != nil {
 		code = fail(runErr)
-	} else if err := d.Leave(context.Background()); err != nil {
-		logger.Warn("goodbye not sent to every peer", "error", err.Error())
+	} else {
+		leave := d.Leave
+		if el != nil {
+			leave = el.Leave // also revokes the session: the others campaign at once
+		}
+		if err := leave(context.Background()); err != nil {
+			logger.Warn("goodbye not sent to every peer", "error", err.Error())
+		}
 	}
 	cancel()
+	<-elDone
 	if err := <-runDone; err != nil && runErr == nil {
 		code = fail(err)
 	}
@@ -167,6 +239,8 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 type nodeStatus struct {
 	ID       replica.NodeID  `json:"id"`
 	Channels []channelStatus `json:"channels"`
+	// Etcd is there with -election etcd only.
+	Etcd *rolefsmetcd.Stats `json:"etcd,omitempty"`
 }
 
 type channelStatus struct {
@@ -175,18 +249,29 @@ type channelStatus struct {
 	Generation uint64         `json:"generation"`
 	Leader     replica.NodeID `json:"leader"`
 	Tail       uint64         `json:"tail"`
+	// Token is the etcd fencing token of a leader's term (-election etcd).
+	Token *rolefsmetcd.Token `json:"token,omitempty"`
 }
 
-func status(d *replica.Driver, cfg nodeConfig) nodeStatus {
+func status(d *replica.Driver, el *rolefsmetcd.Elector, cfg nodeConfig) nodeStatus {
 	st := nodeStatus{ID: cfg.id, Channels: make([]channelStatus, 0, len(cfg.channels))}
+	if el != nil {
+		es := el.Stats()
+		st.Etcd = &es
+	}
 	_ = d.Do(func(n *replica.Node, _ time.Time) error {
 		for _, name := range cfg.channels {
 			s, err := n.Status(name)
 			if err != nil {
 				continue // cannot happen: the node never drops a channel
 			}
-			st.Channels = append(st.Channels, channelStatus{Name: name, Role: s.Role.String(),
-				Generation: s.Generation, Leader: s.Leader, Tail: s.Tail})
+			cs := channelStatus{Name: name, Role: s.Role.String(), Generation: s.Generation, Leader: s.Leader, Tail: s.Tail}
+			if el != nil && s.Role == rolefsm.Leader {
+				if tok, ok := el.Token(name); ok {
+					cs.Token = &tok
+				}
+			}
+			st.Channels = append(st.Channels, cs)
 		}
 		return nil
 	})
@@ -209,6 +294,10 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	interval := fs.Duration("heartbeat", policy.DefaultInterval, "heartbeat interval, at least "+policy.MinInterval.String())
 	miss := fs.Int("miss", policy.DefaultMissThreshold, "missed heartbeats before a leader is presumed gone")
 	pol := fs.String("policy", "tail", "election policy: tail or upstream")
+	election := fs.String("election", "heartbeat", "who elects leaders: heartbeat (the nodes) or etcd")
+	etcdEndpoints := fs.String("etcd", "", "etcd endpoints, HOST:PORT comma-separated (with -election etcd)")
+	etcdTTL := fs.Duration("etcd-ttl", 10*time.Second, "the etcd session's TTL, whole seconds: a killed leader holds office this long")
+	etcdPrefix := fs.String("etcd-prefix", rolefsmetcd.DefaultPrefix, "the key prefix of the elections in etcd")
 	if code := parseFlags(fs, args); code >= 0 {
 		return nodeConfig{}, code
 	}
@@ -238,6 +327,26 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 		return bad("no key: give -key-file (rolefsm keygen makes one), or -insecure to run unauthenticated on purpose")
 	case *keyFile != "" && *insecure:
 		return bad("-key-file and -insecure: choose one")
+	case *election != "heartbeat" && *election != "etcd":
+		return bad("-election %q: heartbeat or etcd", *election)
+	case *election == "etcd" && strings.TrimSpace(*etcdEndpoints) == "":
+		return bad("-election etcd: give -etcd HOST:PORT")
+	case *election != "etcd" && *etcdEndpoints != "":
+		return bad("-etcd: only with -election etcd")
+	case *etcdTTL < 2*time.Second || *etcdTTL%time.Second != 0:
+		return bad("-etcd-ttl %v: whole seconds, 2s or more", *etcdTTL)
+	case *etcdPrefix == "" || strings.HasSuffix(*etcdPrefix, "/"):
+		return bad("-etcd-prefix %q: not empty, no trailing /", *etcdPrefix)
+	}
+	cfg.etcdTTL, cfg.etcdPfx = *etcdTTL, *etcdPrefix
+	if *election == "etcd" {
+		for _, ep := range strings.Split(*etcdEndpoints, ",") {
+			ep = strings.TrimSpace(ep)
+			if _, _, err := net.SplitHostPort(ep); err != nil {
+				return bad("-etcd: %q is not HOST:PORT", ep)
+			}
+			cfg.etcd = append(cfg.etcd, ep)
+		}
 	}
 	if *peers != "" {
 		for _, p := range strings.Split(*peers, ",") {

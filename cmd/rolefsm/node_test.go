@@ -66,6 +66,13 @@ func TestNodeRefusesBadCommandLines(t *testing.T) {
 		{with("-insecure", "-miss", "0"), "-miss 0: at least 1"},
 		{with("-insecure", "-policy", "fastest"), `-policy: unknown election policy "fastest" (want tail or upstream)`},
 		{with("-insecure", "extra"), `unexpected argument "extra"`},
+		{with("-insecure", "-election", "raft"), `-election "raft": heartbeat or etcd`},
+		{with("-insecure", "-election", "etcd"), "-election etcd: give -etcd HOST:PORT"},
+		{with("-insecure", "-etcd", "127.0.0.1:2379"), "-etcd: only with -election etcd"},
+		{with("-insecure", "-election", "etcd", "-etcd", "127.0.0.1"), `-etcd: "127.0.0.1" is not HOST:PORT`},
+		{with("-insecure", "-election", "etcd", "-etcd", "127.0.0.1:2379", "-etcd-ttl", "1s"), "-etcd-ttl 1s: whole seconds, 2s or more"},
+		{with("-insecure", "-election", "etcd", "-etcd", "127.0.0.1:2379", "-etcd-ttl", "2500ms"), "-etcd-ttl 2.5s: whole seconds"},
+		{with("-insecure", "-election", "etcd", "-etcd", "127.0.0.1:2379", "-etcd-prefix", "/x/"), `-etcd-prefix "/x/": not empty, no trailing /`},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := node(context.Background(), tc.args, &stdout, &stderr)
