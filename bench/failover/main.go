@@ -10,6 +10,11 @@
 // With -steady D it also runs N nodes for D and reports each node's CPU
 // (from /proc) and its datagrams and bytes per peer per interval.
 //
+// With -etcd ENDPOINTS the nodes elect in etcd (-election etcd): one
+// table row per -etcd-ttl and signal, with failover measured against
+// the TTL; and -etcd-rate D runs one node holding -etcd-rate-channels
+// channels for D and reports the requests it made to etcd per second.
+//
 // bench/failover.sh builds the command and runs this; its output is
 // recorded in bench/recorded/.
 package main
@@ -48,6 +53,10 @@ func main() {
 	poll := flag.Duration("poll", 5*time.Millisecond, "how often /status is polled")
 	keep := flag.String("logs", "", "keep the nodes' audit logs in this directory")
 	seed := flag.Uint64("seed", 1, "seed of the random phase at which a leader is stopped")
+	etcd := flag.String("etcd", "", "elect in etcd at these endpoints (HOST:PORT, comma-separated)")
+	ttls := flag.String("etcd-ttl", "2s", "with -etcd: session TTLs, comma-separated, one row each")
+	rate := flag.Duration("etcd-rate", 0, "with -etcd: also run one node this long and report its etcd requests per second")
+	rateChannels := flag.Int("etcd-rate-channels", 1000, "channels of the node of -etcd-rate")
 	flag.Parse()
 	if *bin == "" || *nodes < 2 || *channels < 1 || *kills < 0 || *steadyChannels < 1 {
 		fmt.Fprintln(os.Stderr, "failover: give -bin, at least 2 -nodes, 1 -channels")
@@ -65,8 +74,14 @@ func main() {
 	keyFile := filepath.Join(dir, "cluster.key")
 	check(os.WriteFile(keyFile, key, 0o600))
 
-	if *kills > 0 {
+	switch {
+	case *kills > 0 && *etcd != "":
+		etcdFailovers(*bin, dir, keyFile, *etcd, *nodes, *channels, *kills, *ttls, *signals, *poll, *seed)
+	case *kills > 0:
 		failovers(*bin, dir, keyFile, *nodes, *channels, *kills, *miss, *heartbeats, *signals, *poll, *seed)
+	}
+	if *rate > 0 && *etcd != "" {
+		etcdRate(*bin, dir, keyFile, *etcd, *rateChannels, *rate)
 	}
 	if *steady > 0 {
 		steadyState(*bin, dir, keyFile, *nodes, *steadyChannels, *steady)
@@ -99,6 +114,81 @@ func failovers(bin, dir, keyFile string, nodes, channels, kills, miss int, heart
 				float64(quantile(times, 0.5))/float64(hb), float64(times[len(times)-1])/float64(hb), ms(dual))
 		}
 	}
+}
+
+// etcdFailovers prints the failover table of nodes that elect in etcd:
+// kills failovers per TTL and signal, at a 100 ms heartbeat.
+func etcdFailovers(bin, dir, keyFile, etcd string, nodes, channels, kills int, ttls, signals string, poll time.Duration, seed uint64) {
+	const hb = 100 * time.Millisecond
+	fmt.Printf("rolefsm failover, -election etcd: %d nodes, %d channels, heartbeat %v, %d failovers per row; polled every %v\n\n",
+		nodes, channels, hb, kills, poll)
+	fmt.Printf("%-8s  %-7s  %4s  %8s  %8s  %8s  %8s  %8s  %s\n",
+		"etcd TTL", "signal", "runs", "p50", "p99", "max", "p50/TTL", "max/TTL", "longest dual leader")
+	for _, ttlText := range strings.Split(ttls, ",") {
+		ttl, err := time.ParseDuration(ttlText)
+		check(err)
+		for _, sigName := range strings.Split(signals, ",") {
+			sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM}[sigName]
+			if sig == 0 {
+				check(fmt.Errorf("unknown signal %q", sigName))
+			}
+			c := &cluster{bin: bin, dir: dir, key: keyFile, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
+				args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String(),
+					"-election", "etcd", "-etcd", etcd, "-etcd-ttl", ttl.String(),
+					"-etcd-prefix", fmt.Sprintf("/bench/%v/%s", ttl, sigName)}}
+			c.start(nodes)
+			// A kill falls at a random phase of the keep-alive cadence.
+			times, dual := c.failovers(kills, sig, ttl/3)
+			c.stop()
+			slices.Sort(times)
+			fmt.Printf("%-8v  %-7s  %4d  %8v  %8v  %8v  %7.2fx  %7.2fx  %v\n", ttl, "SIG"+sigName, len(times),
+				ms(quantile(times, 0.5)), ms(quantile(times, 0.99)), ms(times[len(times)-1]),
+				float64(quantile(times, 0.5))/float64(ttl), float64(times[len(times)-1])/float64(ttl), ms(dual))
+		}
+	}
+}
+
+// etcdRate runs one node holding channels channels, electing in etcd,
+// and reports the requests it made: to win every channel, then per
+// second over d.
+func etcdRate(bin, dir, keyFile, etcd string, channels int, d time.Duration) {
+	const ttl = 10 * time.Second
+	c := &cluster{bin: bin, dir: dir, key: keyFile, poll: 20 * time.Millisecond,
+		args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", "500ms",
+			"-election", "etcd", "-etcd", etcd, "-etcd-ttl", ttl.String(), "-etcd-prefix", "/bench/rate"}}
+	c.start(1)
+	defer c.stop()
+	read := func() map[string]float64 {
+		out := map[string]float64{}
+		for series, v := range c.metrics(c.nodes[0]) {
+			if kind, ok := strings.CutPrefix(series, "rolefsm_etcd_requests_total{kind=\""); ok {
+				out[strings.TrimSuffix(kind, "\"}")] = v
+				out["all"] += v
+			}
+		}
+		return out
+	}
+	elected, t0 := read(), time.Now()
+	time.Sleep(d)
+	after, elapsed := read(), time.Since(t0)
+	fmt.Printf("\netcd requests: one node holding %d channels, TTL %v (keep-alive every %v), measured over %v\n",
+		channels, ttl, ttl/3, elapsed.Round(time.Second))
+	fmt.Printf("to win every channel: %.0f requests (%s)\n", elected["all"], kinds(elected))
+	diff := map[string]float64{}
+	for k, v := range after {
+		diff[k] = v - elected[k]
+	}
+	fmt.Printf("then: %.2f requests/s (%s)\n", diff["all"]/elapsed.Seconds(), kinds(diff))
+}
+
+func kinds(m map[string]float64) string {
+	var parts []string
+	for _, k := range []string{"grant", "keepalive", "txn", "range", "watch", "revoke"} {
+		if m[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.0f", k, m[k]))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // started are the node processes started, so that a failure stops any
