@@ -99,6 +99,29 @@ out=$(go run .)
 [ "$out" = "6 metric families" ] || { echo "release check: rolefsmprom's program printed \"$out\"" >&2; exit 1; }
 echo "$out"
 
+echo "== rolefsmetcd alone"
+consumer etcd
+cat > main.go <<'GO'
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rolefsm/rolefsm/rolefsmetcd"
+)
+
+func main() {
+	_, err := rolefsmetcd.New(context.Background(), rolefsmetcd.Config{}, nil)
+	fmt.Println(err)
+}
+GO
+go get "$core/rolefsmetcd@$v"
+grep -q "^require.*$core v\|	$core $v" go.mod || { echo "release check: rolefsmetcd did not bring the core's $v" >&2; cat go.mod >&2; exit 1; }
+out=$(go run .)
+[ "$out" = "rolefsmetcd: bad configuration: no etcd client" ] || { echo "release check: rolefsmetcd's program printed \"$out\"" >&2; exit 1; }
+echo "$out"
+
 echo "== go install the command"
 GOBIN="$work/bin" go install "$core/cmd/rolefsm@$v"
 out=$("$work/bin/rolefsm" check Idle Replica CapabilitySelected)

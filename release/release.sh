@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cuts release VERSION (vX.Y.Z) of every released module, in the order
-# their requirements need: the core, then rolefsmprom (which requires
-# the core's tag), then the command (which requires both, and drops its
+# their requirements need: the core, then rolefsmprom and rolefsmetcd
+# (which require the core's tag), then the command (which requires all
+# three, and drops its
 # replace directives, so that `go install ...@VERSION` accepts it). Run
 # it on a clean main; it commits and tags, and pushes nothing unless
 # PUSH=1 (each stage's tags must be fetchable before the next stage
@@ -27,13 +28,19 @@ git commit -qam "rolefsmprom: require $core $v"
 git tag "rolefsmprom/$v"
 push "rolefsmprom/$v"
 
-# 3. The command requires both tags and has no replace: go install
+# 3. rolefsmetcd likewise.
+(cd rolefsmetcd && go mod edit -require="$core@$v")
+git commit -qam "rolefsmetcd: require $core $v"
+git tag "rolefsmetcd/$v"
+push "rolefsmetcd/$v"
+
+# 4. The command requires the three tags and has no replace: go install
 # refuses a module that has one. Its go.sum gains the tags' hashes.
 (cd cmd/rolefsm &&
-  go mod edit -require="$core@$v" -require="$core/rolefsmprom@$v" \
-    -dropreplace="$core" -dropreplace="$core/rolefsmprom" &&
+  go mod edit -require="$core@$v" -require="$core/rolefsmprom@$v" -require="$core/rolefsmetcd@$v" \
+    -dropreplace="$core" -dropreplace="$core/rolefsmprom" -dropreplace="$core/rolefsmetcd" &&
   GOWORK=off go mod tidy)
-git commit -qam "cmd/rolefsm: require $core and rolefsmprom $v"
+git commit -qam "cmd/rolefsm: require $core, rolefsmprom and rolefsmetcd $v"
 git tag "cmd/rolefsm/$v"
 push "cmd/rolefsm/$v"
-echo "released $v: $v, rolefsmprom/$v, cmd/rolefsm/$v"
+echo "released $v: $v, rolefsmprom/$v, rolefsmetcd/$v, cmd/rolefsm/$v"

@@ -234,7 +234,10 @@ func (e *Elector) dropToken(channel string) {
 // Relinquish hands the channel over gracefully: the node leaves office
 // (GracefulRelinquish, Idle until Rejoin) and resigns its key at once,
 // so that another node's campaign can win without waiting for a TTL. On
-// a channel the node does not lead it returns replica.ErrNotLeader.
+// a channel the node does not lead it returns replica.ErrNotLeader. An
+// error from etcd means the node has left office but its key is not
+// deleted yet: the elector retries on every pass, and the key goes with
+// the session at the latest.
 func (e *Elector) Relinquish(ctx context.Context, channel string) error {
 	if err := e.d.Do(func(n *replica.Node, now time.Time) error {
 		return n.Relinquish(ctx, now, channel)
@@ -493,14 +496,20 @@ func (e *Elector) loop(ctx context.Context) {
 				wch = nil // relisted on the next pass
 				break
 			}
+			// The view is complete up to the last event applied: a
+			// response's header may name a later revision when etcd
+			// splits a long backlog over several responses.
 			for _, ev := range wr.Events {
 				if ev.Type == clientv3.EventTypeDelete {
 					e.view.del(ev.Kv.Key)
 				} else {
 					e.view.put(ev.Kv)
 				}
+				e.view.rev = max(e.view.rev, ev.Kv.ModRevision)
 			}
-			e.view.rev = max(e.view.rev, wr.Header.Revision)
+			if len(wr.Events) == 0 {
+				e.view.rev = max(e.view.rev, wr.Header.Revision) // a progress notification
+			}
 		case <-e.kick:
 		case <-ticker.C:
 		}

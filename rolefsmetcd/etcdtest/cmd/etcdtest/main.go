@@ -18,20 +18,26 @@ import (
 func main() {
 	members := flag.Int("members", 1, "how many members")
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "etcdtest")
-	if err != nil {
+	if err := run(*members); err != nil {
 		fmt.Fprintln(os.Stderr, "etcdtest:", err)
 		os.Exit(1)
 	}
-	defer func() { _ = os.RemoveAll(dir) }()
-	c, err := etcdtest.Start(dir, *members)
+}
+
+func run(members int) error {
+	dir, err := os.MkdirTemp("", "etcdtest")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	c, err := etcdtest.Start(dir, members)
+	if err != nil {
+		return err
 	}
 	defer c.Close()
 	fmt.Println(strings.Join(c.Endpoints(), ","))
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	<-sig
+	return nil
 }
