@@ -85,7 +85,7 @@ type Elector struct {
 	lease   atomic.Int64 // the session's lease; 0 while none
 	left    atomic.Bool  // Leave was called: no new session
 	valid   validity
-	renewed chan struct{} // a keep-alive moved the deadline
+	changed chan struct{} // the session's validity changed: the watchdog looks again
 	kick    chan struct{} // a pass is due at once
 	ran     atomic.Bool
 
@@ -138,7 +138,7 @@ func New(ctx context.Context, cfg Config, d *replica.Driver) (*Elector, error) {
 	e := &Elector{
 		cfg: cfg, cli: cfg.Client, d: d,
 		valid:   validity{ttl: cfg.TTL, margin: cfg.Margin},
-		renewed: make(chan struct{}, 1),
+		changed: make(chan struct{}, 1),
 		kick:    make(chan struct{}, 1),
 		view:    newView(cfg.Prefix),
 		cands:   make(map[string]int64),
@@ -249,7 +249,9 @@ func (e *Elector) Relinquish(ctx context.Context, channel string) error {
 	if lease == 0 {
 		return nil
 	}
-	_, err := e.txn(ctx, []clientv3.Op{clientv3.OpDelete(e.view.key(channel, lease))})
+	// The view belongs to Run's goroutine: the key is built from the
+	// configuration alone.
+	_, err := e.txn(ctx, []clientv3.Op{clientv3.OpDelete(electionKey(e.cfg.Prefix+"/", channel, lease))})
 	e.poke()
 	return err
 }
@@ -266,6 +268,13 @@ func (e *Elector) Leave(ctx context.Context) error {
 	e.tokMu.Unlock()
 	e.revoke(ctx)
 	return err
+}
+
+func (e *Elector) signal() {
+	select {
+	case e.changed <- struct{}{}:
+	default:
+	}
 }
 
 func (e *Elector) poke() {
@@ -402,15 +411,13 @@ func (e *Elector) keepAlive(ctx context.Context) {
 			switch {
 			case err == nil && resp.TTL > 0:
 				e.valid.renewed(sent, time.Duration(resp.TTL)*time.Second)
-				select {
-				case e.renewed <- struct{}{}:
-				default:
-				}
+				e.signal()
 			case err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound):
 				// Expired at the server: its keys are gone. A new
 				// session at once.
 				e.lease.CompareAndSwap(lease, 0)
 				e.valid.lost()
+				e.signal()
 				e.report(fmt.Errorf("rolefsmetcd: session %x expired", lease))
 				next = 0
 			default:
@@ -423,25 +430,30 @@ func (e *Elector) keepAlive(ctx context.Context) {
 }
 
 // watchdog takes the node out of office on every channel once the
-// session can no longer be trusted: it does so on its own goroutine,
-// so that a request to etcd hanging in the loop cannot delay it.
+// session can no longer be trusted: at TTL − Margin after the latest
+// successful keep-alive's send, or at once when the session is found
+// expired. It runs on its own goroutine, so that a request to etcd
+// hanging in the loop cannot delay it. While the session stays stale it
+// looks again every Resync (a cheap scan: no campaign can win then).
 func (e *Elector) watchdog(ctx context.Context) {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
-		if u, ok := e.valid.until(); ok {
-			t.Reset(time.Until(u))
-		} else {
-			t.Reset(e.cfg.Resync)
+		now := time.Now()
+		if !e.valid.valid(now) {
+			e.stepDownAll(ctx, true)
 		}
+		wait := e.cfg.Resync
+		if u, ok := e.valid.until(); ok && u.After(now) {
+			wait = u.Sub(now)
+		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
-		case <-e.renewed:
-			continue
+		case <-e.changed:
 		case <-t.C:
 		}
-		e.stepDownAll(ctx, true)
 	}
 }
 
@@ -449,6 +461,7 @@ func (e *Elector) watchdog(ctx context.Context) {
 // (PeerLeaderObserved), or with stale only if the session cannot be
 // trusted at this instant.
 func (e *Elector) stepDownAll(ctx context.Context, stale bool) {
+	down := 0
 	_ = e.d.Do(func(n *replica.Node, now time.Time) error {
 		if stale && e.valid.valid(now) {
 			return nil
@@ -458,13 +471,18 @@ func (e *Elector) stepDownAll(ctx context.Context, stale bool) {
 				continue
 			}
 			e.dropToken(name)
-			if n.StepDown(ctx, now, name, 0) == nil && stale {
-				e.stats.stepDowns.Add(1)
+			if n.StepDown(ctx, now, name, 0) == nil {
+				down++
 			}
 		}
 		return nil
 	})
-	e.poke()
+	if stale {
+		e.stats.stepDowns.Add(uint64(down))
+	}
+	if down > 0 {
+		e.poke()
+	}
 }
 
 // loop applies etcd's elections to the node: after every watch event,

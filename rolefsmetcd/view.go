@@ -31,8 +31,12 @@ func newView(prefix string) *view {
 
 // key is the election key of lease on channel: the layout of
 // concurrency.Election under prefix/channel.
-func (v *view) key(channel string, lease int64) string {
-	return v.prefix + channel + "/" + strconv.FormatInt(lease, 16)
+func (v *view) key(channel string, lease int64) string { return electionKey(v.prefix, channel, lease) }
+
+// electionKey is the key of lease on channel under prefix (with its
+// trailing "/").
+func electionKey(prefix, channel string, lease int64) string {
+	return prefix + channel + "/" + strconv.FormatInt(lease, 16)
 }
 
 // parse splits a key under the prefix into its channel and lease. A
