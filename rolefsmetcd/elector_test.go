@@ -132,7 +132,14 @@ func TestRelinquishHandsOverAtOnce(t *testing.T) {
 	if err != nil || fenced.Succeeded {
 		t.Errorf("a write fenced by the relinquished term's token went through (%v)", err)
 	}
-	r.waitFor("b unchanged and a followed", func() bool { return r.settled(ids(3)...) || r.role(old, "a") == rolefsm.Idle })
+	// The third node follows the new leader; the old one stays Idle
+	// until it rejoins.
+	nu := r.leaders("a")[0]
+	third := 6 - old - nu
+	r.waitFor("the third node follows the new leader", func() bool { return r.status(r.nodes[third], "a").Leader == nu })
+	if got := r.role(old, "a"); got != rolefsm.Idle {
+		t.Errorf("the relinquished node is %v", got)
+	}
 	r.noDualLeader()
 }
 
