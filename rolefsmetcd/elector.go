@@ -560,8 +560,11 @@ func (e *Elector) pass(ctx context.Context) {
 			key := e.view.key(name, lease)
 			ldLease, ld, hasLd := e.view.leader(name)
 			_, mine := e.view.has(name, lease)
+			// The leader to follow if it is not this session: nobody if
+			// the key names this node, as one left by its previous run
+			// (a key of another session is never this node's office).
 			other := replica.NodeID(0)
-			if hasLd && ldLease != lease {
+			if hasLd && ldLease != lease && ld.node != e.id {
 				other = ld.node
 			}
 			if role != rolefsm.Leader {

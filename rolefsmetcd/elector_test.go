@@ -313,3 +313,47 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("defaults: %+v", c)
 	}
 }
+
+// A key that an earlier run of the same node left behind (the same id,
+// another session, as after a crash and a quick restart) is not taken
+// for the node's own office: the node waits it out as it would another
+// node's, and stands once it is gone.
+func TestKeyOfAnEarlierRunIsWaitedOut(t *testing.T) {
+	r := newRig(t, 1, "a", "b")
+	one := r.add(1, ids(2), r.etcd.Endpoints(), false)
+	old, err := one.cli.Grant(bg, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := DefaultPrefix + "/a/" + strconv.FormatInt(int64(old.ID), 16)
+	if _, err := one.cli.Put(bg, key, "1", clientv3.WithLease(old.ID)); err != nil {
+		t.Fatal(err)
+	}
+	r.start(one)
+	sub := one.node.Coordinator("a").Subscribe(4)
+	// Once node 1 leads b, a pass has decided a too, on a view that
+	// holds the old key (read before the elector started).
+	r.waitFor("node 1 leads b", func() bool { return r.role(1, "b") == rolefsm.Leader })
+	if got := r.role(1, "a"); got != rolefsm.Replica {
+		t.Fatalf("node 1 is %v while its earlier run's key stands", got)
+	}
+	if st := r.status(one, "a"); st.Leader != 0 {
+		t.Errorf("node 1 follows %d", st.Leader)
+	}
+	if _, err := one.cli.Revoke(bg, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("node 1 leads once the old key is gone", func() bool { return r.role(1, "a") == rolefsm.Leader })
+	sub.Close()
+	var signals []rolefsm.Signal
+	for rec := range sub.C {
+		signals = append(signals, rec.Signal)
+	}
+	if len(signals) != 2 || signals[0] != rolefsm.MissedHeartbeats || signals[1] != rolefsm.ElectionWon {
+		t.Errorf("node 1's transitions: %v, want MissedHeartbeats then ElectionWon", signals)
+	}
+	tok, _ := one.el.Token("a")
+	if tok.Key == key {
+		t.Errorf("node 1 holds the old key as its token")
+	}
+}
