@@ -29,7 +29,7 @@ type Config struct {
 	TTL time.Duration
 	// Margin is how long before the TTL, counted from the send of the
 	// latest keep-alive that succeeded, a leader leaves office (default
-	// TTL/5, at least 1 ms and below TTL − RenewEvery). It covers how
+	// TTL/5; above 0 and below TTL − RenewEvery). It covers how
 	// much slower than the etcd server's the node's clock may run
 	// (Margin/TTL: 20% by default; NTP keeps clocks within 0.05%) and
 	// how late the step-down may run after its deadline (a scheduling
