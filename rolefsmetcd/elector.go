@@ -114,11 +114,6 @@ type Stats struct {
 	StepDowns uint64 `json:"step_downs"`
 }
 
-// Requests returns the total of the requests made.
-func (s Stats) Requests() uint64 {
-	return s.Grants + s.KeepAlives + s.Txns + s.Ranges + s.Watches + s.Revokes
-}
-
 type stats struct {
 	grants, keepAlives, txns, ranges, watches, revokes, failed, stepDowns atomic.Uint64
 }

@@ -357,3 +357,68 @@ func TestKeyOfAnEarlierRunIsWaitedOut(t *testing.T) {
 		t.Errorf("node 1 holds the old key as its token")
 	}
 }
+
+// A leader whose key is deleted behind its back (by an operator, say)
+// leaves office under PeerLeaderObserved at once, and a new term
+// begins with a larger token; at no instant two Leaders.
+func TestLeaderWhoseKeyIsDeletedLeavesOffice(t *testing.T) {
+	r := newRig(t, 1, "a")
+	one := r.add(1, ids(2), r.etcd.Endpoints(), false)
+	r.start(one)
+	r.waitFor("node 1 leads", func() bool { return r.settled(1) })
+	r.start(r.add(2, ids(2), r.etcd.Endpoints(), false))
+	r.waitFor("node 2 follows node 1", func() bool { return r.settled(1, 2) })
+	old, _ := one.el.Token("a")
+	sub := one.node.Coordinator("a").Subscribe(8)
+	if _, err := one.cli.Delete(bg, old.Key); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("a new term", func() bool {
+		ls := r.leaders("a")
+		if len(ls) != 1 {
+			return false
+		}
+		tok, ok := r.nodes[ls[0]].el.Token("a")
+		return ok && tok.Revision > old.Revision && r.settled(1, 2)
+	})
+	sub.Close()
+	rec := <-sub.C
+	if rec.From != rolefsm.Leader || rec.To != rolefsm.Replica || rec.Signal != rolefsm.PeerLeaderObserved {
+		t.Errorf("node 1's first record after the delete: %v, want Leader → Replica (PeerLeaderObserved)", rec)
+	}
+	if got := one.el.Stats().StepDowns; got != 0 {
+		t.Errorf("%d step-downs counted as a stale session; the session was fine", got)
+	}
+	r.noDualLeader()
+}
+
+// Leave hands every channel over at once: the node relinquishes and
+// closes them, and its session is revoked, so the other node leads
+// without waiting for a TTL.
+func TestLeaveHandsEverythingOver(t *testing.T) {
+	r := newRig(t, 1, "a", "b")
+	r.cfg.TTL = 60 * time.Second
+	one := r.add(1, ids(2), r.etcd.Endpoints(), false)
+	r.start(one)
+	r.waitFor("node 1 leads", func() bool { return r.settled(1) })
+	r.start(r.add(2, ids(2), r.etcd.Endpoints(), false))
+	r.waitFor("node 2 follows node 1", func() bool { return r.settled(1, 2) })
+	lease := clientv3.LeaseID(one.el.lease.Load())
+	if err := one.el.Leave(bg); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range r.channels {
+		if got := r.role(1, ch); got != rolefsm.Idle {
+			t.Errorf("%s: node 1 is %v after Leave", ch, got)
+		}
+		if _, ok := one.el.Token(ch); ok {
+			t.Errorf("%s: node 1 kept its token", ch)
+		}
+	}
+	ttl, err := one.cli.TimeToLive(bg, lease)
+	if err != nil || ttl.TTL != -1 {
+		t.Errorf("node 1's session after Leave: %+v, %v; want it revoked", ttl, err)
+	}
+	r.waitFor("node 2 leads every channel", func() bool { return r.settled(2) })
+	r.noDualLeader()
+}

@@ -88,3 +88,9 @@ func TestViewKeys(t *testing.T) {
 		t.Errorf("a leader with no key: %v", v.chans)
 	}
 }
+
+func TestTokenString(t *testing.T) {
+	if got := (Token{Key: "/p/a/2a", Revision: 7}).String(); got != "/p/a/2a@7" {
+		t.Errorf("String() = %q", got)
+	}
+}
