@@ -3,7 +3,7 @@
 # cuts release v0.1.0 with release/release.sh, serves the clone to the
 # go command as github.com/rolefsm/rolefsm (GOPRIVATE, and a git
 # insteadOf that points the repository's URL at the clone), then, in an
-# empty module each, `go get`s the core alone and rolefsmprom alone and
+# empty module each, `go get`s the core, rolefsmprom and rolefsmetcd alone and
 # runs a small program against each, and `go install`s the command and
 # runs it. Nothing outside a temporary directory is touched.
 #
@@ -36,6 +36,20 @@ consumer() { # consumer NAME: an empty module in $work/NAME
   go mod init -q example.com/"$1" 2>/dev/null || go mod init example.com/"$1" >/dev/null 2>&1
 }
 
+# expect MODULE WANT: go gets MODULE@$v into the consumer module here,
+# checks that it brought the core's tag along (for a submodule), runs
+# main.go and compares its output with WANT.
+expect() {
+  go get "$1@$v"
+  if [ "$1" != "$core" ]; then
+    grep -q "^require.*$core v\|	$core $v" go.mod || { echo "release check: $1 did not bring the core's $v" >&2; cat go.mod >&2; exit 1; }
+  fi
+  local out
+  out=$(go run .)
+  [ "$out" = "$2" ] || { echo "release check: the program against $1 printed \"$out\", want \"$2\"" >&2; exit 1; }
+  echo "$out"
+}
+
 echo "== the core alone"
 consumer core
 cat > main.go <<'GO'
@@ -61,10 +75,7 @@ func main() {
 	fmt.Println(c.Name(), c.Role(), c.Lease().Generation)
 }
 GO
-go get "$core@$v"
-out=$(go run .)
-[ "$out" = "orders Leader 3" ] || { echo "release check: the core's program printed \"$out\"" >&2; exit 1; }
-echo "$out"
+expect "$core" "orders Leader 3"
 
 echo "== rolefsmprom alone"
 consumer prom
@@ -93,11 +104,7 @@ func main() {
 	fmt.Println(len(mfs), "metric families") // no transition has fired: 6 of the 7
 }
 GO
-go get "$core/rolefsmprom@$v"
-grep -q "^require.*$core v\|	$core $v" go.mod || { echo "release check: rolefsmprom did not bring the core's $v" >&2; cat go.mod >&2; exit 1; }
-out=$(go run .)
-[ "$out" = "6 metric families" ] || { echo "release check: rolefsmprom's program printed \"$out\"" >&2; exit 1; }
-echo "$out"
+expect "$core/rolefsmprom" "6 metric families"
 
 echo "== rolefsmetcd alone"
 consumer etcd
@@ -116,11 +123,7 @@ func main() {
 	fmt.Println(err)
 }
 GO
-go get "$core/rolefsmetcd@$v"
-grep -q "^require.*$core v\|	$core $v" go.mod || { echo "release check: rolefsmetcd did not bring the core's $v" >&2; cat go.mod >&2; exit 1; }
-out=$(go run .)
-[ "$out" = "rolefsmetcd: bad configuration: no etcd client" ] || { echo "release check: rolefsmetcd's program printed \"$out\"" >&2; exit 1; }
-echo "$out"
+expect "$core/rolefsmetcd" "rolefsmetcd: bad configuration: no etcd client"
 
 echo "== go install the command"
 GOBIN="$work/bin" go install "$core/cmd/rolefsm@$v"

@@ -206,7 +206,8 @@ func (e *Elector) Stats() Stats {
 }
 
 // Token returns the fencing token of the channel's current term, if
-// the node leads it.
+// the node leads it. It is there before the ElectionWon commit, so an
+// observer of that record can read it.
 func (e *Elector) Token(channel string) (Token, bool) {
 	e.tokMu.Lock()
 	defer e.tokMu.Unlock()
@@ -552,7 +553,7 @@ func (e *Elector) pass(ctx context.Context) {
 		valid := lease != 0 && e.valid.valid(now)
 		for _, name := range n.Channels() {
 			role := n.Coordinator(name).Role()
-			key := e.view.key(name, lease)
+			key := func() string { return e.view.key(name, lease) } // built only when used
 			ldLease, ld, hasLd := e.view.leader(name)
 			_, mine := e.view.has(name, lease)
 			// The leader to follow if it is not this session: nobody if
@@ -574,11 +575,11 @@ func (e *Elector) pass(ctx context.Context) {
 				case mine:
 					// A key of a term the node left, or of a lost
 					// campaign: resign it, and wait for the next leader.
-					ops = append(ops, clientv3.OpDelete(key))
+					ops = append(ops, clientv3.OpDelete(key()))
 					e.follow(n, now, name, other)
 				case !hasLd:
 					if valid && n.Stand(ctx, now, name) == nil {
-						ops = append(ops, e.campaign(key, lease))
+						ops = append(ops, e.campaign(key(), lease))
 						campaigns = append(campaigns, name)
 					}
 				default:
@@ -590,20 +591,23 @@ func (e *Elector) pass(ctx context.Context) {
 				case !valid:
 					// It cannot win without a session it can trust.
 					if e.elected(ctx, n, now, name, other) && mine {
-						ops = append(ops, clientv3.OpDelete(key))
+						ops = append(ops, clientv3.OpDelete(key()))
 					}
 				case !campaigning:
-					ops = append(ops, e.campaign(key, lease))
+					ops = append(ops, e.campaign(key(), lease))
 					campaigns = append(campaigns, name)
 				case e.view.rev < rev:
 					// The view has not caught up with the campaign.
 				case hasLd && ldLease == lease:
-					if e.elected(ctx, n, now, name, e.id) {
-						e.setToken(name, Token{Key: key, Revision: ld.created})
+					// The token is there before the commit, so that an
+					// observer of ElectionWon can read it.
+					e.setToken(name, Token{Key: key(), Revision: ld.created})
+					if !e.elected(ctx, n, now, name, e.id) {
+						e.dropToken(name)
 					}
 				default:
 					if e.elected(ctx, n, now, name, other) && mine {
-						ops = append(ops, clientv3.OpDelete(key))
+						ops = append(ops, clientv3.OpDelete(key()))
 					}
 				}
 			case rolefsm.Leader:
@@ -615,11 +619,11 @@ func (e *Elector) pass(ctx context.Context) {
 				}
 				e.dropToken(name)
 				if e.stepDown(ctx, n, now, name, other) && mine {
-					ops = append(ops, clientv3.OpDelete(key))
+					ops = append(ops, clientv3.OpDelete(key()))
 				}
 			case rolefsm.Idle:
 				if mine {
-					ops = append(ops, clientv3.OpDelete(key))
+					ops = append(ops, clientv3.OpDelete(key()))
 				}
 			}
 		}

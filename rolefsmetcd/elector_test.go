@@ -3,6 +3,7 @@ package rolefsmetcd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strconv"
@@ -147,9 +148,16 @@ func TestRelinquishHandsOverAtOnce(t *testing.T) {
 // other node's campaign can win: at no instant do two nodes hold
 // Leader, and the old term's token no longer passes at etcd. Once the
 // connection is back, the old leader follows the new ones on a new
-// session.
+// session. With one etcd member, and with three (node 1 reaches only
+// the first, through the proxy; the others reach all three).
 func TestLeaderCutFromEtcdLeavesOfficeFirst(t *testing.T) {
-	r := newRig(t, 1, "a", "b", "c")
+	for _, members := range []int{1, 3} {
+		t.Run(fmt.Sprintf("members=%d", members), func(t *testing.T) { leaderCut(t, members) })
+	}
+}
+
+func leaderCut(t *testing.T, members int) {
+	r := newRig(t, members, "a", "b", "c")
 	one := r.add(1, ids(3), r.etcd.Endpoints(), true)
 	r.start(one)
 	r.waitFor("node 1 leads every channel", func() bool { return r.settled(1) })

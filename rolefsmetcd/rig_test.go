@@ -48,7 +48,7 @@ type rig struct {
 	mu     sync.Mutex
 	nodes  map[replica.NodeID]*rnode
 	coords map[replica.NodeID]map[string]*rolefsm.Coordinator
-	dual   []string // a node took office while another held it
+	faults []string // a node took office while another held it, or without a token
 }
 
 type rnode struct {
@@ -142,7 +142,8 @@ func (r *rig) add(id replica.NodeID, ids []replica.NodeID, endpoints []string, v
 }
 
 // observe checks, on every commit into Leader, that no other node
-// holds Leader on the channel at that instant.
+// holds Leader on the channel at that instant, and that the node's
+// elector already offers the term's token to its observers.
 func (r *rig) observe(id replica.NodeID, ch string) rolefsm.Observer {
 	return func(_ context.Context, rec rolefsm.Record) {
 		if rec.Err != nil || rec.To != rolefsm.Leader {
@@ -150,9 +151,14 @@ func (r *rig) observe(id replica.NodeID, ch string) rolefsm.Observer {
 		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
+		if rn := r.nodes[id]; rn != nil && rn.el != nil {
+			if _, ok := rn.el.Token(ch); !ok {
+				r.faults = append(r.faults, fmt.Sprintf("%s: node %d took office with no token to read", ch, id))
+			}
+		}
 		for other, cs := range r.coords {
 			if other != id && cs[ch] != nil && cs[ch].Role() == rolefsm.Leader {
-				r.dual = append(r.dual, fmt.Sprintf("%s: node %d took office while node %d held it", ch, id, other))
+				r.faults = append(r.faults, fmt.Sprintf("%s: node %d took office while node %d held it", ch, id, other))
 			}
 		}
 	}
@@ -250,7 +256,7 @@ func (r *rig) noDualLeader() {
 	r.t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, d := range r.dual {
+	for _, d := range r.faults {
 		r.t.Error(d)
 	}
 }

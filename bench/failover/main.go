@@ -99,16 +99,9 @@ func failovers(bin, dir, keyFile string, nodes, channels, kills, miss int, heart
 		hb, err := time.ParseDuration(hbText)
 		check(err)
 		for _, sigName := range strings.Split(signals, ",") {
-			sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM}[sigName]
-			if sig == 0 {
-				check(fmt.Errorf("unknown signal %q", sigName))
-			}
 			c := &cluster{bin: bin, dir: dir, key: keyFile, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
 				args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String(), "-miss", strconv.Itoa(miss)}}
-			c.start(nodes)
-			times, dual := c.failovers(kills, sig, hb)
-			c.stop()
-			slices.Sort(times)
+			times, dual := c.row(nodes, kills, sigName, hb)
 			fmt.Printf("%-9v  %-7s  %4d  %8v  %8v  %8v  %12.1fx  %12.1fx  %v\n", hb, "SIG"+sigName, len(times),
 				ms(quantile(times, 0.5)), ms(quantile(times, 0.99)), ms(times[len(times)-1]),
 				float64(quantile(times, 0.5))/float64(hb), float64(times[len(times)-1])/float64(hb), ms(dual))
@@ -128,19 +121,12 @@ func etcdFailovers(bin, dir, keyFile, etcd string, nodes, channels, kills int, t
 		ttl, err := time.ParseDuration(ttlText)
 		check(err)
 		for _, sigName := range strings.Split(signals, ",") {
-			sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM}[sigName]
-			if sig == 0 {
-				check(fmt.Errorf("unknown signal %q", sigName))
-			}
 			c := &cluster{bin: bin, dir: dir, key: keyFile, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
 				args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String(),
 					"-election", "etcd", "-etcd", etcd, "-etcd-ttl", ttl.String(),
 					"-etcd-prefix", fmt.Sprintf("/bench/%v/%s", ttl, sigName)}}
-			c.start(nodes)
 			// A kill falls at a random phase of the keep-alive cadence.
-			times, dual := c.failovers(kills, sig, ttl/3)
-			c.stop()
-			slices.Sort(times)
+			times, dual := c.row(nodes, kills, sigName, ttl/3)
 			fmt.Printf("%-8v  %-7s  %4d  %8v  %8v  %8v  %7.2fx  %7.2fx  %v\n", ttl, "SIG"+sigName, len(times),
 				ms(quantile(times, 0.5)), ms(quantile(times, 0.99)), ms(times[len(times)-1]),
 				float64(quantile(times, 0.5))/float64(ttl), float64(times[len(times)-1])/float64(ttl), ms(dual))
@@ -189,6 +175,22 @@ func kinds(m map[string]float64) string {
 		}
 	}
 	return strings.Join(parts, ", ")
+}
+
+// row starts nodes node processes, stops the busiest leader kills
+// times with signal sigName (KILL or TERM) at a random phase of phase,
+// stops the cluster, and returns the failover times, sorted, and the
+// longest dual leader.
+func (c *cluster) row(nodes, kills int, sigName string, phase time.Duration) ([]time.Duration, time.Duration) {
+	sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM}[sigName]
+	if sig == 0 {
+		check(fmt.Errorf("unknown signal %q", sigName))
+	}
+	c.start(nodes)
+	times, dual := c.failovers(kills, sig, phase)
+	c.stop()
+	slices.Sort(times)
+	return times, dual
 }
 
 // started are the node processes started, so that a failure stops any

@@ -28,7 +28,7 @@ func TestNodeProcessesElectInEtcd(t *testing.T) {
 	}
 	etcd, err := etcdtest.Start(t.TempDir(), 1)
 	require.NoError(t, err)
-	defer etcd.Close()
+	t.Cleanup(etcd.Close) // after the nodes are stopped: cleanups run last first
 	c := newCluster(t, []replica.NodeID{1, 2, 3}, "-channels", "orders,payments,users", "-heartbeat", "100ms",
 		"-election", "etcd", "-etcd", etcd.Endpoint(0), "-etcd-ttl", "2s")
 	for id := range c.udp {
