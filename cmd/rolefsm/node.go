@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/policy"
@@ -62,7 +61,8 @@ func etcdCollector(el *rolefsmetcd.Elector) []prometheus.Collector {
 
 const nodeSynopsis = `node -id N -listen ADDR [-peers ID=ADDR,...] -channels LIST|-channels-n N
         (-key-file FILE | -insecure) [-http ADDR] [-heartbeat 500ms] [-miss 3] [-policy tail|upstream]
-        [-election heartbeat|etcd -etcd HOST:PORT,... [-etcd-ttl 10s] [-etcd-prefix /rolefsm/election]]
+        [-election heartbeat|etcd -etcd ENDPOINT,... [-etcd-ttl 10s] [-etcd-prefix /rolefsm/election]
+          [-etcd-ca FILE] [-etcd-cert FILE -etcd-key FILE] [-etcd-user NAME [-etcd-password-file FILE]]]
 
 Runs one replica node: every channel's replica set is this node and all
 its peers; heartbeats travel over UDP, sealed with the key file's first
@@ -75,7 +75,11 @@ stdout is "rolefsm node ID listening: udp=ADDR http=ADDR".
 
 With -election etcd, etcd decides every channel's leader (one session for
 the node, a campaign per channel under -etcd-prefix); heartbeats still
-carry tails and health. etcd unreachable at start: exit 1, naming it.`
+carry tails and health. An ENDPOINT is HOST:PORT, http://HOST:PORT or
+https://HOST:PORT; https:// or a TLS flag means TLS. -etcd-user's
+password comes from -etcd-password-file (mode 0600) or $ROLEFSM_ETCD_PASSWORD.
+etcd unreachable at start: exit 1, naming it; refused credentials or a
+failed TLS handshake: exit 1, saying so.`
 
 // nodeConfig is a node's command line, checked.
 type nodeConfig struct {
@@ -91,6 +95,7 @@ type nodeConfig struct {
 	heartbeat policy.Heartbeat
 	policy    policy.Policy
 	etcd      []string // endpoints: etcd elects (-election etcd)
+	etcdConn  etcdAccess
 	etcdTTL   time.Duration
 	etcdPfx   string
 }
@@ -148,15 +153,15 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	var el *rolefsmetcd.Elector
 	if cfg.etcd != nil {
-		cli, err := clientv3.New(clientv3.Config{Endpoints: cfg.etcd, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		cli, err := clientv3.New(cfg.etcdConn.clientConfig(cfg.etcd))
 		if err != nil {
-			return fail(err)
+			return fail(cfg.etcdConn.explain(ctx, cfg.etcd, err))
 		}
 		defer cli.Close()
 		el, err = rolefsmetcd.New(ctx, rolefsmetcd.Config{Client: cli, TTL: cfg.etcdTTL, Prefix: cfg.etcdPfx,
 			OnError: func(err error) { logger.Warn("etcd", "error", err.Error()) }}, d)
 		if err != nil {
-			return fail(err)
+			return fail(cfg.etcdConn.explain(ctx, cfg.etcd, err))
 		}
 	}
 
@@ -295,7 +300,14 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	miss := fs.Int("miss", policy.DefaultMissThreshold, "missed heartbeats before a leader is presumed gone")
 	pol := fs.String("policy", "tail", "election policy: tail or upstream")
 	election := fs.String("election", "heartbeat", "who elects leaders: heartbeat (the nodes) or etcd")
-	etcdEndpoints := fs.String("etcd", "", "etcd endpoints, HOST:PORT comma-separated (with -election etcd)")
+	etcdEndpoints := fs.String("etcd", "", "etcd endpoints, comma-separated: HOST:PORT, http://HOST:PORT or https://HOST:PORT (with -election etcd)")
+	etcdConn := etcdFlags{
+		ca:           fs.String("etcd-ca", "", "the CA bundle (PEM) to verify etcd's certificate with; TLS (default: the system's CAs with https://)"),
+		cert:         fs.String("etcd-cert", "", "the client certificate (PEM) to present to etcd, with -etcd-key; TLS"),
+		key:          fs.String("etcd-key", "", "the client certificate's key (PEM), with -etcd-cert"),
+		user:         fs.String("etcd-user", "", "the etcd user to authenticate as; its password from -etcd-password-file or $"+etcdPasswordEnv),
+		passwordFile: fs.String("etcd-password-file", "", "the file holding -etcd-user's password, one line, readable by its owner only"),
+	}
 	etcdTTL := fs.Duration("etcd-ttl", 10*time.Second, "the etcd session's TTL, whole seconds: a killed leader holds office this long")
 	etcdPrefix := fs.String("etcd-prefix", rolefsmetcd.DefaultPrefix, "the key prefix of the elections in etcd")
 	if code := parseFlags(fs, args); code >= 0 {
@@ -333,6 +345,8 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 		return bad("-election etcd: give -etcd HOST:PORT")
 	case *election != "etcd" && *etcdEndpoints != "":
 		return bad("-etcd: only with -election etcd")
+	case *election != "etcd" && etcdConn.given() != "":
+		return bad("%s: only with -election etcd", etcdConn.given())
 	case *etcdTTL < 2*time.Second || *etcdTTL%time.Second != 0:
 		return bad("-etcd-ttl %v: whole seconds, 2s or more", *etcdTTL)
 	case *etcdPrefix == "" || strings.HasSuffix(*etcdPrefix, "/"):
@@ -340,12 +354,9 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	}
 	cfg.etcdTTL, cfg.etcdPfx = *etcdTTL, *etcdPrefix
 	if *election == "etcd" {
-		for _, ep := range strings.Split(*etcdEndpoints, ",") {
-			ep = strings.TrimSpace(ep)
-			if _, _, err := net.SplitHostPort(ep); err != nil {
-				return bad("-etcd: %q is not HOST:PORT", ep)
-			}
-			cfg.etcd = append(cfg.etcd, ep)
+		var err error
+		if cfg.etcd, cfg.etcdConn, err = etcdConn.parse(*etcdEndpoints, *etcdPrefix, os.Getenv); err != nil {
+			return bad("%v", err)
 		}
 	}
 	if *peers != "" {

@@ -37,6 +37,16 @@ func TestNodeRefusesBadCommandLines(t *testing.T) {
 	empty := write("empty.key", "# nothing yet\n\n")
 	base := []string{"-id", "1", "-listen", "127.0.0.1:0", "-channels", "orders"}
 	with := func(args ...string) []string { return append(slices.Clone(base), args...) }
+	// etcd: the flags of -election etcd, with args after them.
+	etcd := func(args ...string) []string {
+		return append(with("-insecure", "-election", "etcd", "-etcd", "127.0.0.1:2379"), args...)
+	}
+	notPEM := write("ca.pem", "not a certificate\n")
+	password := write("etcd.password", "s3cret\n")
+	open := filepath.Join(dir, "open.password")
+	require.NoError(t, os.WriteFile(open, []byte("s3cret\n"), 0o644))
+	require.NoError(t, os.Chmod(open, 0o644)) // whatever the umask
+	emptyPassword := write("empty.password", "\n")
 
 	for _, tc := range []struct {
 		args []string
@@ -73,6 +83,29 @@ func TestNodeRefusesBadCommandLines(t *testing.T) {
 		{with("-insecure", "-election", "etcd", "-etcd", "127.0.0.1:2379", "-etcd-ttl", "1s"), "-etcd-ttl 1s: whole seconds, 2s or more"},
 		{with("-insecure", "-election", "etcd", "-etcd", "127.0.0.1:2379", "-etcd-ttl", "2500ms"), "-etcd-ttl 2.5s: whole seconds"},
 		{with("-insecure", "-election", "etcd", "-etcd", "127.0.0.1:2379", "-etcd-prefix", "/x/"), `-etcd-prefix "/x/": not empty, no trailing /`},
+		{with("-insecure", "-election", "etcd", "-etcd", "127.0.0.1:99999"), `-etcd: "127.0.0.1:99999" is not HOST:PORT, http://HOST:PORT or https://HOST:PORT`},
+		{with("-insecure", "-election", "etcd", "-etcd", "127.0.0.1:2379,"), `-etcd: "" is not HOST:PORT`},
+		{with("-insecure", "-election", "etcd", "-etcd", "https://127.0.0.1"), `-etcd: "https://127.0.0.1" is not HOST:PORT`},
+		{with("-insecure", "-election", "etcd", "-etcd", "unix:///run/etcd.sock"), `-etcd: "unix:///run/etcd.sock": the scheme is unix, want http:// or https://`},
+		{with("-insecure", "-election", "etcd", "-etcd", "https://root:pw@10.0.0.1:2379"), `-etcd: "https://root:pw@10.0.0.1:2379": want https://HOST:PORT and nothing more`},
+		{with("-insecure", "-election", "etcd", "-etcd", "http://10.0.0.1:2379/v3"), `want http://HOST:PORT and nothing more`},
+		{with("-insecure", "-election", "etcd", "-etcd", "https://10.0.0.1:2379,http://10.0.0.2:2379"),
+			"-etcd: http://10.0.0.2:2379 and https://10.0.0.1:2379: http:// and https:// mixed"},
+		{with("-insecure", "-election", "etcd", "-etcd", "http://10.0.0.1:2379", "-etcd-ca", notPEM),
+			"-etcd: http://10.0.0.1:2379 is http:// (in the clear) but -etcd-ca asks for TLS: give https:// endpoints"},
+		{with("-insecure", "-etcd-ca", notPEM), "-etcd-ca: only with -election etcd"},
+		{with("-insecure", "-etcd-user", "node"), "-etcd-user: only with -election etcd"},
+		{etcd("-etcd-ca", filepath.Join(dir, "nosuch")), "-etcd-ca: open "},
+		{etcd("-etcd-ca", notPEM), "-etcd-ca " + notPEM + ": no PEM certificate in it"},
+		{etcd("-etcd-cert", notPEM), "-etcd-cert and -etcd-key: give both (the client certificate and its key) or neither"},
+		{etcd("-etcd-key", notPEM), "-etcd-cert and -etcd-key: give both"},
+		{etcd("-etcd-cert", notPEM, "-etcd-key", notPEM), "-etcd-cert " + notPEM + ", -etcd-key " + notPEM + ": tls: "},
+		{etcd("-etcd-user", "node"), "-etcd-user node: give its password in -etcd-password-file or $ROLEFSM_ETCD_PASSWORD"},
+		{etcd("-etcd-password-file", password), "-etcd-password-file: give -etcd-user, whose password it holds"},
+		{etcd("-etcd-user", "node", "-etcd-password-file", filepath.Join(dir, "nosuch")), "-etcd-password-file: open "},
+		{etcd("-etcd-user", "node", "-etcd-password-file", open),
+			"-etcd-password-file " + open + ": permissions 0644 are too open, group or others may read it: chmod 600 " + open},
+		{etcd("-etcd-user", "node", "-etcd-password-file", emptyPassword), "-etcd-password-file " + emptyPassword + ": empty"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := node(context.Background(), tc.args, &stdout, &stderr)
@@ -88,8 +121,36 @@ func TestNodeRefusesBadCommandLines(t *testing.T) {
 	assert.Contains(t, stderr.String(), `invalid value "soon" for flag -heartbeat`)
 	assert.Equal(t, exitOK, node(context.Background(), []string{"-h"}, &bytes.Buffer{}, &bytes.Buffer{}))
 
+	// The password from the environment: with -etcd-user only, and not
+	// beside a password file.
+	t.Setenv(etcdPasswordEnv, "s3cret")
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{etcd(), "$ROLEFSM_ETCD_PASSWORD is set: give -etcd-user, whose password it is"},
+		{etcd("-etcd-user", "node", "-etcd-password-file", password), "-etcd-password-file and $ROLEFSM_ETCD_PASSWORD: choose one"},
+	} {
+		var stdout, stderr bytes.Buffer
+		assert.Equal(t, exitUsage, node(context.Background(), tc.args, &stdout, &stderr), "%v", tc.args)
+		assert.Equal(t, "rolefsm node: "+tc.msg+"\n", stderr.String(), "%v", tc.args)
+		assert.Empty(t, stdout.String())
+	}
+	cfg, code := parseNode(etcd("-etcd-user", "node"), &bytes.Buffer{})
+	require.Equal(t, -1, code)
+	assert.Equal(t, "s3cret", cfg.etcdConn.password)
+	t.Setenv(etcdPasswordEnv, "")
+	cfg, code = parseNode(etcd("-etcd-user", "node", "-etcd-password-file", password), &bytes.Buffer{})
+	require.Equal(t, -1, code)
+	assert.Equal(t, "s3cret", cfg.etcdConn.password, "the line end is not part of it")
+	assert.Nil(t, cfg.etcdConn.tls, "HOST:PORT without a TLS flag: in the clear")
+	cfg, code = parseNode(with("-insecure", "-election", "etcd", "-etcd", " https://10.0.0.1:2379/ , 10.0.0.2:2379"), &bytes.Buffer{})
+	require.Equal(t, -1, code)
+	assert.Equal(t, []string{"https://10.0.0.1:2379", "10.0.0.2:2379"}, cfg.etcd)
+	assert.NotNil(t, cfg.etcdConn.tls, "https://: TLS, with the system's CAs")
+
 	// Policies are named without regard to case.
-	_, code := parseNode(with("-insecure", "-policy", "UpStream"), &bytes.Buffer{})
+	_, code = parseNode(with("-insecure", "-policy", "UpStream"), &bytes.Buffer{})
 	assert.Equal(t, -1, code)
 }
 
