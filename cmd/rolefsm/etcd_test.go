@@ -5,6 +5,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -108,16 +111,141 @@ func (c *cluster) tokens(ids ...replica.NodeID) map[string]int64 {
 }
 
 // TestNodeEtcdUnreachable: etcd down at start is exit 1, naming it, and
-// nothing is left running.
+// nothing is left running; also with a user (etcd's client then
+// authenticates first) and over TLS.
 func TestNodeEtcdUnreachable(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
-	var stdout, stderr bytes.Buffer
-	code := node(context.Background(), []string{"-id", "1", "-listen", "127.0.0.1:0", "-channels", "a", "-insecure",
-		"-election", "etcd", "-etcd", addr, "-etcd-ttl", "2s"}, &stdout, &stderr)
-	assert.Equal(t, exitRejected, code)
-	assert.Contains(t, stderr.String(), "rolefsm node: rolefsmetcd: cannot reach etcd at ["+addr+"]")
-	assert.Empty(t, stdout.String())
+	certs, err := etcdtest.GenerateCerts(t.TempDir())
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		args     []string
+		endpoint string
+		env      string
+	}{
+		{[]string{"-etcd", addr}, addr, ""},
+		{[]string{"-etcd", addr, "-etcd-user", "node"}, addr, "s3cret"},
+		{[]string{"-etcd", "https://" + addr, "-etcd-ca", certs.CA}, "https://" + addr, ""},
+	} {
+		t.Setenv(etcdPasswordEnv, tc.env)
+		var stdout, stderr bytes.Buffer
+		code := node(context.Background(), append([]string{"-id", "1", "-listen", "127.0.0.1:0", "-channels", "a", "-insecure",
+			"-election", "etcd", "-etcd-ttl", "2s"}, tc.args...), &stdout, &stderr)
+		assert.Equal(t, exitRejected, code, "%v", tc.args)
+		assert.Contains(t, stderr.String(), "rolefsm node: rolefsmetcd: cannot reach etcd at ["+tc.endpoint+"]", "%v", tc.args)
+		assert.Empty(t, stdout.String())
+	}
+}
+
+// electsThroughEtcd waits until nodes ids agree on one leader per
+// channel, and checks that each leader holds a token of etcd's.
+func (c *cluster) electsThroughEtcd(ids ...replica.NodeID) {
+	c.t.Helper()
+	leaders := c.settle(ids...)
+	tokens := c.tokens(ids...)
+	for ch := range leaders {
+		assert.Positive(c.t, tokens[ch], "%s: its leader shows no token", ch)
+	}
+}
+
+// TestNodeProcessesElectThroughEtcdWithTLS: node processes elect
+// through an etcd that serves TLS only and requires a client
+// certificate, given as -etcd https://... -etcd-ca -etcd-cert -etcd-key.
+func TestNodeProcessesElectThroughEtcdWithTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	etcd, err := etcdtest.Start(t.TempDir(), 1, etcdtest.WithClientTLS())
+	require.NoError(t, err)
+	t.Cleanup(etcd.Close)
+	certs := etcd.Certs()
+	c := newCluster(t, []replica.NodeID{1, 2}, "-channels", "orders,payments", "-heartbeat", "100ms",
+		"-election", "etcd", "-etcd", etcd.URL(0), "-etcd-ttl", "2s",
+		"-etcd-ca", certs.CA, "-etcd-cert", certs.ClientCert, "-etcd-key", certs.ClientKey)
+	// A HOST:PORT endpoint with the TLS flags is TLS too.
+	c.nodeArgs[2] = []string{"-etcd", etcd.Endpoint(0)}
+	c.start(1)
+	c.start(2)
+	c.electsThroughEtcd(1, 2)
+}
+
+// TestNodeProcessesElectThroughEtcdWithAuth: node processes elect
+// through an etcd with authentication enabled, as a user whose role
+// covers the election prefix only: node 1 reads the password from a
+// file, node 2 from $ROLEFSM_ETCD_PASSWORD.
+func TestNodeProcessesElectThroughEtcdWithAuth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	etcd, err := etcdtest.Start(t.TempDir(), 1,
+		etcdtest.WithAuth(etcdtest.Auth{User: "node", Password: "s3cret", Prefix: "/rolefsm/election"}))
+	require.NoError(t, err)
+	t.Cleanup(etcd.Close)
+	c := newCluster(t, []replica.NodeID{1, 2}, "-channels", "orders,payments", "-heartbeat", "100ms",
+		"-election", "etcd", "-etcd", etcd.URL(0), "-etcd-ttl", "2s", "-etcd-user", "node")
+	passwordFile := filepath.Join(c.dir, "etcd.password")
+	require.NoError(t, os.WriteFile(passwordFile, []byte("s3cret\n"), 0o600))
+	c.nodeArgs[1] = []string{"-etcd-password-file", passwordFile}
+	c.env[2] = []string{etcdPasswordEnv + "=s3cret"}
+	c.start(1)
+	c.start(2)
+	c.electsThroughEtcd(1, 2)
+}
+
+// TestNodeEtcdRefusesCredentials: credentials etcd refuses at start are
+// exit 1 with a message that says what failed, not etcd's own words,
+// and nothing is left running.
+func TestNodeEtcdRefusesCredentials(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts etcd")
+	}
+	dir := t.TempDir()
+	auth, err := etcdtest.Start(filepath.Join(dir, "auth"), 1,
+		etcdtest.WithAuth(etcdtest.Auth{User: "node", Password: "s3cret", Prefix: "/rolefsm/election"}))
+	require.NoError(t, err)
+	defer auth.Close()
+	secure, err := etcdtest.Start(filepath.Join(dir, "tls"), 1, etcdtest.WithClientTLS())
+	require.NoError(t, err)
+	defer secure.Close()
+	certs := secure.Certs()
+	other, err := etcdtest.GenerateCerts(filepath.Join(dir, "other"))
+	require.NoError(t, err)
+	wrong, right := filepath.Join(dir, "wrong.password"), filepath.Join(dir, "right.password")
+	require.NoError(t, os.WriteFile(wrong, []byte("guess\n"), 0o600))
+	require.NoError(t, os.WriteFile(right, []byte("s3cret"), 0o600))
+	base := []string{"-id", "1", "-listen", "127.0.0.1:0", "-channels", "a", "-insecure", "-election", "etcd", "-etcd-ttl", "2s"}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		msgs []string
+	}{
+		{"a wrong password", []string{"-etcd", auth.Endpoint(0), "-etcd-user", "node", "-etcd-password-file", wrong},
+			[]string{`rolefsm node: etcd at [` + auth.Endpoint(0) + `]: authentication failed for user "node": wrong user name or password`}},
+		{"no user", []string{"-etcd", auth.Endpoint(0)},
+			[]string{"authentication failed: etcd has authentication enabled and no user was given: give -etcd-user"}},
+		{"a prefix the user may not use", []string{"-etcd", auth.Endpoint(0), "-etcd-user", "node", "-etcd-password-file", right,
+			"-etcd-prefix", "/elsewhere"}, []string{`user "node" may not use the keys under -etcd-prefix /elsewhere: permission denied`}},
+		{"no client certificate", []string{"-etcd", secure.URL(0), "-etcd-ca", certs.CA},
+			[]string{"rolefsm node: etcd at " + secure.URL(0) + ": TLS handshake failed: remote error: tls: certificate required: " +
+				"the server refused this client: it wants a client certificate its CA signed (-etcd-cert, -etcd-key)"}},
+		{"another CA", []string{"-etcd", secure.URL(0), "-etcd-ca", other.CA, "-etcd-cert", certs.ClientCert, "-etcd-key", certs.ClientKey},
+			[]string{"TLS handshake failed: tls: failed to verify certificate: x509: certificate signed by unknown authority",
+				"the server's certificate is not signed by a CA of -etcd-ca"}},
+		{"TLS to an etcd in the clear", []string{"-etcd", "https://" + auth.Endpoint(0), "-etcd-ca", certs.CA},
+			[]string{"TLS handshake failed: the server hung up in the handshake: it may not speak TLS"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := node(context.Background(), append(slices.Clone(base), tc.args...), &stdout, &stderr)
+			assert.Equal(t, exitRejected, code)
+			for _, msg := range tc.msgs {
+				assert.Contains(t, stderr.String(), msg)
+			}
+			assert.NotContains(t, stderr.String(), "user name is empty")
+			assert.Empty(t, stdout.String())
+		})
+	}
 }

@@ -47,9 +47,11 @@ type proc struct {
 type cluster struct {
 	t        *testing.T
 	dir, key string
-	udp      map[replica.NodeID]string // each node's UDP address
-	peers    map[replica.NodeID]string // each node's -peers, if not all the others
-	args     []string                  // more flags for every node
+	udp      map[replica.NodeID]string   // each node's UDP address
+	peers    map[replica.NodeID]string   // each node's -peers, if not all the others
+	args     []string                    // more flags for every node
+	nodeArgs map[replica.NodeID][]string // more flags for one node
+	env      map[replica.NodeID][]string // more environment for one node
 	procs    map[replica.NodeID]*proc
 	starts   int
 }
@@ -60,7 +62,7 @@ func newCluster(t *testing.T, ids []replica.NodeID, args ...string) *cluster {
 		t.Skip("starts real processes")
 	}
 	c := &cluster{t: t, dir: t.TempDir(), udp: map[replica.NodeID]string{}, peers: map[replica.NodeID]string{},
-		args: args, procs: map[replica.NodeID]*proc{}}
+		args: args, nodeArgs: map[replica.NodeID][]string{}, env: map[replica.NodeID][]string{}, procs: map[replica.NodeID]*proc{}}
 	key, err := udp.GenerateKey()
 	require.NoError(t, err)
 	c.key = filepath.Join(c.dir, "cluster.key")
@@ -112,8 +114,9 @@ func (c *cluster) start(id replica.NodeID) {
 	defer stderr.Close()
 	args := append([]string{"node", "-id", fmt.Sprint(id), "-listen", c.udp[id], "-peers", c.peersOf(id),
 		"-key-file", c.key, "-http", "127.0.0.1:0"}, c.args...)
+	args = append(args, c.nodeArgs[id]...)
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), asCommand+"=1")
+	cmd.Env = append(append(os.Environ(), asCommand+"=1"), c.env[id]...)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	require.NoError(t, cmd.Start())
 	p := &proc{id: id, cmd: cmd, stderr: base + ".err", done: make(chan struct{})}
