@@ -185,7 +185,7 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(status(d, el, cfg))
 		})
-		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		srv, ln = newHTTPServer(ln, mux, defaultHTTPLimits, logger)
 		httpAddr = ln.Addr().String()
 		go func() { serveDone <- srv.Serve(ln) }()
 	}
