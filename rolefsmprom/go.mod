@@ -1,6 +1,6 @@
 module github.com/rolefsm/rolefsm/rolefsmprom
 
-go 1.25
+go 1.25.0
 
 require (
 	github.com/prometheus/client_golang v1.20.5
@@ -14,6 +14,7 @@ require (
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/flynn/noise v1.1.0 // indirect
 	github.com/klauspost/compress v1.17.9 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/looplab/fsm v1.0.3 // indirect
@@ -21,7 +22,8 @@ require (
 	github.com/prometheus/common v0.55.0 // indirect
 	github.com/prometheus/procfs v0.15.1 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/sys v0.22.0 // indirect
+	golang.org/x/crypto v0.55.0 // indirect
+	golang.org/x/sys v0.47.0 // indirect
 )
 
 replace github.com/rolefsm/rolefsm => ../

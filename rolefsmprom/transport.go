@@ -17,6 +17,10 @@ import (
 //	rolefsm_transport_bytes_sent_total
 //	rolefsm_transport_bytes_received_total
 //	rolefsm_transport_dropped_total{reason}      datagrams dropped, one series per udp.Reason
+//	rolefsm_transport_kernel_drops_total         datagrams the kernel dropped for a full socket buffer (Linux)
+//	rolefsm_transport_handshakes_total{kind}     sent, answered, completed
+//	rolefsm_transport_duplicate_identity_total   two processes found speaking with one node's key
+//	rolefsm_transport_insecure                   1 if the transport runs without keys
 //
 // Every reason's series is there from the first scrape, at zero until
 // a datagram is dropped for it, so that an alert on a rate sees it
@@ -32,16 +36,22 @@ func NewTransportCollector(t *udp.Transport, opts ...Option) prometheus.Collecto
 		bytesSent:     d("bytes_sent_total", "Bytes sent, in datagrams."),
 		bytesReceived: d("bytes_received_total", "Bytes read from the socket, in datagrams."),
 		dropped:       d("dropped_total", "Datagrams dropped and never acted on, by reason.", "reason"),
+		kernel:        d("kernel_drops_total", "Datagrams the kernel dropped because the socket's buffer was full."),
+		handshakes:    d("handshakes_total", "Handshakes: initiations sent, initiations answered, and ours completed.", "kind"),
+		duplicates:    d("duplicate_identity_total", "Times two processes were found speaking with one node's key (a peer's, or this node's)."),
+		insecure:      d("insecure", "1 if the transport runs without keys: unauthenticated, in the clear."),
 	}
 }
 
 type transportCollector struct {
 	t                                                 *udp.Transport
 	sent, received, bytesSent, bytesReceived, dropped *prometheus.Desc
+	kernel, handshakes, duplicates, insecure          *prometheus.Desc
 }
 
 func (x *transportCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{x.sent, x.received, x.bytesSent, x.bytesReceived, x.dropped} {
+	for _, d := range []*prometheus.Desc{x.sent, x.received, x.bytesSent, x.bytesReceived, x.dropped,
+		x.kernel, x.handshakes, x.duplicates, x.insecure} {
 		ch <- d
 	}
 }
@@ -62,6 +72,16 @@ func (x *transportCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range udp.Reasons() {
 		counter(x.dropped, s.Dropped[r], r.String())
 	}
+	counter(x.kernel, s.KernelDrops)
+	counter(x.handshakes, s.HandshakesSent, "sent")
+	counter(x.handshakes, s.HandshakesAnswered, "answered")
+	counter(x.handshakes, s.HandshakesCompleted, "completed")
+	counter(x.duplicates, s.DuplicateIdentity)
+	insecure := 0.0
+	if s.Insecure {
+		insecure = 1
+	}
+	ch <- prometheus.MustNewConstMetric(x.insecure, prometheus.GaugeValue, insecure)
 }
 
 // DriverErrors counts, by reason, what a replica.Driver reports through

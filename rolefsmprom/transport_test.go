@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -18,19 +19,21 @@ import (
 	"github.com/rolefsm/rolefsm/replica/udp"
 )
 
+var quiet = slog.New(slog.DiscardHandler)
+
+// TestTransportCollector runs an insecure pair, whose datagrams are
+// exactly counted (no handshake), then reads a pair with keys.
 func TestTransportCollector(t *testing.T) {
-	key, err := udp.GenerateKey()
-	require.NoError(t, err)
-	keys, err := udp.ParseKeys([]byte(key))
-	require.NoError(t, err)
 	ca, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
 	cb, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	require.NoError(t, err)
-	a, err := udp.New(udp.Config{ID: 1, Conn: ca, Keys: keys, Peers: map[replica.NodeID]string{2: cb.LocalAddr().String()}})
+	a, err := udp.New(udp.Config{ID: 1, Conn: ca, Insecure: true, Logger: quiet,
+		Peers: map[replica.NodeID]udp.Peer{2: {Addr: cb.LocalAddr().String()}}})
 	require.NoError(t, err)
 	defer a.Close()
-	b, err := udp.New(udp.Config{ID: 2, Conn: cb, Keys: keys, Peers: map[replica.NodeID]string{1: ca.LocalAddr().String()}})
+	b, err := udp.New(udp.Config{ID: 2, Conn: cb, Insecure: true, Logger: quiet,
+		Peers: map[replica.NodeID]udp.Peer{1: {Addr: ca.LocalAddr().String()}}})
 	require.NoError(t, err)
 	defer b.Close()
 
@@ -50,7 +53,7 @@ func TestTransportCollector(t *testing.T) {
 		t.Fatal("nothing received")
 	}
 	size := a.Stats().BytesSent
-	require.Equal(t, uint64(udp.HeaderSize+udp.TagSize+1+1+6+1+1), size, "header, tag, count, name length, name, role, tail")
+	require.Equal(t, uint64(udp.PlainHeaderSize+udp.BodyHeaderSize+1+1+6+1+1), size, "header, body header, count, name length, name, role, tail")
 
 	want := fmt.Sprintf(`
 # HELP rolefsm_transport_bytes_received_total Bytes read from the socket, in datagrams.
@@ -68,13 +71,31 @@ rolefsm_transport_datagrams_sent_total 0
 # HELP rolefsm_transport_dropped_total Datagrams dropped and never acted on, by reason.
 # TYPE rolefsm_transport_dropped_total counter
 rolefsm_transport_dropped_total{reason="bad_tag"} 0
+rolefsm_transport_dropped_total{reason="expired"} 0
 rolefsm_transport_dropped_total{reason="garbage"} 2
 rolefsm_transport_dropped_total{reason="inbox_full"} 0
 rolefsm_transport_dropped_total{reason="misdirected"} 0
 rolefsm_transport_dropped_total{reason="oversize"} 0
+rolefsm_transport_dropped_total{reason="rate_limited"} 0
 rolefsm_transport_dropped_total{reason="replayed"} 0
+rolefsm_transport_dropped_total{reason="superseded"} 0
 rolefsm_transport_dropped_total{reason="unknown_sender"} 0
+rolefsm_transport_dropped_total{reason="unknown_session"} 0
 rolefsm_transport_dropped_total{reason="version"} 0
+# HELP rolefsm_transport_duplicate_identity_total Times two processes were found speaking with one node's key (a peer's, or this node's).
+# TYPE rolefsm_transport_duplicate_identity_total counter
+rolefsm_transport_duplicate_identity_total 0
+# HELP rolefsm_transport_handshakes_total Handshakes: initiations sent, initiations answered, and ours completed.
+# TYPE rolefsm_transport_handshakes_total counter
+rolefsm_transport_handshakes_total{kind="answered"} 0
+rolefsm_transport_handshakes_total{kind="completed"} 0
+rolefsm_transport_handshakes_total{kind="sent"} 0
+# HELP rolefsm_transport_insecure 1 if the transport runs without keys: unauthenticated, in the clear.
+# TYPE rolefsm_transport_insecure gauge
+rolefsm_transport_insecure 1
+# HELP rolefsm_transport_kernel_drops_total Datagrams the kernel dropped because the socket's buffer was full.
+# TYPE rolefsm_transport_kernel_drops_total counter
+rolefsm_transport_kernel_drops_total 0
 `, size+2*7)
 	col := NewTransportCollector(b)
 	require.NoError(t, testutil.CollectAndCompare(col, strings.NewReader(want)))
@@ -92,6 +113,37 @@ svc_transport_bytes_sent_total %d
 `, size)), "svc_transport_datagrams_sent_total", "svc_transport_bytes_sent_total"))
 
 	assert.ErrorContains(t, testutil.CollectAndCompare(NewTransportCollector(nil), strings.NewReader("")), "nil Transport")
+
+	// With keys: a handshake each way, and not insecure.
+	ka, err := udp.GenerateKey()
+	require.NoError(t, err)
+	kb, err := udp.GenerateKey()
+	require.NoError(t, err)
+	cc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	cd, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	c, err := udp.New(udp.Config{ID: 1, Conn: cc, Key: ka, Logger: quiet,
+		Peers: map[replica.NodeID]udp.Peer{2: {Addr: cd.LocalAddr().String(), Keys: []udp.PublicKey{kb.Public()}}}})
+	require.NoError(t, err)
+	defer c.Close()
+	d, err := udp.New(udp.Config{ID: 2, Conn: cd, Key: kb, Logger: quiet,
+		Peers: map[replica.NodeID]udp.Peer{1: {Addr: cc.LocalAddr().String(), Keys: []udp.PublicKey{ka.Public()}}}})
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, c.Send(context.Background(), 2, replica.Batch{Seq: 1}))
+	select {
+	case <-d.Inbox():
+	case <-time.After(10 * time.Second): // a bound, not a timing claim
+		t.Fatal("nothing received")
+	}
+	require.NoError(t, testutil.CollectAndCompare(NewTransportCollector(c), strings.NewReader(`
+# HELP rolefsm_transport_insecure 1 if the transport runs without keys: unauthenticated, in the clear.
+# TYPE rolefsm_transport_insecure gauge
+rolefsm_transport_insecure 0
+`), "rolefsm_transport_insecure"))
+	assert.GreaterOrEqual(t, c.Stats().HandshakesSent, uint64(1))
+	assert.GreaterOrEqual(t, c.Stats().HandshakesCompleted, uint64(1))
 }
 
 func TestDriverErrors(t *testing.T) {

@@ -69,28 +69,26 @@ func main() {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	key, err := exec.Command(*bin, "keygen").Output()
-	check(err)
-	keyFile := filepath.Join(dir, "cluster.key")
-	check(os.WriteFile(keyFile, key, 0o600))
+	keyDir := filepath.Join(dir, "keys") // each node's key file, made on its first start (nodeKey)
+	check(os.MkdirAll(keyDir, 0o700))
 
 	switch {
 	case *kills > 0 && *etcd != "":
-		etcdFailovers(*bin, dir, keyFile, *etcd, *nodes, *channels, *kills, *ttls, *signals, *poll, *seed)
+		etcdFailovers(*bin, dir, keyDir, *etcd, *nodes, *channels, *kills, *ttls, *signals, *poll, *seed)
 	case *kills > 0:
-		failovers(*bin, dir, keyFile, *nodes, *channels, *kills, *miss, *heartbeats, *signals, *poll, *seed)
+		failovers(*bin, dir, keyDir, *nodes, *channels, *kills, *miss, *heartbeats, *signals, *poll, *seed)
 	}
 	if *rate > 0 && *etcd != "" {
-		etcdRate(*bin, dir, keyFile, *etcd, *rateChannels, *rate)
+		etcdRate(*bin, dir, keyDir, *etcd, *rateChannels, *rate)
 	}
 	if *steady > 0 {
-		steadyState(*bin, dir, keyFile, *nodes, *steadyChannels, *steady)
+		steadyState(*bin, dir, keyDir, *nodes, *steadyChannels, *steady)
 	}
 }
 
 // failovers prints the failover table: kills failovers per heartbeat
 // setting and signal.
-func failovers(bin, dir, keyFile string, nodes, channels, kills, miss int, heartbeats, signals string, poll time.Duration, seed uint64) {
+func failovers(bin, dir, keyDir string, nodes, channels, kills, miss int, heartbeats, signals string, poll time.Duration, seed uint64) {
 	fmt.Printf("rolefsm failover: %d nodes, %d channels, -miss %d, %d failovers per row; polled every %v\n\n",
 		nodes, channels, miss, kills, poll)
 	fmt.Printf("%-9s  %-7s  %4s  %8s  %8s  %8s  %13s  %13s  %s\n",
@@ -99,7 +97,7 @@ func failovers(bin, dir, keyFile string, nodes, channels, kills, miss int, heart
 		hb, err := time.ParseDuration(hbText)
 		check(err)
 		for _, sigName := range strings.Split(signals, ",") {
-			c := &cluster{bin: bin, dir: dir, key: keyFile, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
+			c := &cluster{bin: bin, dir: dir, keys: keyDir, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
 				args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String(), "-miss", strconv.Itoa(miss)}}
 			times, dual := c.row(nodes, kills, sigName, hb)
 			fmt.Printf("%-9v  %-7s  %4d  %8v  %8v  %8v  %12.1fx  %12.1fx  %v\n", hb, "SIG"+sigName, len(times),
@@ -111,7 +109,7 @@ func failovers(bin, dir, keyFile string, nodes, channels, kills, miss int, heart
 
 // etcdFailovers prints the failover table of nodes that elect in etcd:
 // kills failovers per TTL and signal, at a 100 ms heartbeat.
-func etcdFailovers(bin, dir, keyFile, etcd string, nodes, channels, kills int, ttls, signals string, poll time.Duration, seed uint64) {
+func etcdFailovers(bin, dir, keyDir, etcd string, nodes, channels, kills int, ttls, signals string, poll time.Duration, seed uint64) {
 	const hb = 100 * time.Millisecond
 	fmt.Printf("rolefsm failover, -election etcd: %d nodes, %d channels, heartbeat %v, %d failovers per row; polled every %v\n\n",
 		nodes, channels, hb, kills, poll)
@@ -121,7 +119,7 @@ func etcdFailovers(bin, dir, keyFile, etcd string, nodes, channels, kills int, t
 		ttl, err := time.ParseDuration(ttlText)
 		check(err)
 		for _, sigName := range strings.Split(signals, ",") {
-			c := &cluster{bin: bin, dir: dir, key: keyFile, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
+			c := &cluster{bin: bin, dir: dir, keys: keyDir, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
 				args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String(),
 					"-election", "etcd", "-etcd", etcd, "-etcd-ttl", ttl.String(),
 					"-etcd-prefix", fmt.Sprintf("/bench/%v/%s", ttl, sigName)}}
@@ -137,9 +135,9 @@ func etcdFailovers(bin, dir, keyFile, etcd string, nodes, channels, kills int, t
 // etcdRate runs one node holding channels channels, electing in etcd,
 // and reports the requests it made: to win every channel, then per
 // second over d.
-func etcdRate(bin, dir, keyFile, etcd string, channels int, d time.Duration) {
+func etcdRate(bin, dir, keyDir, etcd string, channels int, d time.Duration) {
 	const ttl = 10 * time.Second
-	c := &cluster{bin: bin, dir: dir, key: keyFile, poll: 20 * time.Millisecond,
+	c := &cluster{bin: bin, dir: dir, keys: keyDir, poll: 20 * time.Millisecond,
 		args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", "500ms",
 			"-election", "etcd", "-etcd", etcd, "-etcd-ttl", ttl.String(), "-etcd-prefix", "/bench/rate"}}
 	c.start(1)
@@ -237,12 +235,12 @@ type node struct {
 }
 
 type cluster struct {
-	bin, dir, key string
-	args          []string
-	poll          time.Duration
-	rng           *rand.Rand
-	nodes         []*node // by id-1; nil when stopped
-	client        http.Client
+	bin, dir, keys string // keys: the directory of the nodes' key files
+	args           []string
+	poll           time.Duration
+	rng            *rand.Rand
+	nodes          []*node // by id-1; nil when stopped
+	client         http.Client
 }
 
 func (c *cluster) start(n int) {
@@ -259,6 +257,22 @@ func (c *cluster) start(n int) {
 	c.settle(c.live())
 }
 
+// nodeKey returns node id's private key file in dir, and its public
+// key: made with rolefsm keygen on first use, read back with rolefsm
+// pubkey after.
+func nodeKey(bin, dir string, id int) (file, pub string) {
+	file = filepath.Join(dir, fmt.Sprintf("node%d.key", id))
+	var out []byte
+	var err error
+	if _, statErr := os.Stat(file); statErr == nil {
+		out, err = exec.Command(bin, "pubkey", "-key-file", file).Output()
+	} else {
+		out, err = exec.Command(bin, "keygen", "-out", file).Output()
+	}
+	check(err)
+	return file, strings.TrimSpace(string(out))
+}
+
 func freeUDPAddr() string {
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	check(err)
@@ -271,11 +285,13 @@ func (c *cluster) launch(n *node, addrs []string) {
 	var peers []string
 	for i, a := range addrs {
 		if i+1 != n.id {
-			peers = append(peers, fmt.Sprintf("%d=%s", i+1, a))
+			_, pub := nodeKey(c.bin, c.keys, i+1)
+			peers = append(peers, fmt.Sprintf("%d=%s@%s", i+1, a, pub))
 		}
 	}
+	keyDir, _ := nodeKey(c.bin, c.keys, n.id)
 	args := append([]string{"node", "-id", strconv.Itoa(n.id), "-listen", n.udp, "-peers", strings.Join(peers, ","),
-		"-key-file", c.key, "-http", "127.0.0.1:0"}, c.args...)
+		"-key-file", keyDir, "-http", "127.0.0.1:0"}, c.args...)
 	n.cmd = exec.Command(c.bin, args...)
 	logf, err := os.OpenFile(filepath.Join(c.dir, fmt.Sprintf("node%d.log", n.id)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	check(err)
@@ -450,9 +466,9 @@ func (c *cluster) stop() {
 
 // steadyState runs n nodes of channels each at a 500 ms heartbeat for
 // d and reports what each costs.
-func steadyState(bin, dir, key string, n, channels int, d time.Duration) {
+func steadyState(bin, dir, keyDir string, n, channels int, d time.Duration) {
 	const hb = 500 * time.Millisecond
-	c := &cluster{bin: bin, dir: dir, key: key, poll: 20 * time.Millisecond,
+	c := &cluster{bin: bin, dir: dir, keys: keyDir, poll: 20 * time.Millisecond,
 		args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String()}}
 	c.start(n)
 	defer c.stop()

@@ -1,6 +1,6 @@
 module github.com/rolefsm/rolefsm/bench/peers
 
-go 1.25
+go 1.25.0
 
 require (
 	github.com/looplab/fsm v1.0.3

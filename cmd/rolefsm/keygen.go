@@ -1,28 +1,66 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 
 	"github.com/rolefsm/rolefsm/replica/udp"
 )
 
-// runKeygen prints a new cluster key: a key file line (base64 of 32
-// random bytes) for the UDP transport's keyring.
+// runKeygen writes a new node private key to a file of mode 0600 and
+// prints its public key, for the peers' -peers.
 func runKeygen(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("keygen", "keygen", stderr)
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	fs := newFlagSet("keygen", "keygen -out FILE\n\nWrites a new node private key (X25519) to FILE, mode 0600, never over\nan existing file, and prints its public key: give it to the peers.", stderr)
+	out := fs.String("out", "", "the private key file to write (required)")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "rolefsm keygen: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "rolefsm keygen: "+format+"\n", a...)
+		return code
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fail(exitUsage, "unexpected argument %q", fs.Arg(0))
+	case *out == "":
+		return fail(exitUsage, "-out: give the file to write the private key to (it is never printed)")
 	}
 	key, err := udp.GenerateKey()
 	if err != nil {
-		fmt.Fprintf(stderr, "rolefsm keygen: %v\n", err)
+		return fail(exitRejected, "%v", err)
+	}
+	if err := udp.WritePrivateKey(*out, key); err != nil {
+		if errors.Is(err, iofs.ErrExist) {
+			return fail(exitRejected, "%s exists: a key file is never overwritten", *out)
+		}
+		return fail(exitRejected, "%v", err)
+	}
+	fmt.Fprintln(stdout, key.Public())
+	return exitOK
+}
+
+// runPubkey prints the public key of a private key file.
+func runPubkey(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("pubkey", "pubkey -key-file FILE\n\nPrints the public key of a node's private key file.", stderr)
+	keyFile := fs.String("key-file", "", "the private key file (required)")
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	switch {
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "rolefsm pubkey: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	case *keyFile == "":
+		fmt.Fprintln(stderr, "rolefsm pubkey: -key-file: give the private key file")
+		return exitUsage
+	}
+	key, err := udp.LoadPrivateKey(*keyFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "rolefsm pubkey: %v\n", err)
 		return exitRejected
 	}
-	fmt.Fprintln(stdout, key)
+	fmt.Fprintln(stdout, key.Public())
 	return exitOK
 }

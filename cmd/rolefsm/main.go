@@ -6,8 +6,9 @@
 //	rolefsm matrix [-format table|markdown|mermaid|dot|json]
 //	rolefsm check FROM TO SIGNAL    print "ok" (exit 0) or the error (exit 1)
 //	rolefsm replay [-from ROLE] [-name CHANNEL] FILE|-
-//	rolefsm keygen                  print a new cluster key (a key file line)
-//	rolefsm node -id N -listen ADDR -peers ID=ADDR,... -channels LIST -key-file FILE [-http ADDR]
+//	rolefsm keygen -out FILE        write a new node private key (mode 0600), print its public key
+//	rolefsm pubkey -key-file FILE   print a private key file's public key
+//	rolefsm node -id N -listen ADDR -peers ID=ADDR@PUBLICKEY,... -channels LIST -key-file FILE [-http ADDR]
 //	                                run one replica node over UDP (see "rolefsm node -h")
 //
 // Names are matched without regard to case. A name that is not a role
@@ -50,8 +51,9 @@ commands:
   check FROM TO SIGNAL    check one transition: "ok" (exit 0) or the error (exit 1)
   replay [-from ROLE] FILE|-
                           replay JSON lines (steps or audit lines) through a coordinator
-  keygen                  print a new cluster key for the UDP transport (a key file line)
-  node -id N -listen ADDR -peers ID=ADDR,... -channels LIST -key-file FILE [-http ADDR]
+  keygen -out FILE        write a new node private key (mode 0600) and print its public key
+  pubkey -key-file FILE   print the public key of a node's private key file
+  node -id N -listen ADDR -peers ID=ADDR@PUBLICKEY,... -channels LIST -key-file FILE [-http ADDR]
                           run one replica node: UDP heartbeats, GET /status and /metrics
 
 Run "rolefsm <command> -h" for a command's options.
@@ -73,6 +75,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runReplay(args[1:], stdin, stdout, stderr)
 	case "keygen":
 		return runKeygen(args[1:], stdout, stderr)
+	case "pubkey":
+		return runPubkey(args[1:], stdout, stderr)
 	case "node":
 		return runNode(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

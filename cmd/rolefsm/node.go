@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,15 +60,18 @@ func etcdCollector(el *rolefsmetcd.Elector) []prometheus.Collector {
 	return cs
 }
 
-const nodeSynopsis = `node -id N -listen ADDR [-peers ID=ADDR,...] -channels LIST|-channels-n N
+const nodeSynopsis = `node -id N -listen ADDR [-peers ID=ADDR@PUBLICKEY,... | -peers-file FILE] -channels LIST|-channels-n N
         (-key-file FILE | -insecure) [-http ADDR] [-heartbeat 500ms] [-miss 3] [-policy tail|upstream]
         [-election heartbeat|etcd -etcd ENDPOINT,... [-etcd-ttl 10s] [-etcd-prefix /rolefsm/election]
           [-etcd-ca FILE] [-etcd-cert FILE -etcd-key FILE] [-etcd-user NAME [-etcd-password-file FILE]]]
 
 Runs one replica node: every channel's replica set is this node and all
-its peers; heartbeats travel over UDP, sealed with the key file's first
-key (rolefsm keygen makes one; one base64 key a line, any of them
-accepted). The coordinators' audit lines go to stderr as JSON, readable by
+its peers; heartbeats travel over UDP, on a Noise session with each peer,
+so that each node speaks only as itself. -key-file is this node's private
+key (rolefsm keygen -out FILE makes one, mode 0600, and prints its public
+key); each peer is ID=ADDR@PUBLICKEY (two keys, @OLD@NEW, while a peer's
+key is replaced), or a line "ID ADDR PUBLICKEY [PUBLICKEY]" of
+-peers-file. The coordinators' audit lines go to stderr as JSON, readable by
 "rolefsm replay -name CHANNEL". On -http: GET /status (JSON) and GET
 /metrics (Prometheus). SIGTERM or SIGINT: leaders relinquish, every
 channel closes, the peers are told at once, exit 0. The first line on
@@ -85,10 +89,10 @@ failed TLS handshake: exit 1, saying so.`
 type nodeConfig struct {
 	id        replica.NodeID
 	listen    string
-	peers     map[replica.NodeID]string
+	peers     map[replica.NodeID]udp.Peer
 	peerIDs   []replica.NodeID // in the order given
 	channels  []string
-	keys      *udp.Keyring
+	key       udp.PrivateKey
 	insecure  bool
 	http      string
 	pprof     bool
@@ -118,7 +122,8 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	tr, err := udp.New(udp.Config{ID: cfg.id, Listen: cfg.listen, Peers: cfg.peers, Keys: cfg.keys, Insecure: cfg.insecure})
+	tr, err := udp.New(udp.Config{ID: cfg.id, Listen: cfg.listen, Peers: cfg.peers, Key: cfg.key, Insecure: cfg.insecure,
+		Logger: logger})
 	if err != nil {
 		return fail(err)
 	}
@@ -203,7 +208,7 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logger.Info("node started", "id", cfg.id, "udp", tr.Addr().String(), "http", httpAddr,
 		"channels", len(cfg.channels), "peers", len(cfg.peerIDs),
 		"heartbeat", cfg.heartbeat.Interval().String(), "miss", cfg.heartbeat.MissThreshold(), "policy", cfg.policy.Name(),
-		"election", map[bool]string{false: "heartbeat", true: "etcd"}[el != nil])
+		"election", map[bool]string{false: "heartbeat", true: "etcd"}[el != nil], "insecure", cfg.insecure)
 
 	var runErr error
 	select {
@@ -242,8 +247,12 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // nodeStatus is GET /status's body.
 type nodeStatus struct {
-	ID       replica.NodeID  `json:"id"`
-	Channels []channelStatus `json:"channels"`
+	ID replica.NodeID `json:"id"`
+	// Insecure says the node runs without keys; PublicKey is its key
+	// otherwise, as its peers must be given it.
+	Insecure  bool            `json:"insecure"`
+	PublicKey string          `json:"public_key,omitempty"`
+	Channels  []channelStatus `json:"channels"`
 	// Etcd is there with -election etcd only.
 	Etcd *rolefsmetcd.Stats `json:"etcd,omitempty"`
 }
@@ -259,7 +268,10 @@ type channelStatus struct {
 }
 
 func status(d *replica.Driver, el *rolefsmetcd.Elector, cfg nodeConfig) nodeStatus {
-	st := nodeStatus{ID: cfg.id, Channels: make([]channelStatus, 0, len(cfg.channels))}
+	st := nodeStatus{ID: cfg.id, Insecure: cfg.insecure, Channels: make([]channelStatus, 0, len(cfg.channels))}
+	if !cfg.insecure {
+		st.PublicKey = cfg.key.Public().String()
+	}
 	if el != nil {
 		es := el.Stats()
 		st.Etcd = &es
@@ -289,11 +301,12 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	fs := newFlagSet("node", nodeSynopsis, stderr)
 	id := fs.Uint64("id", 0, "this node's id, 1 or more (required)")
 	listen := fs.String("listen", "", "UDP address to listen on, such as 127.0.0.1:7001 (required)")
-	peers := fs.String("peers", "", "the other nodes: ID=ADDR, comma-separated")
+	peers := fs.String("peers", "", "the other nodes: ID=ADDR@PUBLICKEY (ID=ADDR with -insecure), comma-separated")
+	peersFile := fs.String("peers-file", "", "the other nodes, one a line: ID ADDR PUBLICKEY [PUBLICKEY]")
 	channels := fs.String("channels", "", "channel names, comma-separated")
 	channelsN := fs.Int("channels-n", 0, "also hold N channels named ch00001, ch00002, ...")
-	keyFile := fs.String("key-file", "", "the cluster's key file (rolefsm keygen)")
-	insecure := fs.Bool("insecure", false, "run without a key: heartbeats unauthenticated, in the clear")
+	keyFile := fs.String("key-file", "", "this node's private key file, mode 0600 (rolefsm keygen -out FILE)")
+	insecure := fs.Bool("insecure", false, "run without keys: heartbeats unauthenticated, in the clear, anyone can speak as any node")
 	httpAddr := fs.String("http", "", "TCP address for GET /status and GET /metrics (none if empty)")
 	pprofOn := fs.Bool("pprof", false, "also serve Go's profiles under /debug/pprof/ on -http")
 	interval := fs.Duration("heartbeat", policy.DefaultInterval, "heartbeat interval, at least "+policy.MinInterval.String())
@@ -321,7 +334,7 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 		return bad("unexpected argument %q", fs.Arg(0))
 	}
 	cfg := nodeConfig{id: replica.NodeID(*id), listen: *listen, insecure: *insecure, http: *httpAddr, pprof: *pprofOn,
-		peers: map[replica.NodeID]string{}}
+		peers: map[replica.NodeID]udp.Peer{}}
 	switch {
 	case *id == 0:
 		return bad("-id: give this node's id, 1 or more")
@@ -336,7 +349,7 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	case *channelsN < 0 || *channelsN > 1_000_000:
 		return bad("-channels-n %d: from 0 to 1000000", *channelsN)
 	case *keyFile == "" && !*insecure:
-		return bad("no key: give -key-file (rolefsm keygen makes one), or -insecure to run unauthenticated on purpose")
+		return bad("no key: give -key-file (rolefsm keygen -out FILE makes one), or -insecure to run unauthenticated on purpose")
 	case *keyFile != "" && *insecure:
 		return bad("-key-file and -insecure: choose one")
 	case *election != "heartbeat" && *election != "etcd":
@@ -359,24 +372,39 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 			return bad("%v", err)
 		}
 	}
+	if *peers != "" && *peersFile != "" {
+		return bad("-peers and -peers-file: choose one")
+	}
+	var lines []peerLine
 	if *peers != "" {
 		for _, p := range strings.Split(*peers, ",") {
-			idText, addr, ok := strings.Cut(strings.TrimSpace(p), "=")
-			pid, err := strconv.ParseUint(idText, 10, 64)
-			switch {
-			case !ok || addr == "":
-				return bad("-peers: %q is not ID=ADDR", p)
-			case err != nil || pid == 0:
-				return bad("-peers: %q: the id must be a number, 1 or more", p)
-			case replica.NodeID(pid) == cfg.id:
-				return bad("-peers: %q: that is this node's own id", p)
-			}
-			if _, dup := cfg.peers[replica.NodeID(pid)]; dup {
-				return bad("-peers: node %d twice", pid)
-			}
-			cfg.peers[replica.NodeID(pid)] = addr
-			cfg.peerIDs = append(cfg.peerIDs, replica.NodeID(pid))
+			lines = append(lines, peerLine{where: "-peers", text: strings.TrimSpace(p), flag: true})
 		}
+	}
+	if *peersFile != "" {
+		data, err := os.ReadFile(*peersFile)
+		if err != nil {
+			return bad("-peers-file: %v", err)
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				lines = append(lines, peerLine{where: fmt.Sprintf("-peers-file %s line %d", *peersFile, i+1), text: line})
+			}
+		}
+	}
+	for _, l := range lines {
+		pid, peer, err := l.parse(*insecure)
+		switch {
+		case err != nil:
+			return bad("%s: %v", l.where, err)
+		case pid == cfg.id:
+			return bad("%s: %q: that is this node's own id", l.where, l.text)
+		}
+		if _, dup := cfg.peers[pid]; dup {
+			return bad("%s: node %d twice", l.where, pid)
+		}
+		cfg.peers[pid] = peer
+		cfg.peerIDs = append(cfg.peerIDs, pid)
 	}
 	seen := map[string]bool{}
 	add := func(name string) error {
@@ -410,12 +438,14 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 		return bad("no channel: give -channels or -channels-n")
 	}
 	if *keyFile != "" {
-		data, err := os.ReadFile(*keyFile)
-		if err != nil {
+		var err error
+		if cfg.key, err = udp.LoadPrivateKey(*keyFile); err != nil {
 			return bad("-key-file: %v", err)
 		}
-		if cfg.keys, err = udp.ParseKeys(data); err != nil {
-			return bad("-key-file %s: %v", *keyFile, err)
+		for id, p := range cfg.peers {
+			if slices.Contains(p.Keys, cfg.key.Public()) {
+				return bad("-peers: node %d has this node's own public key", id)
+			}
 		}
 	}
 	var err error
@@ -426,4 +456,60 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 		return bad("-policy: %v", err)
 	}
 	return cfg, -1
+}
+
+// peerLine is one peer as given: ID=ADDR@KEY[@KEY] in -peers, or
+// ID ADDR KEY [KEY] in -peers-file.
+type peerLine struct {
+	where, text string
+	flag        bool
+}
+
+// parse reads the line: a peer's id, address and public keys (one, or
+// two while its key is replaced; none when insecure).
+func (l peerLine) parse(insecure bool) (replica.NodeID, udp.Peer, error) {
+	var idText, addr string
+	var keys []string
+	if l.flag {
+		var ok bool
+		idText, addr, ok = strings.Cut(l.text, "=")
+		if !ok || addr == "" {
+			return 0, udp.Peer{}, fmt.Errorf("%q is not ID=ADDR@PUBLICKEY", l.text)
+		}
+		parts := strings.Split(addr, "@")
+		addr, keys = parts[0], parts[1:]
+	} else {
+		f := strings.Fields(l.text)
+		if len(f) < 2 {
+			return 0, udp.Peer{}, fmt.Errorf("%q is not ID ADDR PUBLICKEY", l.text)
+		}
+		idText, addr, keys = f[0], f[1], f[2:]
+	}
+	pid, err := strconv.ParseUint(idText, 10, 64)
+	if err != nil || pid == 0 {
+		return 0, udp.Peer{}, fmt.Errorf("%q: the id must be a number, 1 or more", l.text)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return 0, udp.Peer{}, fmt.Errorf("%q: %q is not HOST:PORT", l.text, addr)
+	}
+	p := udp.Peer{Addr: addr}
+	switch {
+	case insecure && len(keys) > 0:
+		return 0, udp.Peer{}, fmt.Errorf("%q: a public key, but -insecure uses none", l.text)
+	case !insecure && len(keys) == 0:
+		return 0, udp.Peer{}, fmt.Errorf("%q: no public key (rolefsm keygen prints it; rolefsm pubkey shows it again)", l.text)
+	case len(keys) > 2:
+		return 0, udp.Peer{}, fmt.Errorf("%q: %d public keys, at most 2 (the old and the new, while a key is replaced)", l.text, len(keys))
+	}
+	for _, k := range keys {
+		pub, err := udp.ParsePublicKey(k)
+		if err != nil {
+			return 0, udp.Peer{}, fmt.Errorf("%q: %w", l.text, err)
+		}
+		if slices.Contains(p.Keys, pub) {
+			return 0, udp.Peer{}, fmt.Errorf("%q: the same public key twice", l.text)
+		}
+		p.Keys = append(p.Keys, pub)
+	}
+	return replica.NodeID(pid), p, nil
 }

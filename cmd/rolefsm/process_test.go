@@ -43,10 +43,13 @@ type proc struct {
 	err    error // Wait's, once done is closed
 }
 
-// cluster runs node processes with a shared key and fixed UDP ports.
+// cluster runs node processes, each with its own key, on fixed UDP
+// ports.
 type cluster struct {
 	t        *testing.T
-	dir, key string
+	dir      string
+	keys     map[replica.NodeID]udp.PrivateKey
+	keyFiles map[replica.NodeID]string
 	udp      map[replica.NodeID]string   // each node's UDP address
 	peers    map[replica.NodeID]string   // each node's -peers, if not all the others
 	args     []string                    // more flags for every node
@@ -62,13 +65,11 @@ func newCluster(t *testing.T, ids []replica.NodeID, args ...string) *cluster {
 		t.Skip("starts real processes")
 	}
 	c := &cluster{t: t, dir: t.TempDir(), udp: map[replica.NodeID]string{}, peers: map[replica.NodeID]string{},
+		keys: map[replica.NodeID]udp.PrivateKey{}, keyFiles: map[replica.NodeID]string{},
 		args: args, nodeArgs: map[replica.NodeID][]string{}, env: map[replica.NodeID][]string{}, procs: map[replica.NodeID]*proc{}}
-	key, err := udp.GenerateKey()
-	require.NoError(t, err)
-	c.key = filepath.Join(c.dir, "cluster.key")
-	require.NoError(t, os.WriteFile(c.key, []byte("# the test cluster's key\n"+key+"\n"), 0o600))
 	for _, id := range ids {
 		c.udp[id] = freeUDPAddr(t)
+		c.addKey(id)
 	}
 	t.Cleanup(c.stopAll)
 	return c
@@ -84,6 +85,21 @@ func freeUDPAddr(t *testing.T) string {
 	return conn.LocalAddr().String()
 }
 
+// addKey makes node id a key, and its key file.
+func (c *cluster) addKey(id replica.NodeID) {
+	k, err := udp.GenerateKey()
+	require.NoError(c.t, err)
+	c.keys[id] = k
+	c.keyFiles[id] = filepath.Join(c.dir, fmt.Sprintf("node%d.key", id))
+	_ = os.Remove(c.keyFiles[id])
+	require.NoError(c.t, udp.WritePrivateKey(c.keyFiles[id], k))
+}
+
+// peer is one -peers item: node id at addr, with its public key.
+func (c *cluster) peer(id replica.NodeID, addr string) string {
+	return fmt.Sprintf("%d=%s@%s", id, addr, c.keys[id].Public())
+}
+
 // peersOf is the -peers flag of node id: every other node of the
 // cluster, unless set in c.peers.
 func (c *cluster) peersOf(id replica.NodeID) string {
@@ -93,7 +109,7 @@ func (c *cluster) peersOf(id replica.NodeID) string {
 	var ps []string
 	for other, addr := range c.udp {
 		if other != id {
-			ps = append(ps, fmt.Sprintf("%d=%s", other, addr))
+			ps = append(ps, c.peer(other, addr))
 		}
 	}
 	slices.Sort(ps)
@@ -113,7 +129,7 @@ func (c *cluster) start(id replica.NodeID) {
 	require.NoError(t, err)
 	defer stderr.Close()
 	args := append([]string{"node", "-id", fmt.Sprint(id), "-listen", c.udp[id], "-peers", c.peersOf(id),
-		"-key-file", c.key, "-http", "127.0.0.1:0"}, c.args...)
+		"-key-file", c.keyFiles[id], "-http", "127.0.0.1:0"}, c.args...)
 	args = append(args, c.nodeArgs[id]...)
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), asCommand+"=1"), c.env[id]...)
@@ -336,11 +352,19 @@ func newRecorder(t *testing.T, to string) *recorder {
 	go func() {
 		defer close(r.done)
 		buf := make([]byte, 1<<16)
+		var client *net.UDPAddr // the last sender that is not dst: answers go back to it
 		for {
-			n, err := conn.Read(buf)
+			n, src, err := conn.ReadFromUDP(buf)
 			if err != nil {
 				return // closed
 			}
+			if src.String() == dst.String() {
+				if client != nil {
+					_, _ = conn.WriteToUDP(buf[:n], client)
+				}
+				continue
+			}
+			client = src
 			_, _ = conn.WriteToUDP(buf[:n], dst)
 			r.mu.Lock()
 			r.seen = append(r.seen, slices.Clone(buf[:n]))

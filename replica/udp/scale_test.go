@@ -2,8 +2,9 @@ package udp
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -25,26 +26,22 @@ const (
 )
 
 // intervalRig is a node 1 leading every channel, peers 2 to 5 that
-// follow it, and the transports that carry their heartbeats.
+// follow it, and the transports that carry their heartbeats, built
+// without sockets: what one writes is handed to the other by hand.
 type intervalRig struct {
 	node  *replica.Node
-	self  *Transport            // node 1's, for encoding and accepting
+	self  *Transport            // node 1's
 	peers [peersN]*Transport    // the peers', for encoding what they send
 	beats [peersN]replica.Batch // each peer's heartbeat to node 1
 	in    [peersN][][]byte      // the datagrams of the interval's heartbeats
+	out   [][]byte              // what a transport wrote, until handed on
+	sent  int                   // node 1's datagrams and bytes this interval
+	bytes int
 	now   time.Time
 }
 
 func newIntervalRig(b *testing.B, channels int) *intervalRig {
 	b.Helper()
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		b.Fatal(err)
-	}
-	keys, err := NewKeyring(key)
-	if err != nil {
-		b.Fatal(err)
-	}
 	hb, err := policy.NewHeartbeat(interval, 3)
 	if err != nil {
 		b.Fatal(err)
@@ -53,27 +50,39 @@ func newIntervalRig(b *testing.B, channels int) *intervalRig {
 	if r.node, err = replica.NewNode(replica.Config{ID: 1, Heartbeat: hb, Policy: policy.HighestTail}, r.now); err != nil {
 		b.Fatal(err)
 	}
-	all := map[replica.NodeID]string{}
-	for id := replica.NodeID(1); id <= peersN+1; id++ {
-		all[id] = "127.0.0.1:9" // never written to: encode only
-	}
+	keys := nodeKeys(b, 1, 2, 3, 4, 5)
 	transport := func(id replica.NodeID) *Transport {
-		peers := map[replica.NodeID]string{}
-		for p, a := range all {
+		peers := map[replica.NodeID]Peer{}
+		for p := replica.NodeID(1); p <= peersN+1; p++ {
 			if p != id {
-				peers[p] = a
+				peers[p] = Peer{Addr: addrOf(p).String(), Keys: []PublicKey{keys[p].Public()}}
 			}
 		}
-		t, err := New(Config{ID: id, Listen: "127.0.0.1:0", Keys: keys, Peers: peers, Inbox: 1 << 16, Incarnation: 7})
+		t, err := build(Config{ID: id, Key: keys[id], Peers: peers, Inbox: 1 << 16, Logger: quiet,
+			Now: func() time.Time { return r.now }})
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { _ = t.Close() })
+		t.write = func(d []byte, _ netip.AddrPort) error {
+			if id == 1 {
+				r.sent++
+				r.bytes += len(d)
+			}
+			r.out = append(r.out, append([]byte(nil), d...))
+			return nil
+		}
 		return t
 	}
 	r.self = transport(1)
 	for i := range r.peers {
 		r.peers[i] = transport(replica.NodeID(i + 2))
+		// The handshake, by hand: node 1's initiation, the response, the
+		// keep-alive.
+		p := r.self.peers[replica.NodeID(i+2)]
+		r.self.initiate(r.now, p)
+		r.pass(b, r.peers[i], addrOf(1))
+		r.pass(b, r.self, addrOf(replica.NodeID(i+2)))
+		r.pass(b, r.peers[i], addrOf(1))
 		r.beats[i].Entries = make([]replica.Entry, channels)
 	}
 	ctx := context.Background()
@@ -89,6 +98,7 @@ func newIntervalRig(b *testing.B, channels int) *intervalRig {
 	// Warm up until node 1 leads every channel (the peers say Replica
 	// and it has the lowest id), and every buffer has grown.
 	for range 6 {
+		r.prepare(b)
 		r.interval(b)
 	}
 	for _, name := range []string{"ch000001", fmt.Sprintf("ch%06d", channels)} {
@@ -99,56 +109,62 @@ func newIntervalRig(b *testing.B, channels int) *intervalRig {
 	return r
 }
 
+// pass hands what was written to t, from src, and fails on any drop.
+func (r *intervalRig) pass(b *testing.B, t *Transport, src netip.AddrPort) {
+	out := r.out
+	r.out = nil
+	for _, d := range out {
+		if _, _, why, ok := t.handle(r.now, src, d); !ok {
+			b.Fatalf("handshake datagram dropped: %v", why)
+		}
+	}
+}
+
 // prepare encodes the peers' heartbeats of the next interval: their
 // cost, not node 1's.
 func (r *intervalRig) prepare(b *testing.B) {
 	for i, p := range r.peers {
 		r.beats[i].Seq++
-		r.in[i] = r.in[i][:0]
-		p.mu.Lock()
-		err := p.encode(1, r.beats[i], func(d []byte) error {
-			r.in[i] = append(r.in[i], append([]byte(nil), d...))
-			return nil
-		})
-		p.mu.Unlock()
-		if err != nil {
+		r.out = nil
+		if err := p.encode(r.now, p.peers[1], r.beats[i]); err != nil {
 			b.Fatal(err)
 		}
+		r.in[i] = r.out
 	}
+	r.out = nil
 }
 
 // interval runs node 1's share of one interval and returns the
 // datagrams and bytes it sent.
 func (r *intervalRig) interval(b *testing.B) (datagrams, size int) {
 	ctx := context.Background()
-	r.self.mu.Lock()
+	r.sent, r.bytes = 0, 0
 	for range ticks {
 		r.now = r.now.Add(interval / ticks)
 		for _, m := range r.node.Tick(ctx, r.now) {
-			if err := r.self.encode(m.To, m.Batch, func(d []byte) error {
-				datagrams++
-				size += len(d)
-				return nil
-			}); err != nil {
+			if err := r.self.encode(r.now, r.self.peers[m.To], m.Batch); err != nil {
 				b.Fatal(err)
 			}
+			r.out = r.out[:0]
 		}
 	}
-	r.self.mu.Unlock()
 	for i := range r.in {
+		src := addrOf(replica.NodeID(i + 2))
 		for _, d := range r.in[i] {
-			if why, ok := r.self.accept(d); !ok {
+			from, in, why, ok := r.self.handle(r.now, src, d)
+			if !ok {
 				b.Fatalf("datagram dropped: %v", why)
 			}
+			if err := r.node.Step(ctx, r.now, in.Batch); err != nil {
+				b.Fatal(err)
+			}
+			if from != replica.NodeID(i+2) {
+				b.Fatalf("a batch from node %d, want %d", from, i+2)
+			}
+			r.self.in.recycle(in.Batch.Entries)
 		}
 	}
-	for len(r.self.inbox) > 0 {
-		in := <-r.self.inbox
-		if err := r.node.Step(ctx, r.now, in.Batch); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return datagrams, size
+	return r.sent, r.bytes
 }
 
 // BenchmarkNodeInterval: one interval of a node with n channels and
@@ -182,25 +198,26 @@ func BenchmarkNodeInterval(b *testing.B) {
 func BenchmarkBaselineSealOpen(b *testing.B) {
 	r := newIntervalRig(b, 10_000)
 	r.prepare(b)
+	s := r.self.peers[2].current
 	var out [][]byte
-	r.self.mu.Lock()
 	for _, m := range r.node.Tick(context.Background(), r.now.Add(interval)) {
-		_ = r.self.encode(m.To, m.Batch, func(d []byte) error { out = append(out, append([]byte(nil), d...)); return nil })
+		r.out = nil
+		_ = r.self.encode(r.now, r.self.peers[m.To], m.Batch)
+		out = append(out, r.out...)
 	}
-	r.self.mu.Unlock()
 	if len(out) == 0 {
 		b.Fatal("no heartbeat sent")
 	}
-	aead := r.self.cfg.Keys.aeads[0]
 	buf := make([]byte, 0, 2048)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for _, d := range out {
-			buf = aead.Seal(buf[:0], d[nonceAt:nonceAt+nonceSize], d[HeaderSize:len(d)-TagSize], d[:HeaderSize])
+			buf = s.send.Encrypt(buf[:0], 1, d[:DataHeaderSize], d[DataHeaderSize:len(d)-TagSize])
 		}
-		for _, in := range r.in {
-			for _, d := range in {
-				if _, err := aead.Open(buf[:0], d[nonceAt:nonceAt+nonceSize], d[HeaderSize:], d[:HeaderSize]); err != nil {
+		for p := range r.in {
+			recv := r.self.peers[replica.NodeID(p+2)].current.recv
+			for _, d := range r.in[p] {
+				if _, err := recv.Decrypt(buf[:0], binary.BigEndian.Uint64(d[8:]), d[:DataHeaderSize], d[DataHeaderSize:]); err != nil {
 					b.Fatal(err)
 				}
 			}

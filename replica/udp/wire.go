@@ -1,74 +1,111 @@
 // Package udp carries replica heartbeat batches between processes over
-// UDP: a versioned binary format, sealed with AES-GCM under a cluster
-// keyring (memberlist's model: send with the first key, accept any),
-// with a replay window per sender and every dropped datagram counted by
-// reason. It implements replica.Transport.
+// UDP, each node speaking only as itself: every node has its own static
+// X25519 key pair, a Noise IK handshake per peer pair and boot gives
+// fresh session keys, and every datagram after it is sealed with
+// ChaCha20-Poly1305 under a counter nonce, with a sliding replay window
+// per session. WireGuard is the model (see docs/replicas.md for the
+// trust model and the threat table). It implements replica.Transport.
 //
-// Every key holder is trusted: a node that holds a cluster key can
-// speak as any node id. The key protects the heartbeats from everyone
-// else, not the nodes from each other.
+// Whoever holds a node's private key can speak as that node and as no
+// other; a stranger, on the path or off it, can drop datagrams but not
+// forge, replay or redirect one.
 package udp
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/replica"
 )
 
-// The wire format, version 1. All integers are big-endian.
+// The wire format, version 2. Every message starts with the magic
+// "rf", the version and the message type; integers are big-endian.
 //
-//	offset size
-//	0      2    magic "rf"
-//	2      1    version, 1
-//	3      1    flags: bit 0 set if sealed (AES-GCM), clear if plain
-//	4      8    sender node id
-//	12     8    receiver node id
-//	20     8    incarnation: the sender's boot (unix nanoseconds)
-//	28     8    sequence number of the datagram from the sender to this
-//	            receiver in that incarnation, from 1
-//	36     8    heartbeat number (replica.Batch.Seq), shared by its parts
-//	44     8    send time: nanoseconds since the sender's boot
-//	52     8    echo: the latest send time the sender received from the
-//	            receiver, 0 if none
-//	60     8    held: nanoseconds between receiving that and this send
-//	68     12   nonce (zero when plain)
-//	80     ...  payload; sealed, it is followed by a 16-byte tag, and the
-//	            80 header bytes are its additional data
+// Initiation (type 1, 128 bytes), Noise IK's first message:
 //
-// The receiver id is authenticated with the rest of the header, so a
-// datagram captured on its way to one node is refused by every other
-// (misdirected), and each receiver's replay window sees every sequence
-// number its sender used for it.
+//	0   4   "rf", 2, 1
+//	4   4   sender index: the initiator's id for the session
+//	8   32  ephemeral public key
+//	40  48  static public key, encrypted
+//	88  24  payload, encrypted: the initiator's boot (8 random bytes)
+//	112 16  mac1: keyed BLAKE2s-128 of the bytes before it, under
+//	        HASH("mac1----" || the responder's public key)
 //
-// The receiver measures the round trip as its clock now, less the echo,
-// less the time held: both ends read only their own monotonic clocks.
+// Response (type 2, 84 bytes), Noise IK's second message:
 //
-// The payload is a uvarint count of entries, then per entry: a uvarint
-// name length, the name, the role (one byte), the tail (uvarint).
+//	0   4   "rf", 2, 2
+//	4   4   sender index: the responder's id for the session
+//	8   4   receiver index: the initiator's
+//	12  32  ephemeral public key
+//	44  24  payload, encrypted: the responder's boot
+//	68  16  mac1, under the initiator's public key
+//
+// Data (type 4), a session's datagram:
+//
+//	0   4   "rf", 2, 4
+//	4   4   receiver index
+//	8   8   counter: the AEAD nonce, from 0, never repeated
+//	16  ... ChaCha20-Poly1305 of the body, the 16 bytes before it as
+//	        additional data, and a 16-byte tag
+//
+// Plain (type 5), a datagram of a transport run Insecure: in the clear,
+// unauthenticated:
+//
+//	0   4   "rf", 2, 5
+//	4   8   sender node id
+//	12  8   receiver node id
+//	20  8   sender's boot
+//	28  8   counter
+//	36  ... body
+//
+// The body: kind (1 byte: 0 heartbeat, 1 keep-alive, 2 notice), the
+// heartbeat number (replica.Batch.Seq), the send time (nanoseconds on
+// the sender's monotonic clock), the echo (the latest send time the
+// sender received from the receiver, 0 if none) and the held time
+// (nanoseconds between receiving that and this send), 8 bytes each;
+// then, for a heartbeat, a uvarint count of entries and per entry a
+// uvarint name length, the name, the role (one byte) and the tail
+// (uvarint); for a notice, the address of the other process that speaks
+// with the receiver's key.
 const (
-	Version    = 1
-	HeaderSize = 80
-	TagSize    = 16
+	Version = 2
+	// TagSize is the AEAD tag's size.
+	TagSize = 16
+	// DataHeaderSize is a data datagram's header, before the sealed
+	// body.
+	DataHeaderSize = 16
+	// BodyHeaderSize is the body's fixed part, before the entries.
+	BodyHeaderSize = 33
+	// Overhead is a sealed heartbeat datagram's size less its entries'.
+	Overhead = DataHeaderSize + BodyHeaderSize + TagSize
+	// InitiationSize and ResponseSize are the handshake messages'.
+	InitiationSize = 128
+	ResponseSize   = 84
+	// PlainHeaderSize is an insecure datagram's header.
+	PlainHeaderSize = 36
 	// DefaultMaxDatagram is the largest datagram sent and accepted: a
 	// batch that does not fit is split into several.
 	DefaultMaxDatagram = 1400
 	// MaxChannelName bounds a channel name on the wire.
 	MaxChannelName = 255
-
-	flagSealed = 1
-	nonceAt    = 68
-	nonceSize  = 12
 )
 
-var magic = [2]byte{'r', 'f'}
+// The message types.
+const (
+	typeInitiation = 1
+	typeResponse   = 2
+	typeData       = 4
+	typePlain      = 5
+)
+
+// The body's kinds.
+const (
+	kindHeartbeat = 0
+	kindKeepalive = 1
+	kindNotice    = 2
+)
 
 // The reasons a datagram is dropped, each matched with errors.Is.
 var (
@@ -76,84 +113,29 @@ var (
 	ErrVersion     = errors.New("udp: unknown version")
 	ErrBadTag      = errors.New("udp: authentication failed")
 	ErrOversize    = errors.New("udp: datagram too large")
-	ErrReplayed    = errors.New("udp: replayed or stale datagram")
-	ErrUnknownPeer = errors.New("udp: sender unknown")
-	ErrMisdirected = errors.New("udp: datagram for another node")
+	ErrUnknownPeer = errors.New("udp: peer unknown")
 )
 
-// Header is a datagram's fixed part.
-type Header struct {
-	Version     uint8
-	Sealed      bool
-	From, To    replica.NodeID
-	Incarnation uint64
-	Seq         uint64
-	Beat        uint64
-	// Sent, Echo and Held carry the round-trip measurement: see the
-	// wire format.
-	Sent, Echo, Held uint64
+// body is a datagram body's fixed part.
+type body struct {
+	kind                   byte
+	beat, sent, echo, held uint64
 }
 
-// Keyring holds the cluster keys: datagrams are sealed with the first
-// and opened with any, so a key can be rotated without downtime (add
-// the new key second everywhere, then first, then drop the old one).
-type Keyring struct {
-	aeads []cipher.AEAD
+func appendBody(p []byte, b body) []byte {
+	p = append(p, b.kind)
+	p = binary.BigEndian.AppendUint64(p, b.beat)
+	p = binary.BigEndian.AppendUint64(p, b.sent)
+	p = binary.BigEndian.AppendUint64(p, b.echo)
+	return binary.BigEndian.AppendUint64(p, b.held)
 }
 
-// NewKeyring returns a keyring of AES-GCM keys of 16, 24 or 32 bytes,
-// the first used for sending.
-func NewKeyring(keys ...[]byte) (*Keyring, error) {
-	if len(keys) == 0 {
-		return nil, errors.New("udp: a keyring needs at least one key")
+func parseBody(p []byte) (body, []byte, error) {
+	if len(p) < BodyHeaderSize || p[0] > kindNotice {
+		return body{}, nil, ErrTruncated
 	}
-	k := &Keyring{}
-	for i, key := range keys {
-		block, err := aes.NewCipher(key)
-		if err != nil {
-			return nil, fmt.Errorf("udp: key %d: %d bytes, want 16, 24 or 32", i+1, len(key))
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, fmt.Errorf("udp: key %d: %w", i+1, err)
-		}
-		k.aeads = append(k.aeads, aead)
-	}
-	return k, nil
-}
-
-// ParseKeys reads a key file: one base64 key per line, the first the
-// one sent with; blank lines and lines starting with # are skipped.
-func ParseKeys(data []byte) (*Keyring, error) {
-	var keys [][]byte
-	for i, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		key, err := base64.StdEncoding.DecodeString(line)
-		if err != nil {
-			return nil, fmt.Errorf("udp: key file line %d: not base64", i+1)
-		}
-		if n := len(key); n != 16 && n != 24 && n != 32 {
-			return nil, fmt.Errorf("udp: key file line %d: %d bytes, want 16, 24 or 32", i+1, n)
-		}
-		keys = append(keys, key)
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("udp: key file holds no key")
-	}
-	return NewKeyring(keys...)
-}
-
-// GenerateKey returns a new random 32-byte key, base64-encoded as a key
-// file line.
-func GenerateKey() (string, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return "", err
-	}
-	return base64.StdEncoding.EncodeToString(key), nil
+	return body{kind: p[0], beat: binary.BigEndian.Uint64(p[1:]), sent: binary.BigEndian.Uint64(p[9:]),
+		echo: binary.BigEndian.Uint64(p[17:]), held: binary.BigEndian.Uint64(p[25:])}, p[BodyHeaderSize:], nil
 }
 
 // appendEntry appends one entry's payload bytes.
@@ -178,85 +160,6 @@ func uvarintLen(v uint64) int {
 	return n
 }
 
-// seal writes the header into dst[:HeaderSize], then the payload,
-// sealed under keys' first key (plain if keys is nil), and returns the
-// datagram.
-func seal(dst []byte, h Header, payload []byte, keys *Keyring) ([]byte, error) {
-	dst = append(dst[:0], magic[0], magic[1], Version, 0)
-	dst = binary.BigEndian.AppendUint64(dst, uint64(h.From))
-	dst = binary.BigEndian.AppendUint64(dst, uint64(h.To))
-	dst = binary.BigEndian.AppendUint64(dst, h.Incarnation)
-	dst = binary.BigEndian.AppendUint64(dst, h.Seq)
-	dst = binary.BigEndian.AppendUint64(dst, h.Beat)
-	dst = binary.BigEndian.AppendUint64(dst, h.Sent)
-	dst = binary.BigEndian.AppendUint64(dst, h.Echo)
-	dst = binary.BigEndian.AppendUint64(dst, h.Held)
-	dst = append(dst, make([]byte, nonceSize)...)
-	if keys == nil {
-		return append(dst, payload...), nil
-	}
-	dst[3] = flagSealed
-	if _, err := rand.Read(dst[nonceAt : nonceAt+nonceSize]); err != nil {
-		return nil, err
-	}
-	aead := keys.aeads[0]
-	return aead.Seal(dst, dst[nonceAt:nonceAt+nonceSize], payload, dst[:HeaderSize]), nil
-}
-
-// Decode reads one datagram: its header, then its payload, opened with
-// any key of keys (or plain, when keys is nil: then a sealed datagram
-// is refused, as a plain one is when keys are given). The error says
-// why a datagram is refused, matching one of the Err reasons. Decode
-// never panics, whatever the bytes.
-func Decode(b []byte, keys *Keyring, maxDatagram int) (Header, replica.Batch, error) {
-	var h Header
-	if len(b) > maxDatagram {
-		return h, replica.Batch{}, fmt.Errorf("%w: %d bytes, at most %d", ErrOversize, len(b), maxDatagram)
-	}
-	if len(b) < HeaderSize || b[0] != magic[0] || b[1] != magic[1] {
-		return h, replica.Batch{}, ErrTruncated
-	}
-	h.Version = b[2]
-	if h.Version != Version {
-		return h, replica.Batch{}, fmt.Errorf("%w: %d", ErrVersion, h.Version)
-	}
-	h.Sealed = b[3]&flagSealed != 0
-	if b[3]&^flagSealed != 0 {
-		return h, replica.Batch{}, ErrTruncated
-	}
-	h.From = replica.NodeID(binary.BigEndian.Uint64(b[4:]))
-	h.To = replica.NodeID(binary.BigEndian.Uint64(b[12:]))
-	h.Incarnation = binary.BigEndian.Uint64(b[20:])
-	h.Seq = binary.BigEndian.Uint64(b[28:])
-	h.Beat = binary.BigEndian.Uint64(b[36:])
-	h.Sent = binary.BigEndian.Uint64(b[44:])
-	h.Echo = binary.BigEndian.Uint64(b[52:])
-	h.Held = binary.BigEndian.Uint64(b[60:])
-	payload := b[HeaderSize:]
-	switch {
-	case keys == nil && h.Sealed, keys != nil && !h.Sealed:
-		return h, replica.Batch{}, ErrBadTag
-	case keys != nil:
-		var opened []byte
-		err := ErrBadTag
-		for _, aead := range keys.aeads {
-			if opened, err = aead.Open(nil, b[nonceAt:nonceAt+nonceSize], payload, b[:HeaderSize]); err == nil {
-				break
-			}
-		}
-		if err != nil {
-			return h, replica.Batch{}, ErrBadTag
-		}
-		payload = opened
-	}
-	batch, err := decodePayload(payload)
-	if err != nil {
-		return h, replica.Batch{}, err
-	}
-	batch.From, batch.Seq, batch.Incarnation = h.From, h.Beat, h.Incarnation
-	return h, batch, nil
-}
-
 // uvarint reads a minimally encoded uvarint: one encoding per value, so
 // that a datagram has one meaning.
 func uvarint(p []byte) (uint64, int) {
@@ -267,61 +170,63 @@ func uvarint(p []byte) (uint64, int) {
 	return v, k
 }
 
-func decodePayload(p []byte) (replica.Batch, error) {
-	var b replica.Batch
+// minEntrySize is the smallest entry: a name of one byte (names are
+// never empty), the role and a one-byte tail.
+const minEntrySize = 4
+
+// decode parses a heartbeat's entries into es[:0] (reused when large
+// enough). It checks the whole payload before it keeps anything, so a
+// bad one costs no allocation; a good one costs one: a string of the
+// entries' bytes that the names are cut from. So decoding never
+// allocates more than the bytes received (the entries' slice is the
+// transport's to reuse).
+func decode(p []byte, es []replica.Entry) ([]replica.Entry, error) {
 	n, k := uvarint(p)
-	if k == 0 || n > uint64(len(p)) { // an entry takes at least 3 bytes
-		return b, ErrTruncated
+	if k == 0 || n > uint64(len(p)-k)/minEntrySize {
+		return es[:0], ErrTruncated
 	}
-	p = p[k:]
-	b.Entries = make([]replica.Entry, 0, n)
-	for i := uint64(0); i < n; i++ {
-		size, k := uvarint(p)
-		if k == 0 || size > MaxChannelName || uint64(len(p)-k) < size+2 {
-			return b, ErrTruncated
+	rest := p[k:]
+	for i := uint64(0); i < n; i++ { // first pass: the shape only
+		size, k := uvarint(rest)
+		if k == 0 || size == 0 || size > MaxChannelName || uint64(len(rest)-k) < size+2 {
+			return es[:0], ErrTruncated
 		}
-		p = p[k:]
-		e := replica.Entry{Channel: string(p[:size]), Role: rolefsm.Role(p[size])}
-		p = p[size+1:]
-		if e.Tail, k = uvarint(p); k == 0 {
-			return b, ErrTruncated
+		rest = rest[k+int(size)+1:]
+		if _, k = uvarint(rest); k == 0 {
+			return es[:0], ErrTruncated
 		}
-		p = p[k:]
-		b.Entries = append(b.Entries, e)
+		rest = rest[k:]
 	}
-	if len(p) != 0 {
-		return b, ErrTruncated
+	if len(rest) != 0 {
+		return es[:0], ErrTruncated
 	}
-	return b, nil
+	es = es[:0]
+	if uint64(cap(es)) < n {
+		es = make([]replica.Entry, 0, n)
+	}
+	if n == 0 {
+		return es, nil
+	}
+	all := string(p[k:])
+	for off := 0; off < len(all); {
+		size, k := uvarint(p[len(p)-len(all)+off:])
+		off += k
+		e := replica.Entry{Channel: all[off : off+int(size)], Role: rolefsm.Role(all[off+int(size)])}
+		off += int(size) + 1
+		e.Tail, k = uvarint(p[len(p)-len(all)+off:])
+		off += k
+		es = append(es, e)
+	}
+	return es, nil
 }
 
-// window is one sender's replay window: the highest sequence number
-// accepted in its latest incarnation, and which of the 64 below it were.
-type window struct {
-	incarnation, top, seen uint64
-}
-
-// accept reports whether (incarnation, seq) is new, and records it.
-func (w *window) accept(incarnation, seq uint64) bool {
+// checkName refuses a channel name the wire cannot carry.
+func checkName(name string) error {
 	switch {
-	case seq == 0 || incarnation < w.incarnation:
-		return false
-	case incarnation > w.incarnation:
-		w.incarnation, w.top, w.seen = incarnation, seq, 1
-		return true
-	case seq > w.top:
-		if d := seq - w.top; d < 64 {
-			w.seen = w.seen<<d | 1
-		} else {
-			w.seen = 1
-		}
-		w.top = seq
-		return true
+	case name == "":
+		return errors.New("udp: an empty channel name")
+	case len(name) > MaxChannelName:
+		return fmt.Errorf("udp: channel name of %d bytes, at most %d", len(name), MaxChannelName)
 	}
-	d := w.top - seq
-	if d >= 64 || w.seen&(1<<d) != 0 {
-		return false
-	}
-	w.seen |= 1 << d
-	return true
+	return nil
 }
