@@ -879,11 +879,11 @@ func (t *Transport) confirm(now time.Time, p *peer, s *session) bool {
 			p.current = nil
 		}
 	}
-	if !s.confirmed || p.current == nil || (s != p.current && s.created.After(p.current.created)) {
-		s.confirmed = true
-		if !t.cfg.Insecure {
-			p.current = s
-		}
+	s.confirmed = true
+	// The newest session is the one sent with (a peer's responder
+	// session confirmed late does not replace a newer one of ours).
+	if !t.cfg.Insecure && (p.current == nil || (s != p.current && s.created.After(p.current.created))) {
+		p.current = s
 	}
 	if p.current == s {
 		p.firstTry = time.Time{}
