@@ -216,3 +216,22 @@ func TestFloodFromOnePeerLeavesTheLeaderInOffice(t *testing.T) {
 		c.metric(victim, `rolefsm_transport_kernel_drops_total`),
 		c.metric(victim, `rolefsm_transport_datagrams_received_total`))
 }
+
+// TestInsecureNodeSaysSo: a node run -insecure warns at start, and says
+// so in /status and /metrics, where an alert can see it.
+func TestInsecureNodeSaysSo(t *testing.T) {
+	c := newCluster(t, []replica.NodeID{1, 2}, "-channels", "orders", "-heartbeat", "100ms")
+	c.insecure = true
+	c.start(1)
+	c.start(2)
+	c.settle(1, 2)
+	st, err := c.status(1)
+	require.NoError(t, err)
+	assert.True(t, st.Insecure)
+	assert.Empty(t, st.PublicKey)
+	assert.Equal(t, 1.0, c.metric(1, "rolefsm_transport_insecure"))
+	log, err := os.ReadFile(c.procs[1].stderr)
+	require.NoError(t, err)
+	assert.Contains(t, string(log), `"level":"WARN","msg":"running insecure: heartbeats travel in the clear, and anyone who can reach this socket can speak as any node","component":"udp"`)
+	assert.Contains(t, string(log), `"insecure":true`, "the start line says so too")
+}

@@ -57,6 +57,7 @@ type cluster struct {
 	env      map[replica.NodeID][]string // more environment for one node
 	procs    map[replica.NodeID]*proc
 	starts   int
+	insecure bool // -insecure: no keys
 }
 
 func newCluster(t *testing.T, ids []replica.NodeID, args ...string) *cluster {
@@ -97,6 +98,9 @@ func (c *cluster) addKey(id replica.NodeID) {
 
 // peer is one -peers item: node id at addr, with its public key.
 func (c *cluster) peer(id replica.NodeID, addr string) string {
+	if c.insecure {
+		return fmt.Sprintf("%d=%s", id, addr)
+	}
 	return fmt.Sprintf("%d=%s@%s", id, addr, c.keys[id].Public())
 }
 
@@ -128,8 +132,13 @@ func (c *cluster) start(id replica.NodeID) {
 	stderr, err := os.Create(base + ".err")
 	require.NoError(t, err)
 	defer stderr.Close()
-	args := append([]string{"node", "-id", fmt.Sprint(id), "-listen", c.udp[id], "-peers", c.peersOf(id),
-		"-key-file", c.keyFiles[id], "-http", "127.0.0.1:0"}, c.args...)
+	args := []string{"node", "-id", fmt.Sprint(id), "-listen", c.udp[id], "-peers", c.peersOf(id), "-http", "127.0.0.1:0"}
+	if c.insecure {
+		args = append(args, "-insecure")
+	} else {
+		args = append(args, "-key-file", c.keyFiles[id])
+	}
+	args = append(args, c.args...)
 	args = append(args, c.nodeArgs[id]...)
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), asCommand+"=1"), c.env[id]...)
