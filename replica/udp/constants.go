@@ -43,11 +43,13 @@ const (
 	SilentPeerAfter = 10 * time.Second
 )
 
-// The handshake rate limits: a responder does Diffie-Hellman work for
-// at most this many initiations a second (with a burst of as many), in
-// two buckets: one for initiations from the configured address of a
-// peer, one for all others, so that a flood from elsewhere cannot
-// starve the peers' handshakes. The MAC checked before either costs a
+// The handshake rate limits: a transport does Diffie-Hellman work for
+// at most this many handshake messages a second (with a burst of as
+// many): HandshakesPerSecond for each peer (initiations from its
+// configured address, and the responses to ours), and
+// OtherHandshakesPerSecond for all other sources together, so that a
+// flood from elsewhere, or one with another peer's address, cannot
+// starve a peer's handshakes. The MAC checked before either costs a
 // keyed hash, not a Diffie-Hellman.
 const (
 	HandshakesPerSecond      = 100

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/replica"
@@ -43,17 +42,7 @@ func FuzzDecode(f *testing.F) {
 // the seeds' own datagrams, once each), and still hears its peer
 // afterwards: no datagram can silence a node.
 func FuzzHandle(f *testing.F) {
-	w := &wireNet{now: time.Unix(1_000_000, 0), procs: map[string]*proc{}, keys: map[replica.NodeID]PrivateKey{}}
-	w.n = 2
-	for id := replica.NodeID(1); id <= 2; id++ {
-		k, err := GenerateKey()
-		if err != nil {
-			f.Fatal(err)
-		}
-		w.keys[id] = k
-	}
-	w.start(f, "1", 1, addrOf(1), 1, 0, 0, false)
-	w.start(f, "2", 2, addrOf(2), 2, 0, 0, false)
+	w := attackNet(f, 2)
 	one, two := w.procs["1"].t, w.procs["2"].t
 	flush := func() {
 		for len(w.flight) > 0 {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/flynn/noise"
 	"golang.org/x/crypto/blake2s"
+	"golang.org/x/crypto/curve25519"
 )
 
 // suite is Noise_IK_25519_ChaChaPoly_BLAKE2s: WireGuard's primitives,
@@ -121,6 +122,14 @@ func answer(static noise.DHKey, msg []byte, index uint32, boot uint64) (answered
 // initiator's state: the responder's boot and index, and the session's
 // cipher states.
 func complete(hs *noise.HandshakeState, msg []byte) (boot uint64, index uint32, send, recv *noise.CipherState, err error) {
+	// flynn/noise mixes the ephemeral into the hash before the ee DH,
+	// and does not roll back when that DH fails: refuse a low-order one
+	// first, or the pending handshake is spoiled for the real response.
+	var probe [32]byte
+	probe[0] = 8
+	if _, err := curve25519.X25519(probe[:], msg[12:44]); err != nil {
+		return 0, 0, nil, nil, errHandshake
+	}
 	payload, i2r, r2i, err := hs.ReadMessage(nil, msg[12:ResponseSize-16])
 	if err != nil || len(payload) != 8 || i2r == nil {
 		return 0, 0, nil, nil, errHandshake

@@ -146,6 +146,8 @@ type session struct {
 	boot          uint64
 	from          netip.AddrPort // the latest authenticated datagram's source
 	noticed       time.Time      // when the process behind it was last told it is superseded
+	stale         bool           // its boot was superseded while it lived
+	heard         bool           // a datagram arrived under it
 }
 
 // handshake is an initiation of ours waiting for its response.
@@ -198,6 +200,7 @@ type peer struct {
 	lastRejoin time.Time // the latest handshake a notice made this node start
 	counter    uint64    // insecure: the next counter to send with
 	warned     [numWarnings]warning
+	limiter    bucket // handshakes from its configured address, and responses to ours
 }
 
 // echo is the latest send time heard from a peer, and when it arrived
@@ -231,8 +234,7 @@ type Transport struct {
 	seen     map[[32]byte]struct{} // recent initiations' ephemeral keys
 	seenRing [][32]byte
 	seenNext int
-	fromPeer bucket // handshakes from a peer's configured address
-	other    bucket // handshakes from anywhere else
+	other    bucket // handshakes from anywhere but a peer's configured address (each peer has its own)
 	buf      []byte // a datagram being sent
 	body     []byte // a body being built
 	opened   []byte // a body received
@@ -318,7 +320,7 @@ func build(cfg Config) (*Transport, error) {
 		max: cfg.MaxDatagram, quit: make(chan struct{}), kick: make(chan struct{}, 1),
 		peers: map[replica.NodeID]*peer{}, byKey: map[PublicKey]*peer{}, byAddr: map[netip.AddrPort]*peer{},
 		sessions: map[uint32]*session{}, pending: map[uint32]*peer{}, seen: map[[32]byte]struct{}{},
-		fromPeer: bucket{rate: HandshakesPerSecond}, other: bucket{rate: OtherHandshakesPerSecond}}
+		other: bucket{rate: OtherHandshakesPerSecond}}
 	t.start = t.now()
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -338,7 +340,7 @@ func build(cfg Config) (*Transport, error) {
 		if err != nil {
 			return bad("peer %d: %v", id, err)
 		}
-		p := &peer{id: id, addr: a.AddrPort(), keys: pc.Keys}
+		p := &peer{id: id, addr: a.AddrPort(), keys: pc.Keys, limiter: bucket{rate: HandshakesPerSecond}}
 		p.addr = netip.AddrPortFrom(p.addr.Addr().Unmap(), p.addr.Port())
 		if secure {
 			if len(pc.Keys) == 0 {
@@ -502,6 +504,9 @@ func (t *Transport) rekeyDue(now time.Time, p *peer) bool {
 	if !s.initiator {
 		after += RekeyTimeout
 	}
+	if s.initiator && !s.heard && now.Sub(s.created) >= RekeyTimeout {
+		return true // the responder may have lost it: nothing came back under it
+	}
 	return now.Sub(s.created) >= after || s.sent >= RekeyAfterMessages
 }
 
@@ -662,8 +667,8 @@ func (t *Transport) notForUs(now time.Time, src netip.AddrPort) {
 
 // limit takes a token for a handshake from src.
 func (t *Transport) limit(now time.Time, src netip.AddrPort) bool {
-	if t.byAddr[src] != nil {
-		return t.fromPeer.take(now)
+	if p := t.byAddr[src]; p != nil {
+		return p.limiter.take(now)
 	}
 	return t.other.take(now)
 }
@@ -684,12 +689,12 @@ func (t *Transport) onInitiation(now time.Time, src netip.AddrPort, d []byte) (R
 	if !t.limit(now, src) {
 		return RateLimited, false
 	}
-	t.remember(eph)
 	idx := t.newIndex()
 	a, err := answer(t.static, d, idx, t.boot)
 	if err != nil {
 		return BadTag, false
 	}
+	t.remember(eph)
 	p := t.byKey[a.peerStatic]
 	if p == nil {
 		if p = t.byAddr[src]; p != nil {
@@ -719,7 +724,7 @@ func (t *Transport) onResponse(now time.Time, src netip.AddrPort, d []byte) (Rea
 	if p == nil {
 		return UnknownSession, false
 	}
-	if !t.limit(now, src) {
+	if !p.limiter.take(now) {
 		return RateLimited, false
 	}
 	boot, remote, send, recv, err := complete(p.hs.hs, d)
@@ -772,7 +777,13 @@ func (t *Transport) onData(now time.Time, src netip.AddrPort, d []byte) (replica
 	t.opened = opened
 	s.window.accept(n)
 	s.from = src
-	return t.onBody(now, s, src, opened)
+	wasConfirmed := s.confirmed
+	s.heard = true
+	from, in, r, ok := t.onBody(now, s, src, opened)
+	if ok && !wasConfirmed && !s.initiator && s.confirmed {
+		_ = t.seal(s, t.bodyFor(now, s.peer, kindKeepalive, 0), s.from) // tell the initiator it is heard
+	}
+	return from, in, r, ok
 }
 
 func (t *Transport) onPlain(now time.Time, src netip.AddrPort, d []byte) (replica.NodeID, replica.Inbound, Reason, bool) {
@@ -853,6 +864,9 @@ func (t *Transport) onBody(now time.Time, s *session, src netip.AddrPort, b []by
 // neither can silence the other for good. It reports whether s's
 // datagrams are to be delivered. t.mu is held.
 func (t *Transport) confirm(now time.Time, p *peer, s *session) bool {
+	if s.stale {
+		return false
+	}
 	if s.boot != p.boot {
 		for _, o := range p.old {
 			if o.boot != s.boot || o.at.IsZero() {
@@ -872,6 +886,13 @@ func (t *Transport) confirm(now time.Time, p *peer, s *session) bool {
 		}
 		if p.boot != 0 {
 			p.old[1], p.old[0] = p.old[0], superseded{boot: p.boot, at: now, from: p.from}
+		}
+		if !t.cfg.Insecure {
+			for _, x := range p.sessions {
+				if x.boot != s.boot {
+					x.stale = true
+				}
+			}
 		}
 		p.boot, p.from, p.echo = s.boot, s.from, echo{}
 		p.epoch++
@@ -1068,6 +1089,9 @@ func (t *Transport) maintain(now time.Time) time.Time {
 		after := RekeyAfterTime
 		if !p.current.initiator {
 			after += RekeyTimeout
+		}
+		if p.current.initiator && !p.current.heard {
+			after = RekeyTimeout
 		}
 		if due := p.current.created.Add(after); due.Before(next) {
 			next = due
