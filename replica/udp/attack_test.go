@@ -64,9 +64,10 @@ func (w *wireNet) send(t testing.TB, from string, to replica.NodeID, seq uint64,
 	}
 }
 
-func heard(lines []string, prefix string) bool {
+// heard reports whether node 2 got a heartbeat of node 1's in lines.
+func heard(lines []string) bool {
 	for _, l := range lines {
-		if strings.HasPrefix(l, prefix) && strings.Contains(l, "heartbeat") {
+		if strings.HasPrefix(l, "1 → 2 data") && strings.Contains(l, "heartbeat") {
 			return true
 		}
 	}
@@ -112,7 +113,7 @@ func TestFloodWithOnePeersAddressSparesTheOthers(t *testing.T) {
 			w.tickAll()
 		}
 		lines := w.pump(nil)
-		if heard(lines, "1 → 2 data") {
+		if heard(lines) {
 			if gap := w.now.Sub(lastHeard); gap > 5*time.Second {
 				gaps = append(gaps, fmt.Sprintf("unheard from %v to %v", lastHeard.Sub(start), w.now.Sub(start)))
 			}
@@ -182,7 +183,7 @@ func TestReorderedRetriesCannotSilenceARestartedNode(t *testing.T) {
 		if i < 2 {
 			t.Log(lines)
 		}
-		if heard(lines, "1 → 2 data") {
+		if heard(lines) {
 			lastHeard = w.now
 			break
 		}
@@ -223,7 +224,7 @@ func TestHeldDatagramOfADeadBootStaysDead(t *testing.T) {
 	w.flight = kept
 	lines := w.pump(nil)
 	t.Log(lines)
-	if heard(lines, "1 → 2 data") {
+	if heard(lines) {
 		t.Errorf("a datagram of node 1's first, dead process, kept 61 s, was delivered: %s", lines[0])
 	}
 	w.now = w.now.Add(time.Second)
@@ -265,7 +266,7 @@ func TestLowOrderResponseCannotSpoilAHandshake(t *testing.T) {
 			t.Log(w.deliverOne(dgram{from: netip.MustParseAddrPort("192.0.2.1:9"), to: addrOf(1), d: forged}))
 			lines := w.pump(nil)
 			t.Log(lines)
-			if !heard(lines, "1 → 2 data") {
+			if !heard(lines) {
 				t.Errorf("with a forged response (%s ephemeral) first, the handshake failed: %v", eph, lines)
 			}
 		})
@@ -288,7 +289,7 @@ func TestCorruptCopyCannotPoisonTheReplayCache(t *testing.T) {
 	t.Log(w.deliverOne(dgram{from: addrOf(1), to: addrOf(2), d: bad}))
 	lines := w.pump(nil)
 	t.Log(lines)
-	if !heard(lines, "1 → 2 data") {
+	if !heard(lines) {
 		t.Errorf("a corrupted copy raced ahead, and the genuine initiation was refused: %v", lines)
 	}
 }
