@@ -35,11 +35,13 @@ type Batch struct {
 	// unnumbered (the receiver numbers such batches itself, one
 	// heartbeat each).
 	Seq uint64
-	// Incarnation identifies the sender's boot (a transport that
-	// carries it sets it; 0 otherwise). A batch of a later incarnation
-	// than the last heard says the sender restarted: its heartbeats are
-	// numbered from 1 again, and count as newer than any before. One of
-	// an earlier incarnation is stale.
+	// Incarnation identifies the sender's boot, as the receiving
+	// transport counts them (replica/udp numbers the boots of each
+	// peer it hears from 1, reading no clock; 0 from a transport that
+	// does not). A batch of a later incarnation than the last heard
+	// says the sender restarted: its heartbeats are numbered from 1
+	// again, and count as newer than any before. One of an earlier
+	// incarnation is stale.
 	Incarnation uint64
 	Entries     []Entry
 }
