@@ -102,15 +102,15 @@ var (
 	ErrWrongRole = errors.New("replica: channel not in the role the decision applies to")
 )
 
-// badRole is ErrBadRole with the role: a one-byte value, so that
+// badRoleError is ErrBadRole with the role: a one-byte value, so that
 // refusing an entry allocates nothing (a datagram of entries with bad
 // roles costs no formatted error each; Error formats when asked).
-type badRole rolefsm.Role
+type badRoleError rolefsm.Role
 
-func (r badRole) Error() string { return ErrBadRole.Error() + ": " + rolefsm.Role(r).String() }
+func (r badRoleError) Error() string { return ErrBadRole.Error() + ": " + rolefsm.Role(r).String() }
 
 // Unwrap returns ErrBadRole.
-func (r badRole) Unwrap() error { return ErrBadRole }
+func (r badRoleError) Unwrap() error { return ErrBadRole }
 
 // EntryError is one entry of a batch that Step dropped.
 type EntryError struct {

@@ -268,7 +268,7 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 		case ch == nil:
 			err = ErrUnknownChannel
 		case e.Role != rolefsm.Leader && e.Role != rolefsm.Replica && e.Role != rolefsm.Idle:
-			err = badRole(e.Role)
+			err = badRoleError(e.Role)
 		default:
 			if m = ch.member(b.From); m == nil {
 				err = ErrNotInReplicaSet

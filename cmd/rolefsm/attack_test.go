@@ -32,7 +32,7 @@ func TestReplayToARestartedNodeChangesNothing(t *testing.T) {
 	// Every datagram to node 2 passes a recorder, one for each sender.
 	taps := map[replica.NodeID]*recorder{1: newRecorder(t, c.udp[2]), 3: newRecorder(t, c.udp[2])}
 	for _, from := range []replica.NodeID{1, 3} {
-		other := replica.NodeID(4 - from)
+		other := 4 - from
 		c.peers[from] = c.peer(2, taps[from].conn.LocalAddr().String()) + "," + c.peer(other, c.udp[other])
 	}
 	for _, id := range []replica.NodeID{1, 2, 3} {
