@@ -78,12 +78,13 @@ func newIntervalRig(b *testing.B, channels int) *intervalRig {
 	for i := range r.peers {
 		r.peers[i] = transport(replica.NodeID(i + 2))
 		// The handshake, by hand: node 1's initiation, the response, the
-		// keep-alive.
+		// keep-alive that confirms it, and the one that answers that.
 		p := r.self.peers[replica.NodeID(i+2)]
 		r.self.initiate(r.now, p)
 		r.pass(b, r.peers[i], addrOf(1))
 		r.pass(b, r.self, addrOf(replica.NodeID(i+2)))
 		r.pass(b, r.peers[i], addrOf(1))
+		r.pass(b, r.self, addrOf(replica.NodeID(i+2)))
 		r.beats[i].Entries = make([]replica.Entry, channels)
 	}
 	ctx := context.Background()
