@@ -3,7 +3,6 @@ package rolefsm
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/looplab/fsm"
 )
@@ -18,7 +17,7 @@ func (c *Coordinator) callbacks() fsm.Callbacks {
 		// before_event stamps the commit time, which only records need.
 		"before_event": func(context.Context, *fsm.Event) {
 			if o := c.obs.Load(); o != nil {
-				o.pendingAt = time.Now()
+				o.pendingAt = c.now()
 			}
 		},
 		// after_event runs once looplab has entered the new state: it

@@ -49,6 +49,7 @@ type config struct {
 	name      string
 	logger    *slog.Logger
 	observers []Observer
+	clock     func() time.Time
 }
 
 // WithInitialRole sets the role the coordinator starts in (Idle by
@@ -79,6 +80,19 @@ func WithName(name string) Option {
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		c.logger = l
+		return nil
+	}
+}
+
+// WithClock sets the clock that stamps records (Record.At; default
+// time.Now): a test on a fake clock passes its own, so that the
+// records' times and the replica runtime's read the same clock.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return errors.New("rolefsm: WithClock: nil clock")
+		}
+		c.clock = now
 		return nil
 	}
 }
@@ -141,6 +155,15 @@ type Coordinator struct {
 	obs atomic.Pointer[observers]
 }
 
+// now reads the clock that stamps records: WithClock's, kept with the
+// observers (only records read it), or time.Now.
+func (c *Coordinator) now() time.Time {
+	if o := c.obs.Load(); o != nil && o.clock != nil {
+		return o.clock()
+	}
+	return time.Now()
+}
+
 // observers is what a coordinator with an audit logger or observers
 // keeps besides: the sinks, the commit time, and the delivery queue,
 // all but panics guarded by the coordinator's mu.
@@ -150,7 +173,8 @@ type observers struct {
 	// subscriptions; replaced whole, under mu, when a subscription
 	// comes or goes.
 	sinks     atomic.Pointer[[]*sink]
-	pendingAt time.Time // the commit time of c.pending
+	pendingAt time.Time        // the commit time of c.pending
+	clock     func() time.Time // WithClock's, or nil for time.Now
 	panics    atomic.Uint64
 
 	// Records waiting while another call delivers, from queue[head] on.
@@ -184,8 +208,8 @@ func NewCoordinator(opts ...Option) (*Coordinator, error) {
 		}
 	}
 	c := &Coordinator{name: cfg.name}
-	if cfg.logger != nil || len(cfg.observers) > 0 {
-		o := &observers{logger: cfg.logger}
+	if cfg.logger != nil || len(cfg.observers) > 0 || cfg.clock != nil {
+		o := &observers{logger: cfg.logger, clock: cfg.clock}
 		var sinks []*sink
 		if cfg.logger != nil {
 			sinks = append(sinks, &sink{fn: c.audit})
@@ -351,7 +375,7 @@ func (c *Coordinator) rejection(st uint64, to Role, sig Signal, err error) Recor
 		Name:       c.name,
 		Transition: Transition{From: Role(st), To: to, Signal: sig},
 		Seq:        st >> 8,
-		At:         time.Now(),
+		At:         c.now(),
 		Err:        err,
 	}
 }

@@ -621,3 +621,27 @@ func TestCountsAllocatesNothing(t *testing.T) {
 	assert.Equal(t, uint64(2), watched.Counts().ObserverPanics, "the commit's record and the rejection's")
 	assert.Zero(t, plain.Counts().ObserverPanics)
 }
+
+// TestWithClock: records are stamped with the coordinator's clock, for
+// commits and rejections alike; a nil clock is refused.
+func TestWithClock(t *testing.T) {
+	at := time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC)
+	var got []Record
+	c, err := NewCoordinator(WithClock(func() time.Time { return at }), WithObserver(func(_ context.Context, r Record) { got = append(got, r) }))
+	require.NoError(t, err)
+	_, err = c.Transition(context.Background(), Replica, CapabilitySelected)
+	require.NoError(t, err)
+	_, err = c.Transition(context.Background(), Leader, ChannelClose)
+	require.Error(t, err)
+	sub := c.Subscribe(4)
+	defer sub.Close()
+	_, err = c.Transition(context.Background(), Candidate, MissedHeartbeats)
+	require.NoError(t, err)
+	require.Len(t, got, 3)
+	for _, r := range got {
+		assert.Equal(t, at, r.At, "%v", r)
+	}
+	assert.Equal(t, at, (<-sub.C).At, "a subscription's records too")
+	_, err = NewCoordinator(WithClock(nil))
+	require.EqualError(t, err, "rolefsm: WithClock: nil clock")
+}

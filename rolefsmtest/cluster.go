@@ -131,7 +131,8 @@ func (c *Cluster) Start(id replica.NodeID) {
 		all[i] = replica.NodeID(i + 1)
 	}
 	for _, ch := range c.channels {
-		if err := node.Open(context.Background(), c.now, replica.ChannelConfig{Name: ch, Replicas: all, Options: c.opts}); err != nil {
+		opts := append([]rolefsm.Option{rolefsm.WithClock(c.Now)}, c.opts...) // records carry the fake time
+		if err := node.Open(context.Background(), c.now, replica.ChannelConfig{Name: ch, Replicas: all, Options: opts}); err != nil {
 			c.t.Fatalf("rolefsmtest: node %d: %v", id, err)
 		}
 	}

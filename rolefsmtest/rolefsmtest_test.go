@@ -127,6 +127,11 @@ func TestClusterElectsFailsOverAndHeals(t *testing.T) {
 	healed := c.WaitForLeaders(2 * time.Second)
 	assert.Len(t, healed["orders"], 1)
 	assert.NotEmpty(t, rec.Committed("orders"), "the coordinators' records were seen")
+
+	// Records and the runtime read one clock: the fake one.
+	for _, r := range rec.Records() {
+		assert.False(t, r.At.Before(time.Unix(0, 0)) || r.At.After(c.Now()), "record at %v, cluster at %v", r.At, c.Now())
+	}
 }
 
 // TestClusterIsDeterministic: the same script gives the same leaders at
