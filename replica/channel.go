@@ -92,6 +92,9 @@ func (n *Node) Open(ctx context.Context, now time.Time, cfg ChannelConfig) error
 	if cfg.Name == "" {
 		return fmt.Errorf("%w: a channel needs a name", ErrBadConfig)
 	}
+	if m := n.limits.MaxChannelName; m > 0 && len(cfg.Name) > m {
+		return fmt.Errorf("%w: a channel name of %d bytes, and the transport carries at most %d", ErrBadConfig, len(cfg.Name), m)
+	}
 	if _, ok := n.chans[cfg.Name]; ok {
 		return fmt.Errorf("%w: %q", ErrDuplicateChannel, cfg.Name)
 	}

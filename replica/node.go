@@ -29,6 +29,17 @@ type Config struct {
 	// what it decides with Stand, Elected, StepDown and Follow (see
 	// external.go). Heartbeats still carry roles, tails and health.
 	External bool
+	// Limits are what the node's transport can carry (a transport
+	// states them: udp.Transport.Limits); Open refuses a channel whose
+	// name the transport could not send. The zero Limits bound nothing.
+	Limits Limits
+}
+
+// Limits are what a transport can carry, as it states them.
+type Limits struct {
+	// MaxChannelName is the longest channel name, in bytes (0: no
+	// bound).
+	MaxChannelName int
 }
 
 // Node is the decision logic of one node for every channel it holds.
@@ -41,6 +52,7 @@ type Node struct {
 	interval int64 // ns
 	elect    policy.Policy
 	external bool
+	limits   Limits
 	epoch    time.Time
 	now      int64     // ns since epoch: the latest time passed in
 	last     time.Time // the time last passed in
@@ -90,6 +102,8 @@ func NewNode(cfg Config, now time.Time) (*Node, error) {
 		return nil, fmt.Errorf("%w: node id 0 (ids are 1-based)", ErrBadConfig)
 	case cfg.Phase < 0 || cfg.Phase >= iv:
 		return nil, fmt.Errorf("%w: phase %v, want 0 up to the heartbeat interval %v", ErrBadConfig, cfg.Phase, iv)
+	case cfg.Limits.MaxChannelName < 0:
+		return nil, fmt.Errorf("%w: limits: max channel name %d", ErrBadConfig, cfg.Limits.MaxChannelName)
 	}
 	if cfg.Policy == nil {
 		cfg.Policy = policy.HighestTail
@@ -100,6 +114,7 @@ func NewNode(cfg Config, now time.Time) (*Node, error) {
 		interval: int64(iv),
 		elect:    cfg.Policy,
 		external: cfg.External,
+		limits:   cfg.Limits,
 		epoch:    now,
 		nextBeat: int64(cfg.Phase),
 		chans:    make(map[string]*Channel),

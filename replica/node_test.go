@@ -40,6 +40,20 @@ func TestNodeDefaults(t *testing.T) {
 	require.ErrorIs(t, err, ErrUnknownChannel)
 }
 
+// TestOpenKeepsToTheTransportsLimits: a node told what its transport
+// carries opens no channel it could not send, and changes nothing.
+func TestOpenKeepsToTheTransportsLimits(t *testing.T) {
+	n, err := NewNode(Config{ID: 1, Limits: Limits{MaxChannelName: 5}}, t0)
+	require.NoError(t, err)
+	require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: "12345", Replicas: []NodeID{1}}))
+	err = n.Open(ctx, t0, ChannelConfig{Name: "123456", Replicas: []NodeID{1}})
+	require.ErrorIs(t, err, ErrBadConfig)
+	assert.EqualError(t, err, "replica: bad configuration: a channel name of 6 bytes, and the transport carries at most 5")
+	assert.Equal(t, []string{"12345"}, n.Channels())
+	_, err = NewNode(Config{ID: 1, Limits: Limits{MaxChannelName: -1}}, t0)
+	require.ErrorIs(t, err, ErrBadConfig)
+}
+
 func TestChannelHandle(t *testing.T) {
 	n := newNode(t, 1)
 	require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: "b", Replicas: []NodeID{1, 2}}))

@@ -137,7 +137,7 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	n, err := replica.NewNode(replica.Config{ID: cfg.id, Heartbeat: cfg.heartbeat, Policy: cfg.policy,
-		External: cfg.etcd != nil}, time.Now())
+		External: cfg.etcd != nil, Limits: tr.Limits()}, time.Now())
 	if err != nil {
 		return fail(err)
 	}

@@ -234,10 +234,11 @@ type Transport struct {
 	seen     map[[32]byte]struct{} // recent initiations' ephemeral keys
 	seenRing [][32]byte
 	seenNext int
-	other    bucket // handshakes from anywhere but a peer's configured address (each peer has its own)
-	buf      []byte // a datagram being sent
-	body     []byte // a body being built
-	opened   []byte // a body received
+	other    bucket          // handshakes from anywhere but a peer's configured address (each peer has its own)
+	buf      []byte          // a datagram being sent
+	kept     []replica.Entry // a batch's entries but those left out
+	body     []byte          // a body being built
+	opened   []byte          // a body received
 	write    func(d []byte, to netip.AddrPort) error
 
 	in inbox
@@ -371,6 +372,11 @@ func build(cfg Config) (*Transport, error) {
 // Addr returns the address the transport listens on.
 func (t *Transport) Addr() net.Addr { return t.conn.LocalAddr() }
 
+// Limits returns what the transport carries: give them to the node
+// (replica.Config.Limits), so that it opens no channel it could not
+// send.
+func (t *Transport) Limits() replica.Limits { return replica.Limits{MaxChannelName: MaxChannelName} }
+
 // PublicKey returns this node's public key (the zero key when
 // insecure).
 func (t *Transport) PublicKey() PublicKey {
@@ -403,8 +409,9 @@ func (t *Transport) Close() error {
 // Send seals b into as many datagrams as it takes and writes them to
 // node to. Before the first handshake with the peer completes, the
 // latest heartbeat waits for it (the earlier ones are dropped, as
-// heartbeats may be). A channel name that is empty or longer than
-// MaxChannelName is an error, and nothing is sent.
+// heartbeats may be). An entry whose channel name the wire cannot
+// carry (empty, or longer than MaxChannelName) is left out and named
+// in the error (a *SendError); the others are sent.
 func (t *Transport) Send(_ context.Context, to replica.NodeID, b replica.Batch) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -420,11 +427,32 @@ func (t *Transport) Send(_ context.Context, to replica.NodeID, b replica.Batch) 
 
 // encode sends b to p in datagrams; t.mu is held.
 func (t *Transport) encode(now time.Time, p *peer, b replica.Batch) error {
-	for _, e := range b.Entries {
+	var left *SendError
+	for i, e := range b.Entries {
 		if err := checkName(e.Channel); err != nil {
-			return err
+			if left == nil {
+				left = &SendError{To: p.id}
+				b.Entries = append(t.kept[:0], b.Entries[:i]...)
+			}
+			left.Left = append(left.Left, replica.EntryError{Channel: e.Channel, Err: err})
+			continue
+		}
+		if left != nil {
+			b.Entries = append(b.Entries, e)
 		}
 	}
+	if left != nil {
+		t.kept = b.Entries
+		if err := t.encodeEntries(now, p, b); err != nil {
+			return err
+		}
+		return left
+	}
+	return t.encodeEntries(now, p, b)
+}
+
+// encodeEntries sends b, whose every name fits, to p; t.mu is held.
+func (t *Transport) encodeEntries(now time.Time, p *peer, b replica.Batch) error {
 	room := t.max - Overhead
 	if t.cfg.Insecure {
 		room = t.max - PlainHeaderSize - BodyHeaderSize

@@ -269,11 +269,20 @@ func TestSendSplitsLargeBatches(t *testing.T) {
 
 	err := a.Send(context.Background(), 9, replica.Batch{})
 	require.ErrorIs(t, err, ErrUnknownPeer)
-	for _, name := range []string{strings.Repeat("x", 256), ""} {
-		err = a.Send(context.Background(), 2, replica.Batch{Entries: []replica.Entry{{Channel: "ok"}, {Channel: name}}})
-		require.Error(t, err)
-	}
-	assert.Equal(t, uint64(parts+1), a.Stats().DatagramsSent-before, "nothing of a refused batch was sent")
+	// A name the wire cannot carry leaves its entry out, and only it.
+	long := strings.Repeat("x", MaxChannelName+1)
+	err = a.Send(context.Background(), 2, replica.Batch{Seq: 9, Entries: []replica.Entry{{Channel: long}, {Channel: "ok", Role: rolefsm.Leader}, {Channel: ""}}})
+	var se *SendError
+	require.ErrorAs(t, err, &se)
+	require.ErrorIs(t, err, ErrChannelName)
+	assert.Equal(t, replica.NodeID(2), se.To)
+	require.Len(t, se.Left, 2)
+	assert.Equal(t, long, se.Left[0].Channel)
+	assert.Equal(t, "", se.Left[1].Channel)
+	assert.Contains(t, err.Error(), "udp: 2 entries to node 2 left out: channel \"xxx")
+	in := receive(t, b)
+	assert.Equal(t, []replica.Entry{{Channel: "ok", Role: rolefsm.Leader}}, in.Batch.Entries, "the other entry went")
+	assert.Equal(t, MaxChannelName, a.Limits().MaxChannelName, "the transport says what it carries")
 }
 
 // TestOverheadAndMaxDatagram pins the wire's size: a sealed heartbeat

@@ -220,13 +220,35 @@ func decode(p []byte, es []replica.Entry) ([]replica.Entry, error) {
 	return es, nil
 }
 
+// ErrChannelName is the reason of an entry left out of a heartbeat:
+// its channel name is empty or longer than MaxChannelName.
+var ErrChannelName = errors.New("udp: a channel name the wire cannot carry")
+
 // checkName refuses a channel name the wire cannot carry.
 func checkName(name string) error {
 	switch {
 	case name == "":
-		return errors.New("udp: an empty channel name")
+		return fmt.Errorf("%w: empty", ErrChannelName)
 	case len(name) > MaxChannelName:
-		return fmt.Errorf("udp: channel name of %d bytes, at most %d", len(name), MaxChannelName)
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrChannelName, len(name), MaxChannelName)
 	}
 	return nil
 }
+
+// SendError lists the entries of a batch that Send left out; the others
+// were sent.
+type SendError struct {
+	To   replica.NodeID
+	Left []replica.EntryError
+}
+
+func (e *SendError) Error() string {
+	first := e.Left[0]
+	if len(e.Left) == 1 {
+		return fmt.Sprintf("udp: 1 entry to node %d left out: %v", e.To, first)
+	}
+	return fmt.Sprintf("udp: %d entries to node %d left out: %v, and %d more", len(e.Left), e.To, first, len(e.Left)-1)
+}
+
+// Unwrap returns ErrChannelName.
+func (e *SendError) Unwrap() error { return ErrChannelName }
