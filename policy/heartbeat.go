@@ -18,9 +18,9 @@ const (
 	DefaultMissThreshold = 3
 )
 
-// ErrBadHeartbeat is returned by NewHeartbeat for a negative interval
+// ErrBadConfig is returned by NewHeartbeat for a negative interval
 // or a negative miss threshold.
-var ErrBadHeartbeat = errors.New("policy: bad heartbeat configuration")
+var ErrBadConfig = errors.New("policy: bad heartbeat configuration")
 
 // Heartbeat is the failure-detection rule: a peer is silent once
 // MissThreshold heartbeat intervals have passed since it was last
@@ -34,11 +34,11 @@ type Heartbeat struct {
 // threshold, normalised as upstream does: an interval of 0 means
 // DefaultInterval, a positive one below MinInterval is raised to
 // MinInterval, and a threshold of 0 counts as 1. A negative interval
-// or threshold is an error matching ErrBadHeartbeat.
+// or threshold is an error matching ErrBadConfig.
 func NewHeartbeat(interval time.Duration, missThreshold int) (Heartbeat, error) {
 	if interval < 0 || missThreshold < 0 {
 		return Heartbeat{}, fmt.Errorf("%w: interval %v, miss threshold %d (neither may be negative)",
-			ErrBadHeartbeat, interval, missThreshold)
+			ErrBadConfig, interval, missThreshold)
 	}
 	if interval > 0 && interval < MinInterval {
 		interval = MinInterval

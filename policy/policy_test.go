@@ -52,7 +52,7 @@ func TestNewHeartbeatRejectsNegatives(t *testing.T) {
 		{time.Second, -1, "policy: bad heartbeat configuration: interval 1s, miss threshold -1 (neither may be negative)"},
 	} {
 		h, err := NewHeartbeat(tc.interval, tc.threshold)
-		require.ErrorIs(t, err, ErrBadHeartbeat)
+		require.ErrorIs(t, err, ErrBadConfig)
 		assert.EqualError(t, err, tc.msg)
 		assert.Equal(t, Heartbeat{}, h)
 	}

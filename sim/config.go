@@ -178,14 +178,14 @@ type Config struct {
 	Script []Event
 }
 
-// ErrConfig is matched by every configuration error.
-var ErrConfig = errors.New("sim: bad configuration")
+// ErrBadConfig is matched by every configuration error.
+var ErrBadConfig = errors.New("sim: bad configuration")
 
 // normalized returns c with defaults filled in, or an error matching
-// ErrConfig that says what is wrong.
+// ErrBadConfig that says what is wrong.
 func (c Config) normalized() (Config, error) {
 	bad := func(format string, args ...any) (Config, error) {
-		return Config{}, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+		return Config{}, fmt.Errorf("%w: "+format, append([]any{ErrBadConfig}, args...)...)
 	}
 	if c.Nodes == 0 {
 		c.Nodes = DefaultNodes

@@ -192,5 +192,5 @@ func (s *ScenarioSuite) TestCloseOfAllNodes() {
 
 func TestScenarioScriptsAreChecked(t *testing.T) {
 	_, err := Run(Config{Script: []Event{{Step: 5, Kind: Crash, Node: 6}}}, nil)
-	require.ErrorIs(t, err, ErrConfig)
+	require.ErrorIs(t, err, ErrBadConfig)
 }

@@ -237,7 +237,7 @@ type run struct {
 // Run simulates cfg and returns what happened. When trace is not nil
 // it receives the timeline: one line per fault and per committed
 // transition. Run returns an error only for a bad Config (matching
-// ErrConfig) or a failed trace write; broken invariants are in the
+// ErrBadConfig) or a failed trace write; broken invariants are in the
 // Result.
 func Run(cfg Config, trace io.Writer) (*Result, error) { return runWith(cfg, trace, hooks{}) }
 

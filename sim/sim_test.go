@@ -114,7 +114,7 @@ func TestSweepProgressAndCancel(t *testing.T) {
 	assert.Positive(t, s.Transitions)
 
 	_, err = RunSweep(context.Background(), Config{}, 0, SweepOptions{})
-	require.ErrorIs(t, err, ErrConfig)
+	require.ErrorIs(t, err, ErrBadConfig)
 }
 
 // TestUpstreamKeepsTwoLeadersUnderOneWayLoss: the single-leader
@@ -180,7 +180,7 @@ func TestConfigErrors(t *testing.T) {
 		{Config{Script: []Event{{Step: 5, Kind: Heal}, {Step: 4, Kind: Heal}}}, "script event 1 at step 4 comes before event 0 at step 5"},
 	} {
 		res, err := Run(tc.cfg, nil)
-		require.ErrorIs(t, err, ErrConfig, tc.msg)
+		require.ErrorIs(t, err, ErrBadConfig, tc.msg)
 		assert.EqualError(t, err, "sim: bad configuration: "+tc.msg)
 		assert.Nil(t, res)
 	}

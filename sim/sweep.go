@@ -58,7 +58,7 @@ func sweepWith(ctx context.Context, cfg Config, seeds int, opt SweepOptions, h h
 		return nil, err
 	}
 	if seeds < 1 {
-		return nil, fmt.Errorf("%w: %d seeds, want at least 1", ErrConfig, seeds)
+		return nil, fmt.Errorf("%w: %d seeds, want at least 1", ErrBadConfig, seeds)
 	}
 	workers := opt.Workers
 	if workers <= 0 {

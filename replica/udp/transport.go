@@ -68,8 +68,8 @@ type Config struct {
 	Now func() time.Time
 }
 
-// ErrConfig is matched by every configuration error of New.
-var ErrConfig = errors.New("udp: bad configuration")
+// ErrBadConfig is matched by every configuration error of New.
+var ErrBadConfig = errors.New("udp: bad configuration")
 
 // Reason is why a datagram was dropped.
 type Reason uint8
@@ -261,7 +261,7 @@ func New(cfg Config) (*Transport, error) {
 	if t.conn == nil {
 		la, err := net.ResolveUDPAddr("udp", cfg.Listen)
 		if err != nil {
-			return nil, fmt.Errorf("%w: listen address: %w", ErrConfig, err)
+			return nil, fmt.Errorf("%w: listen address: %w", ErrBadConfig, err)
 		}
 		if t.conn, err = net.ListenUDP("udp", la); err != nil {
 			return nil, fmt.Errorf("udp: %w", err)
@@ -292,7 +292,7 @@ func New(cfg Config) (*Transport, error) {
 // New adds them (and the tests drive one by hand).
 func build(cfg Config) (*Transport, error) {
 	bad := func(format string, args ...any) (*Transport, error) {
-		return nil, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+		return nil, fmt.Errorf("%w: "+format, append([]any{ErrBadConfig}, args...)...)
 	}
 	secure := cfg.Key != PrivateKey{}
 	switch {

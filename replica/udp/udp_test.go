@@ -235,7 +235,7 @@ func TestConfigErrors(t *testing.T) {
 		{Config{ID: 1, Key: k[1], Listen: "127.0.0.1:x"}, "listen address:"},
 	} {
 		_, err := New(tc.cfg)
-		require.ErrorIs(t, err, ErrConfig, tc.msg)
+		require.ErrorIs(t, err, ErrBadConfig, tc.msg)
 		assert.Contains(t, err.Error(), "udp: bad configuration: "+tc.msg)
 	}
 }
