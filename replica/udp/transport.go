@@ -88,15 +88,16 @@ const (
 	Superseded            // a session of a boot of the peer's that a later boot replaced
 	RateLimited           // a handshake beyond the rate limits
 	InboxFull             // the sender's queue was full
-	numReasons
+	// NumReasons is the number of reasons: Stats.Dropped's length.
+	NumReasons
 )
 
-var reasonNames = [numReasons]string{"oversize", "garbage", "version", "bad_tag", "unknown_sender", "unknown_session",
+var reasonNames = [NumReasons]string{"oversize", "garbage", "version", "bad_tag", "unknown_sender", "unknown_session",
 	"misdirected", "replayed", "expired", "superseded", "rate_limited", "inbox_full"}
 
 // String returns the reason's metric label.
 func (r Reason) String() string {
-	if r < numReasons {
+	if r < NumReasons {
 		return reasonNames[r]
 	}
 	return fmt.Sprintf("Reason(%d)", uint8(r))
@@ -104,7 +105,7 @@ func (r Reason) String() string {
 
 // Reasons returns every reason, in order.
 func Reasons() []Reason {
-	rs := make([]Reason, numReasons)
+	rs := make([]Reason, NumReasons)
 	for i := range rs {
 		rs[i] = Reason(i)
 	}
@@ -115,7 +116,7 @@ func Reasons() []Reason {
 type Stats struct {
 	DatagramsSent, BytesSent         uint64
 	DatagramsReceived, BytesReceived uint64 // every datagram read, dropped or not
-	Dropped                          [numReasons]uint64
+	Dropped                          [NumReasons]uint64
 	// KernelDrops is the datagrams the kernel dropped because the
 	// socket's buffer was full (Linux reports it; 0 elsewhere).
 	KernelDrops uint64
@@ -245,7 +246,7 @@ type Transport struct {
 
 	sent, sentBytes, recv, recvBytes, kernelDrops atomic.Uint64
 	hsSent, hsAnswered, hsCompleted, duplicates   atomic.Uint64
-	dropped                                       [numReasons]atomic.Uint64
+	dropped                                       [NumReasons]atomic.Uint64
 }
 
 // New listens on cfg.Listen and starts the transport's goroutines (one

@@ -409,7 +409,7 @@ func TestBadDatagramsAreCounted(t *testing.T) {
 		{withMac(append(appendPrefix(nil, typeResponse), make([]byte, ResponseSize-4)...)), UnknownSession, "a response to no handshake"},
 		{make([]byte, InitiationSize+1), Garbage, "not ours"},
 	}
-	var want [numReasons]uint64
+	var want [NumReasons]uint64
 	for _, s := range sends {
 		_, err := attacker.Write(s.d)
 		require.NoError(t, err, s.name)
@@ -536,7 +536,7 @@ func TestHandshakeRateLimits(t *testing.T) {
 		require.NoError(t, err)
 		_, _, r, ok := tr.handle(now, netip.MustParseAddrPort(src), msg)
 		if ok {
-			return numReasons
+			return NumReasons
 		}
 		return r
 	}
@@ -545,7 +545,7 @@ func TestHandshakeRateLimits(t *testing.T) {
 		counts[initiate(stranger, fmt.Sprintf("10.9.9.%d:1", i%200))]++
 	}
 	assert.Equal(t, map[Reason]int{UnknownSender: OtherHandshakesPerSecond, RateLimited: 2 * OtherHandshakesPerSecond}, counts)
-	assert.Equal(t, numReasons, initiate(keys[2], peerAddr), "the peer's own handshake is answered")
+	assert.Equal(t, NumReasons, initiate(keys[2], peerAddr), "the peer's own handshake is answered")
 	now = now.Add(time.Second)
 	assert.Equal(t, UnknownSender, initiate(stranger, "10.9.9.9:1"), "a second later, strangers' tokens are back")
 }
