@@ -16,31 +16,6 @@ import (
 // set: such a signal has no destination to fire towards.
 var ErrUnknownSignal = errors.New("rolefsm: unknown signal")
 
-// Record describes one transition attempt, as observers receive it.
-//
-// For a committed transition Err is nil and Seq is the coordinator's
-// generation after the commit (1 for the first commit). For a rejected
-// one Err is the *InvalidPairError or *SignalMismatchError, From is the
-// role the attempt was validated against and Seq the generation at
-// that moment (nothing was committed).
-type Record struct {
-	// Name is the coordinator's name (WithName), so that one observer
-	// can serve many coordinators.
-	Name string
-	Transition
-	Seq uint64
-	At  time.Time
-	Err error
-}
-
-// Observer is called once per committed and once per rejected
-// transition. See Coordinator for the order and threading guarantees.
-// Its context is the one the Transition (or Fire) call that made the
-// record was given, so that its values (a trace, a request id) reach
-// the observer; it may be done by the time the observer runs, and the
-// record is delivered all the same.
-type Observer func(context.Context, Record)
-
 // Option configures a Coordinator.
 type Option func(*config) error
 
@@ -230,15 +205,6 @@ func (c *Coordinator) Name() string { return c.name }
 
 // Role returns the current role. It takes no lock.
 func (c *Coordinator) Role() Role { return Role(c.state.Load()) }
-
-// Lease is a fencing token: the role and generation of a coordinator at
-// one instant. Generation counts commits, so it never repeats: a leader
-// that is deposed and elected again holds a new Lease, and the old one
-// no longer holds.
-type Lease struct {
-	Role       Role
-	Generation uint64
-}
 
 // Lease returns the current role and generation, read together in one
 // atomic load. It takes no lock.
