@@ -29,6 +29,7 @@ import (
 	"github.com/rolefsm/rolefsm/replica/udp"
 	"github.com/rolefsm/rolefsm/rolefsmetcd"
 	"github.com/rolefsm/rolefsm/rolefsmprom"
+	"github.com/rolefsm/rolefsm/server"
 )
 
 // etcdCollector exports an elector's requests to etcd.
@@ -122,40 +123,18 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 
-	tr, err := udp.New(udp.Config{ID: cfg.id, Listen: cfg.listen, Peers: cfg.peers, Key: cfg.key, Insecure: cfg.insecure,
-		Logger: logger})
-	if err != nil {
-		return fail(err)
-	}
-	defer tr.Close()
 	var ln net.Listener
+	var err error
 	if cfg.http != "" {
 		if ln, err = net.Listen("tcp", cfg.http); err != nil {
 			return fail(err)
 		}
 		defer ln.Close()
 	}
-
-	n, err := replica.NewNode(replica.Config{ID: cfg.id, Heartbeat: cfg.heartbeat, Policy: cfg.policy,
-		External: cfg.etcd != nil, Limits: tr.Limits()}, time.Now())
-	if err != nil {
-		return fail(err)
-	}
-	replicas := append([]replica.NodeID{cfg.id}, cfg.peerIDs...)
-	set := rolefsmprom.NewSet()
-	for _, name := range cfg.channels {
-		err := n.Open(ctx, time.Now(), replica.ChannelConfig{Name: name, Replicas: replicas,
-			Options: []rolefsm.Option{rolefsm.WithLogger(logger)}})
-		if err == nil {
-			_, err = set.Add(n.Coordinator(name))
-		}
-		if err != nil {
-			return fail(err)
-		}
-	}
 	drops := rolefsmprom.NewDriverErrors(nil)
-	d := replica.NewDriver(n, tr, replica.DriverOptions{OnError: drops.Observe})
-
+	scfg := server.Config{ID: cfg.id, Listen: cfg.listen, Key: cfg.key, Insecure: cfg.insecure, Peers: cfg.peers,
+		Channels: cfg.channels, Heartbeat: cfg.heartbeat, Policy: cfg.policy, Logger: logger, OnError: drops.Observe,
+		Options: []rolefsm.Option{rolefsm.WithLogger(logger)}}
 	var el *rolefsmetcd.Elector
 	if cfg.etcd != nil {
 		cli, err := clientv3.New(cfg.etcdConn.clientConfig(cfg.etcd))
@@ -163,22 +142,40 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return fail(cfg.etcdConn.explain(ctx, cfg.etcd, err))
 		}
 		defer cli.Close()
-		el, err = rolefsmetcd.New(ctx, rolefsmetcd.Config{Client: cli, TTL: cfg.etcdTTL, Prefix: cfg.etcdPfx,
-			OnError: func(err error) { logger.Warn("etcd", "error", err.Error()) }}, d)
-		if err != nil {
-			return fail(cfg.etcdConn.explain(ctx, cfg.etcd, err))
+		scfg.Election = func(d *replica.Driver) (server.Election, error) {
+			var err error
+			el, err = rolefsmetcd.New(ctx, rolefsmetcd.Config{Client: cli, TTL: cfg.etcdTTL, Prefix: cfg.etcdPfx,
+				OnError: func(err error) { logger.Warn("etcd", "error", err.Error()) }}, d)
+			if err != nil {
+				return nil, cfg.etcdConn.explain(ctx, cfg.etcd, err)
+			}
+			return el, nil
+		}
+	}
+	s, err := server.New(scfg)
+	if err != nil {
+		return fail(err)
+	}
+	set := rolefsmprom.NewSet()
+	for _, name := range cfg.channels {
+		if _, err := set.Add(s.Coordinator(name)); err != nil {
+			_ = s.Close()
+			return fail(err)
 		}
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(set, drops, rolefsmprom.NewTransportCollector(tr),
+	reg.MustRegister(set, drops, rolefsmprom.NewTransportCollector(s.Transport()),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if el != nil {
 		reg.MustRegister(etcdCollector(el)...)
 	}
 	httpAddr := "none"
 	var srv *http.Server
-	serveDone := make(chan error, 1)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var serveErr error
+	serveDone := make(chan struct{})
 	if ln != nil {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -188,61 +185,38 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(status(d, el, cfg))
+			_ = json.NewEncoder(w).Encode(status(s, el))
 		})
 		srv, ln = newHTTPServer(ln, mux, defaultHTTPLimits, logger)
 		httpAddr = ln.Addr().String()
-		go func() { serveDone <- srv.Serve(ln) }()
-	}
-
-	runCtx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- d.Run(runCtx) }()
-	elDone := make(chan struct{})
-	if el != nil {
-		go func() { _ = el.Run(runCtx); close(elDone) }()
+		go func() {
+			defer close(serveDone)
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				serveErr = err
+				stop() // the node stops with its server
+			}
+		}()
 	} else {
-		close(elDone)
+		close(serveDone)
 	}
-	fmt.Fprintf(stdout, "rolefsm node %d listening: udp=%s http=%s\n", cfg.id, tr.Addr(), httpAddr)
-	logger.Info("node started", "id", cfg.id, "udp", tr.Addr().String(), "http", httpAddr,
-		"channels", len(cfg.channels), "peers", len(cfg.peerIDs),
-		"heartbeat", cfg.heartbeat.Interval().String(), "miss", cfg.heartbeat.MissThreshold(), "policy", cfg.policy.Name(),
-		"election", map[bool]string{false: "heartbeat", true: "etcd"}[el != nil], "insecure", cfg.insecure)
+	fmt.Fprintf(stdout, "rolefsm node %d listening: udp=%s http=%s\n", cfg.id, s.Addr(), httpAddr)
+	logger.Info("listening", "id", cfg.id, "http", httpAddr, "policy", cfg.policy.Name(),
+		"election", map[bool]string{false: "heartbeat", true: "etcd"}[el != nil])
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-runDone:
-		runDone <- runErr
-	case runErr = <-serveDone:
-	}
-	code = exitOK
-	if runErr != nil {
-		code = fail(runErr)
-	} else {
-		leave := d.Leave
-		if el != nil {
-			leave = el.Leave // also revokes the session: the others campaign at once
-		}
-		if err := leave(context.Background()); err != nil {
-			logger.Warn("goodbye not sent to every peer", "error", err.Error())
-		}
-	}
-	cancel()
-	<-elDone
-	if err := <-runDone; err != nil && runErr == nil {
-		code = fail(err)
-	}
+	runErr := s.Run(runCtx) // until the signal (or the HTTP server fails); then a graceful leave
 	if srv != nil {
 		shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)
 		defer done()
 		_ = srv.Shutdown(shutdown)
 	}
-	if code == exitOK {
-		logger.Info("node left", "id", cfg.id)
+	<-serveDone
+	switch {
+	case serveErr != nil:
+		return fail(serveErr)
+	case runErr != nil:
+		return fail(runErr)
 	}
-	return code
+	return exitOK
 }
 
 // nodeStatus is GET /status's body.
@@ -267,31 +241,25 @@ type channelStatus struct {
 	Token *rolefsmetcd.Token `json:"token,omitempty"`
 }
 
-func status(d *replica.Driver, el *rolefsmetcd.Elector, cfg nodeConfig) nodeStatus {
-	st := nodeStatus{ID: cfg.id, Insecure: cfg.insecure, Channels: make([]channelStatus, 0, len(cfg.channels))}
-	if !cfg.insecure {
-		st.PublicKey = cfg.key.Public().String()
+func status(s *server.Server, el *rolefsmetcd.Elector) nodeStatus {
+	ss := s.Status()
+	st := nodeStatus{ID: ss.ID, Insecure: ss.Insecure, Channels: make([]channelStatus, 0, len(ss.Channels))}
+	if !ss.Insecure {
+		st.PublicKey = ss.PublicKey.String()
 	}
 	if el != nil {
 		es := el.Stats()
 		st.Etcd = &es
 	}
-	_ = d.Do(func(n *replica.Node, _ time.Time) error {
-		for _, name := range cfg.channels {
-			s, err := n.Status(name)
-			if err != nil {
-				continue // cannot happen: the node never drops a channel
+	for _, c := range ss.Channels {
+		cs := channelStatus{Name: c.Channel, Role: c.Role.String(), Generation: c.Generation, Leader: c.Leader, Tail: c.Tail}
+		if el != nil && c.Role == rolefsm.Leader {
+			if tok, ok := el.Token(c.Channel); ok {
+				cs.Token = &tok
 			}
-			cs := channelStatus{Name: name, Role: s.Role.String(), Generation: s.Generation, Leader: s.Leader, Tail: s.Tail}
-			if el != nil && s.Role == rolefsm.Leader {
-				if tok, ok := el.Token(name); ok {
-					cs.Token = &tok
-				}
-			}
-			st.Channels = append(st.Channels, cs)
 		}
-		return nil
-	})
+		st.Channels = append(st.Channels, cs)
+	}
 	return st
 }
 
