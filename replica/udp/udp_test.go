@@ -9,15 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/flynn/noise"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -131,89 +126,6 @@ func settle(t *testing.T, trs ...*Transport) {
 	t.Fatal("handshakes did not complete")
 }
 
-func TestKeys(t *testing.T) {
-	k, err := GenerateKey()
-	require.NoError(t, err)
-	pub := k.Public()
-	back, err := ParsePublicKey(pub.String())
-	require.NoError(t, err)
-	assert.Equal(t, pub, back)
-	priv, err := ParsePrivateKey([]byte("# comment\n\n" + k.String() + "\n"))
-	require.NoError(t, err)
-	assert.Equal(t, k, priv)
-
-	for _, tc := range []struct{ in, msg string }{
-		{"not base64!", "is not base64"},
-		{"AAAA", "public key of 3 bytes, want 32"},
-		{PublicKey{}.String(), "public key of low order"},
-	} {
-		_, err := ParsePublicKey(tc.in)
-		require.ErrorIs(t, err, ErrBadKey, tc.in)
-		assert.Contains(t, err.Error(), tc.msg)
-	}
-	for _, tc := range []struct{ in, msg string }{
-		{"", "the key file holds no key"},
-		{"# only a comment\n", "the key file holds no key"},
-		{"!!!\n", "line 1: not base64"},
-		{"\nAAAA\n", "line 2: 3 bytes, want 32"},
-		{k.String() + "\n" + k.String() + "\n", "line 2: a key file holds one key"},
-	} {
-		_, err := ParsePrivateKey([]byte(tc.in))
-		require.ErrorIs(t, err, ErrBadKey, tc.in)
-		assert.Contains(t, err.Error(), tc.msg)
-	}
-
-	dir := t.TempDir()
-	path := filepath.Join(dir, "node.key")
-	require.NoError(t, WritePrivateKey(path, k))
-	st, err := os.Stat(path)
-	require.NoError(t, err)
-	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
-	loaded, err := LoadPrivateKey(path)
-	require.NoError(t, err)
-	assert.Equal(t, k, loaded)
-	require.ErrorIs(t, WritePrivateKey(path, k), os.ErrExist, "never overwritten")
-
-	for _, mode := range []os.FileMode{0o640, 0o604, 0o666, 0o620} {
-		require.NoError(t, os.Chmod(path, mode))
-		_, err := LoadPrivateKey(path)
-		require.ErrorIs(t, err, ErrKeyFileMode, "mode %04o", mode)
-		assert.Contains(t, err.Error(), fmt.Sprintf("has mode %04o: chmod 600 %s", mode, path))
-	}
-	require.NoError(t, os.Chmod(path, 0o400))
-	_, err = LoadPrivateKey(path)
-	require.NoError(t, err, "read-only to its owner is fine")
-}
-
-func TestWindow(t *testing.T) {
-	var w window
-	steps := []struct {
-		n  uint64
-		ok bool
-	}{
-		{0, true}, {0, false}, {2, true}, {1, true}, {1, false}, {2, false},
-		{windowSize + 1, true}, // 0 and 1 are now windowSize and more behind
-		{1, false}, {2, false}, {3, true}, {3, false},
-		{100_000, true}, {100_000 - windowSize + 1, true}, {100_000 - windowSize, false},
-		{99_999, true}, {100_001, true},
-		{RejectAfterMessages - 1, true}, {RejectAfterMessages, false}, {1<<64 - 1, false},
-		{RejectAfterMessages - 2, true},
-	}
-	for i, s := range steps {
-		assert.Equal(t, s.ok, w.accept(s.n), "step %d: counter %d", i, s.n)
-	}
-	// A jump past the whole ring forgets everything below it.
-	var j window
-	for n := uint64(0); n < 64*windowBlocks; n++ {
-		require.True(t, j.accept(n))
-	}
-	const far = uint64(10 * 64 * windowBlocks)
-	require.True(t, j.accept(far))
-	for n := far - windowSize + 1; n < far; n++ {
-		require.True(t, j.accept(n), "counter %d is new", n)
-	}
-}
-
 func TestConfigErrors(t *testing.T) {
 	k := nodeKeys(t, 1, 2)
 	pub2 := k[2].Public()
@@ -285,28 +197,6 @@ func TestSendSplitsLargeBatches(t *testing.T) {
 	assert.Equal(t, MaxChannelName, a.Limits().MaxChannelName, "the transport says what it carries")
 }
 
-// TestOverheadAndMaxDatagram pins the wire's size: a sealed heartbeat
-// is its entries plus Overhead bytes (65, against 96 for version 1's
-// header and tag), and an entry that fills MaxDatagram to the byte goes
-// out in one datagram.
-func TestOverheadAndMaxDatagram(t *testing.T) {
-	assert.Equal(t, 65, Overhead)
-	trs := mesh(t, false, func(c *Config) { c.MaxDatagram = 150 }, 1, 2)
-	a, b := trs[1], trs[2]
-	settle(t, a, b)
-	room := 150 - Overhead - 1 // one byte of count
-	name := strings.Repeat("n", room-3)
-	before := a.Stats()
-	require.NoError(t, a.Send(context.Background(), 2, replica.Batch{Seq: 1, Entries: []replica.Entry{{Channel: name, Role: rolefsm.Replica, Tail: 127}}}))
-	in := receive(t, b)
-	assert.Equal(t, name, in.Batch.Entries[0].Channel)
-	after := a.Stats()
-	assert.Equal(t, uint64(1), after.DatagramsSent-before.DatagramsSent)
-	assert.Equal(t, uint64(150), after.BytesSent-before.BytesSent)
-	err := a.Send(context.Background(), 2, replica.Batch{Entries: []replica.Entry{{Channel: name + "n"}}})
-	require.Error(t, err, "one byte too many for a datagram")
-}
-
 func TestInsecureClusterAndClose(t *testing.T) {
 	a, b := pair(t, true)
 	assert.True(t, a.Stats().Insecure)
@@ -336,26 +226,6 @@ func TestRTTIsMeasured(t *testing.T) {
 	require.True(t, in.HasRTT)
 	assert.Positive(t, in.RTT)
 	assert.Less(t, in.RTT, 10*time.Second, "a round trip on loopback, whatever the machine's load")
-}
-
-func TestRoundTripArithmetic(t *testing.T) {
-	for _, tc := range []struct {
-		echo, held, now uint64
-		rtt             time.Duration
-		ok              bool
-	}{
-		{0, 0, 100, 0, false},   // no echo
-		{40, 10, 100, 50, true}, // sent at 40, held 10, back at 100
-		{40, 60, 100, 0, true},  // all of it held
-		{40, 61, 100, 0, false}, // held longer than the round trip
-		{100, 0, 100, 0, true},  // the same instant
-		{101, 0, 100, 0, false}, // from the future
-		{1, 0, 1 << 62, 1<<62 - 1, true},
-	} {
-		rtt, ok := roundTrip(body{echo: tc.echo, held: tc.held}, tc.now)
-		assert.Equal(t, tc.ok, ok, "%+v", tc)
-		assert.Equal(t, tc.rtt, rtt, "%+v", tc)
-	}
 }
 
 // TestBadDatagramsAreCounted aims every kind of bad datagram at a
@@ -446,145 +316,4 @@ func TestHeartbeatWaitsForTheHandshake(t *testing.T) {
 	assert.Equal(t, uint64(1), in.Batch.Seq)
 	assert.Len(t, in.Batch.Entries, 3)
 	assert.Equal(t, uint64(1), in.Batch.Incarnation)
-}
-
-// TestFloodCannotStarveAnotherPeer: one peer's datagrams fill its own
-// queue only; another peer's heartbeat is served within a round.
-func TestFloodCannotStarveAnotherPeer(t *testing.T) {
-	trs := mesh(t, false, func(c *Config) { c.Inbox = 16 }, 1, 2, 3)
-	settle(t, trs[1], trs[2], trs[3])
-	ctx := context.Background()
-	const flood = 100 // past the queue of 16, within the socket's buffer
-	for i := range flood {
-		require.NoError(t, trs[2].Send(ctx, 1, replica.Batch{Seq: uint64(i + 1), Entries: entries(20, 8)}))
-	}
-	require.NoError(t, trs[3].Send(ctx, 1, replica.Batch{Seq: 1}))
-	queued := func() bool { // node 3's heartbeat has been read, behind the flood
-		in := &trs[1].in
-		in.mu.Lock()
-		defer in.mu.Unlock()
-		q := in.queues[3]
-		return q != nil && q.size > 0
-	}
-	for i := 0; i < 1000 && !queued(); i++ {
-		time.Sleep(10 * time.Millisecond) // a bound while the reader reads the flood
-	}
-	// Two peers' queues: node 3's heartbeat is among the first two out.
-	var from []replica.NodeID
-	for range 2 {
-		from = append(from, receive(t, trs[1]).Batch.From)
-	}
-	assert.Contains(t, from, replica.NodeID(3), "the flood did not starve node 3")
-	assert.Positive(t, trs[1].Stats().Dropped[InboxFull], "the flood overflowed its own queue")
-}
-
-// TestKernelDropsAreCounted: datagrams the kernel drops for a full
-// socket buffer are read from SO_RXQ_OVFL (Linux).
-func TestKernelDropsAreCounted(t *testing.T) {
-	conn := listen(t)
-	require.NoError(t, conn.SetReadBuffer(4096))
-	if !enableDropCount(conn) {
-		_ = conn.Close()
-		t.Skip("this system does not report socket drops")
-	}
-	tr, err := New(Config{ID: 1, Conn: conn, Insecure: true, Logger: quiet})
-	require.NoError(t, err)
-	defer tr.Close()
-	sender := listen(t)
-	defer sender.Close()
-	tr.mu.Lock() // the reader stops at its first datagram: the buffer fills
-	for range 500 {
-		_, err := sender.WriteToUDP(make([]byte, 1000), conn.LocalAddr().(*net.UDPAddr))
-		require.NoError(t, err)
-	}
-	tr.mu.Unlock()
-	for i := 0; i < 1000 && tr.Stats().KernelDrops == 0; i++ {
-		_, _ = sender.WriteToUDP(make([]byte, 10), conn.LocalAddr().(*net.UDPAddr))
-		time.Sleep(10 * time.Millisecond)
-	}
-	assert.Positive(t, tr.Stats().KernelDrops)
-}
-
-func TestDropCountParsesControlMessages(t *testing.T) {
-	_, ok := dropCount(nil)
-	assert.False(t, ok)
-	_, ok = dropCount([]byte{1, 2, 3})
-	assert.False(t, ok)
-	garbage := make([]byte, 64)
-	for i := range garbage {
-		garbage[i] = 0xff
-	}
-	_, ok = dropCount(garbage)
-	assert.False(t, ok, "a length past the buffer")
-}
-
-// TestHandshakeRateLimits: initiations beyond the rate are refused
-// before any Diffie-Hellman, and a flood from strangers leaves the
-// peers' own bucket alone.
-func TestHandshakeRateLimits(t *testing.T) {
-	keys := nodeKeys(t, 1, 2)
-	now := time.Unix(1000, 0)
-	peerAddr := "10.0.0.2:7000"
-	tr, err := build(Config{ID: 1, Key: keys[1], Logger: quiet, Now: func() time.Time { return now },
-		Peers: map[replica.NodeID]Peer{2: {Addr: peerAddr, Keys: []PublicKey{keys[2].Public()}}}})
-	require.NoError(t, err)
-	tr.write = func([]byte, netip.AddrPort) error { return nil }
-	stranger, err := GenerateKey()
-	require.NoError(t, err)
-	initiate := func(from PrivateKey, src string) Reason {
-		_, msg, err := initiation(noiseKey(from), tr.PublicKey(), 1, 1)
-		require.NoError(t, err)
-		_, _, r, ok := tr.handle(now, netip.MustParseAddrPort(src), msg)
-		if ok {
-			return NumReasons
-		}
-		return r
-	}
-	counts := map[Reason]int{}
-	for i := range 3 * OtherHandshakesPerSecond {
-		counts[initiate(stranger, fmt.Sprintf("10.9.9.%d:1", i%200))]++
-	}
-	assert.Equal(t, map[Reason]int{UnknownSender: OtherHandshakesPerSecond, RateLimited: 2 * OtherHandshakesPerSecond}, counts)
-	assert.Equal(t, NumReasons, initiate(keys[2], peerAddr), "the peer's own handshake is answered")
-	now = now.Add(time.Second)
-	assert.Equal(t, UnknownSender, initiate(stranger, "10.9.9.9:1"), "a second later, strangers' tokens are back")
-}
-
-func noiseKey(k PrivateKey) noise.DHKey {
-	pub := k.Public()
-	return noise.DHKey{Private: k[:], Public: pub[:]}
-}
-
-// TestDecodeAllocations: decoding allocates nothing for a bad payload,
-// and for a good one a single string of its bytes: never more than the
-// bytes received, whatever they are.
-func TestDecodeAllocations(t *testing.T) {
-	// 1,400 bytes of entries with bad role bytes (the node refuses them,
-	// one by one, without formatting each).
-	good := binary.AppendUvarint(nil, 230)
-	for i := range 230 {
-		good = appendEntry(good, replica.Entry{Channel: fmt.Sprintf("%03d", i), Role: rolefsm.Role(200)})
-	}
-	require.LessOrEqual(t, len(good), 1400)
-	es, err := decode(good, nil)
-	require.NoError(t, err)
-	require.Len(t, es, 230)
-	assert.Equal(t, "229", es[229].Channel)
-	assert.Equal(t, rolefsm.Role(200), es[229].Role)
-	run := func(p []byte) (allocs, bytes float64) {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		allocs = testing.AllocsPerRun(100, func() { es, _ = decode(p, es) })
-		runtime.ReadMemStats(&after)
-		return allocs, float64(after.TotalAlloc-before.TotalAlloc) / 101
-	}
-	allocs, size := run(good)
-	assert.Equal(t, 1.0, allocs, "one string for the names; the entries reused")
-	assert.LessOrEqual(t, size, float64(2*len(good)), "at most twice the bytes received")
-	bad := bytes.Clone(good)
-	bad[len(bad)-1] = 0x80 // a truncated last tail
-	allocs, _ = run(bad)
-	assert.Zero(t, allocs, "a bad payload is refused before anything is kept")
-	allocs, _ = run(append(binary.AppendUvarint(nil, 1<<40), good...))
-	assert.Zero(t, allocs, "a count past the payload's length is refused at once")
 }
