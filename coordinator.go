@@ -12,10 +12,6 @@ import (
 	"github.com/looplab/fsm"
 )
 
-// ErrUnknownSignal is returned by Fire for a signal outside the defined
-// set: such a signal has no destination to fire towards.
-var ErrUnknownSignal = errors.New("rolefsm: unknown signal")
-
 // Option configures a Coordinator.
 type Option func(*config) error
 

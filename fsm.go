@@ -232,7 +232,7 @@ func (t Transition) String() string {
 }
 
 // Sentinel errors, for errors.Is. Every error Apply returns matches
-// exactly one of them.
+// exactly one of the first two.
 var (
 	// ErrInvalidPair matches an *InvalidPairError: the (from, to) pair
 	// is not reachable under any signal.
@@ -240,6 +240,12 @@ var (
 	// ErrSignalMismatch matches a *SignalMismatchError: the (from, to)
 	// pair is reachable, but not under the given signal.
 	ErrSignalMismatch = errors.New("transition not permitted under signal")
+	// ErrUnknownSignal is returned by Fire for a signal outside the
+	// defined set: such a signal has no destination to fire towards.
+	ErrUnknownSignal = errors.New("rolefsm: unknown signal")
+	// ErrNilContext is returned by Transition and Fire for a nil
+	// context: the call changes nothing.
+	ErrNilContext = errors.New("rolefsm: nil context")
 )
 
 // InvalidPairError reports a (from, to) pair that no signal permits,

@@ -9,10 +9,6 @@ import (
 	"time"
 )
 
-// ErrNilContext is returned by Transition and Fire for a nil context:
-// the call changes nothing.
-var ErrNilContext = errors.New("rolefsm: nil context")
-
 // Record describes one transition attempt, as observers receive it.
 //
 // For a committed transition Err is nil and Seq is the coordinator's

@@ -2,7 +2,6 @@ package replica
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 )
@@ -34,9 +33,6 @@ type Driver struct {
 	onError func(error)
 	running bool
 }
-
-// ErrRunning is returned by Run when the driver is already running.
-var ErrRunning = errors.New("replica: driver already running")
 
 // NewDriver returns a driver for n on t. The node must not be used
 // other than through Do from then on.

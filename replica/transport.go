@@ -2,7 +2,6 @@ package replica
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -34,10 +33,6 @@ type Inbound struct {
 	RTT    time.Duration
 	HasRTT bool
 }
-
-// ErrTransportClosed is returned by a closed transport's Send and
-// Close, and by Driver.Run when its transport closes under it.
-var ErrTransportClosed = errors.New("replica: transport closed")
 
 // MemNetwork is an in-memory network for tests and examples: each node
 // joins with a MemTransport, and links between nodes can be cut and

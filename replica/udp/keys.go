@@ -3,7 +3,6 @@ package udp
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,16 +18,6 @@ type PrivateKey [32]byte
 // PublicKey is a node's static X25519 public key, by which its peers
 // know it.
 type PublicKey [32]byte
-
-// The errors of the key functions, each matched with errors.Is.
-var (
-	// ErrBadKey is returned for a key that does not parse: not base64,
-	// not 32 bytes, or a public key of low order.
-	ErrBadKey = errors.New("udp: bad key")
-	// ErrKeyFileMode is returned by LoadPrivateKey for a key file that
-	// its group or others can read or write, as ssh refuses one.
-	ErrKeyFileMode = errors.New("udp: key file readable by others")
-)
 
 // GenerateKey returns a new random private key.
 func GenerateKey() (PrivateKey, error) {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -65,9 +64,6 @@ type Config struct {
 	// its readings count, never the wall time they show.
 	Now func() time.Time
 }
-
-// ErrBadConfig is matched by every configuration error of New.
-var ErrBadConfig = errors.New("udp: bad configuration")
 
 // Reason is why a datagram was dropped.
 type Reason uint8

@@ -13,7 +13,6 @@ package udp
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/rolefsm/rolefsm"
@@ -107,15 +106,6 @@ const (
 	kindNotice    = 2
 )
 
-// The reasons a datagram is dropped, each matched with errors.Is.
-var (
-	ErrTruncated   = errors.New("udp: truncated or garbage datagram")
-	ErrVersion     = errors.New("udp: unknown version")
-	ErrBadTag      = errors.New("udp: authentication failed")
-	ErrOversize    = errors.New("udp: datagram too large")
-	ErrUnknownPeer = errors.New("udp: peer unknown")
-)
-
 // body is a datagram body's fixed part.
 type body struct {
 	kind                   byte
@@ -132,7 +122,7 @@ func appendBody(p []byte, b body) []byte {
 
 func parseBody(p []byte) (body, []byte, error) {
 	if len(p) < BodyHeaderSize || p[0] > kindNotice {
-		return body{}, nil, ErrTruncated
+		return body{}, nil, errTruncated
 	}
 	return body{kind: p[0], beat: binary.BigEndian.Uint64(p[1:]), sent: binary.BigEndian.Uint64(p[9:]),
 		echo: binary.BigEndian.Uint64(p[17:]), held: binary.BigEndian.Uint64(p[25:])}, p[BodyHeaderSize:], nil
@@ -183,22 +173,22 @@ const minEntrySize = 4
 func decode(p []byte, es []replica.Entry) ([]replica.Entry, error) {
 	n, k := uvarint(p)
 	if k == 0 || n > uint64(len(p)-k)/minEntrySize {
-		return es[:0], ErrTruncated
+		return es[:0], errTruncated
 	}
 	rest := p[k:]
 	for i := uint64(0); i < n; i++ { // first pass: the shape only
 		size, k := uvarint(rest)
 		if k == 0 || size == 0 || size > MaxChannelName || uint64(len(rest)-k) < size+2 {
-			return es[:0], ErrTruncated
+			return es[:0], errTruncated
 		}
 		rest = rest[k+int(size)+1:]
 		if _, k = uvarint(rest); k == 0 {
-			return es[:0], ErrTruncated
+			return es[:0], errTruncated
 		}
 		rest = rest[k:]
 	}
 	if len(rest) != 0 {
-		return es[:0], ErrTruncated
+		return es[:0], errTruncated
 	}
 	es = es[:0]
 	if uint64(cap(es)) < n {
@@ -220,10 +210,6 @@ func decode(p []byte, es []replica.Entry) ([]replica.Entry, error) {
 	return es, nil
 }
 
-// ErrChannelName is the reason of an entry left out of a heartbeat:
-// its channel name is empty or longer than MaxChannelName.
-var ErrChannelName = errors.New("udp: a channel name the wire cannot carry")
-
 // checkName refuses a channel name the wire cannot carry.
 func checkName(name string) error {
 	switch {
@@ -234,21 +220,3 @@ func checkName(name string) error {
 	}
 	return nil
 }
-
-// SendError lists the entries of a batch that Send left out; the others
-// were sent.
-type SendError struct {
-	To   replica.NodeID
-	Left []replica.EntryError
-}
-
-func (e *SendError) Error() string {
-	first := e.Left[0]
-	if len(e.Left) == 1 {
-		return fmt.Sprintf("udp: 1 entry to node %d left out: %v", e.To, first)
-	}
-	return fmt.Sprintf("udp: %d entries to node %d left out: %v, and %d more", len(e.Left), e.To, first, len(e.Left)-1)
-}
-
-// Unwrap returns ErrChannelName.
-func (e *SendError) Unwrap() error { return ErrChannelName }

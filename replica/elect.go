@@ -1,0 +1,147 @@
+package replica
+
+// The heartbeat election's rules, by role: a Replica follows the
+// leader it hears and waits for one (follow, waitForLeader), and stands
+// when its leader is lost (leaderLost, deadline); every role hears a
+// heartbeat (heard: a Replica adopts or keeps a leader, a Leader
+// concedes to one that outranks it); a Candidate elects (runElection).
+// Each rule is pinned by a script under testdata/.
+
+import (
+	"context"
+	"math"
+
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/policy"
+)
+
+func (n *Node) follow(ch *Channel, id NodeID, tail uint64, claimed bool) {
+	ch.leader, ch.following, ch.leaderGone = id, true, false
+	ch.leaderTail, ch.leaderClaimed = tail, claimed
+	ch.since, ch.claimAt, ch.contact = n.now, 0, n.now
+}
+
+func (n *Node) waitForLeader(ch *Channel) {
+	ch.leader, ch.following, ch.leaderGone = 0, false, false
+	ch.leaderTail, ch.leaderClaimed = 0, false
+	ch.since, ch.claimAt, ch.contact = n.now, 0, n.now
+}
+
+// leaderLost is the MissedHeartbeats condition: the leader followed has
+// not claimed Leader for the timeout, counted from its latest claim or
+// from its adoption, whichever is later; or the channel follows nobody
+// and has waited that long. Heartbeats in which the followed node
+// speaks as a Replica do not count: they would keep a node waiting
+// forever for a leader that never took office.
+func (n *Node) leaderLost(ch *Channel) bool {
+	if ch.following && ch.leaderGone {
+		return true
+	}
+	last := ch.since
+	if ch.following {
+		last = max(last, ch.claimAt)
+	}
+	return n.silent(last)
+}
+
+// deadline is when leaderLost becomes true if nothing is heard.
+func (n *Node) deadline(ch *Channel) int64 {
+	if ch.following && ch.leaderGone {
+		return n.now
+	}
+	last := ch.since
+	if ch.following {
+		last = max(last, ch.claimAt)
+	}
+	if timeout := int64(n.rule.Timeout()); last <= math.MaxInt64-timeout {
+		return last + timeout
+	}
+	return math.MaxInt64
+}
+
+// heard applies one entry from peer id.
+func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
+	if e.Role != rolefsm.Leader {
+		if ch.following && ch.leader == id {
+			// Its leader speaks as a Replica: it has left office, so
+			// the next claim from anyone is followed at once. If it
+			// says goodbye, there is no leader to wait for: the
+			// channel stands on its next Tick.
+			ch.leaderClaimed = false
+			ch.leaderGone = e.Role == rolefsm.Idle
+			if ch.leaderGone {
+				n.wake = n.now
+			}
+		}
+		return
+	}
+	if n.external {
+		// The backend names the leader: a claim only refreshes the
+		// leader's tail when it comes from the node followed.
+		if ch.following && ch.leader == id {
+			ch.leaderTail, ch.leaderClaimed = e.Tail, true
+			ch.claimAt, ch.contact = n.now, n.now
+		}
+		return
+	}
+	switch ch.coord.Role() {
+	case rolefsm.Replica:
+		if ch.following && ch.leader == id {
+			ch.leaderTail, ch.leaderClaimed = e.Tail, true
+			ch.claimAt, ch.contact = n.now, n.now
+			return
+		}
+		// Stay with the current leader only if its claim to office is
+		// fresh and it outranks the newcomer.
+		if ch.following && ch.leaderClaimed && !n.leaderLost(ch) &&
+			policy.KeepLeadership(ch.leader, ch.leaderTail, id, e.Tail) {
+			return
+		}
+		n.follow(ch, id, e.Tail, true)
+	case rolefsm.Leader:
+		if policy.KeepLeadership(n.id, ch.tail, id, e.Tail) {
+			return
+		}
+		if n.transition(ctx, ch, rolefsm.Replica, rolefsm.PeerLeaderObserved) == nil {
+			n.follow(ch, id, e.Tail, true)
+		}
+	}
+}
+
+// runElection decides a Candidate's election over the channel's
+// replica set: a peer is eligible when it was heard within the timeout
+// and its latest batch carried this channel (it still leads or
+// replicates it).
+func (n *Node) runElection(ctx context.Context, ch *Channel) {
+	n.view = append(n.view[:0], policy.Member{ID: n.id, Healthy: true, HasRTT: true, Tail: ch.tail})
+	view := n.view
+	for i := range ch.members {
+		m := &ch.members[i]
+		if m.stamp == 0 {
+			continue // never heard on this channel
+		}
+		p := &n.peers[m.peer]
+		view = append(view, policy.Member{
+			ID:      m.id,
+			Healthy: m.stamp == p.beat && !m.gone && !n.silent(p.lastSeen),
+			RTT:     p.rtt,
+			HasRTT:  p.hasRTT,
+			Tail:    m.tail,
+		})
+	}
+	n.view = view
+	out := n.elect.Elect(n.id, view)
+	to, sig := out.Transition()
+	if n.transition(ctx, ch, to, sig) != nil {
+		return
+	}
+	switch out.Result {
+	case policy.SelfWins:
+		ch.lease = ch.coord.Lease()
+		n.waitForLeader(ch) // it follows nobody while it leads
+	case policy.PeerWins:
+		n.follow(ch, out.Winner, 0, false)
+	default:
+		n.waitForLeader(ch)
+	}
+}

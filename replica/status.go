@@ -1,0 +1,123 @@
+package replica
+
+// What a channel is, read: Status and the Channel handle's accessors.
+
+import (
+	"time"
+
+	"github.com/rolefsm/rolefsm"
+)
+
+// Status is one channel as its node sees it.
+type Status struct {
+	Channel    string
+	Role       rolefsm.Role
+	Generation uint64
+	Tail       uint64
+	// Leader is the node the channel follows as leader: the node itself
+	// when it leads, 0 when it follows nobody.
+	Leader NodeID
+	// LeaderTail is the tail the followed leader last reported, and
+	// LeaderClaimed whether it has claimed Leader since it was followed
+	// (a Candidate's chosen winner has not, until its first heartbeat as
+	// Leader).
+	LeaderTail    uint64
+	LeaderClaimed bool
+	// Contact is when the followed leader last claimed Leader, or when
+	// the channel began to wait for one.
+	Contact time.Time
+	// Lease is the fencing token taken when the node last won the
+	// channel's election; it holds only while that term lasts.
+	Lease rolefsm.Lease
+	// DiskPressure and Parked (closed or relinquished) keep the channel
+	// Idle.
+	DiskPressure, Parked bool
+}
+
+// Status returns the channel's state.
+func (n *Node) Status(name string) (Status, error) {
+	ch, err := n.channel(name)
+	if err != nil {
+		return Status{}, err
+	}
+	return ch.Status(), nil
+}
+
+// Channel returns the handle of a channel the node holds, or nil. A
+// removed channel's handle keeps reporting its last state.
+func (n *Node) Channel(name string) *Channel { return n.chans[name] }
+
+// Name returns the channel's name.
+func (ch *Channel) Name() string { return ch.name }
+
+// Coordinator returns the channel's coordinator.
+func (ch *Channel) Coordinator() *rolefsm.Coordinator { return ch.coord }
+
+// Lease returns the fencing token the node took when it last won the
+// channel's election (the zero Lease if it never did). An append
+// guarded by Coordinator().Holds(lease) cannot land once the node has
+// left that term.
+func (ch *Channel) Lease() rolefsm.Lease { return ch.lease }
+
+// Follows returns the leader the channel follows (0 when none, and
+// while the node leads), the tail it last reported, and whether it has
+// claimed Leader since it was followed: a Replica catches up from it
+// once it has.
+func (ch *Channel) Follows() (leader NodeID, tail uint64, claimed bool) {
+	if !ch.following {
+		return 0, 0, false
+	}
+	return ch.leader, ch.leaderTail, ch.leaderClaimed
+}
+
+// Contact returns when the followed leader last claimed Leader, or when
+// the channel began to wait for one: the silence the MissedHeartbeats
+// rule measures starts no earlier.
+func (ch *Channel) Contact() time.Time { return ch.node.time(ch.contact) }
+
+// Status returns the channel's state.
+func (ch *Channel) Status() Status {
+	n := ch.node
+	l := ch.coord.Lease()
+	s := Status{
+		Channel: ch.name, Role: l.Role, Generation: l.Generation, Tail: ch.tail,
+		LeaderTail: ch.leaderTail, LeaderClaimed: ch.leaderClaimed,
+		Contact: n.time(ch.contact), Lease: ch.lease,
+		DiskPressure: ch.pressure, Parked: ch.parked,
+	}
+	switch {
+	case l.Role == rolefsm.Leader:
+		s.Leader = n.id
+	case ch.following:
+		s.Leader = ch.leader
+	}
+	return s
+}
+
+// Coordinator returns the channel's coordinator, or nil for a channel
+// the node does not hold.
+func (n *Node) Coordinator(name string) *rolefsm.Coordinator {
+	if ch := n.chans[name]; ch != nil {
+		return ch.coord
+	}
+	return nil
+}
+
+// Lease returns the channel's Lease (see Channel.Lease).
+func (n *Node) Lease(name string) (rolefsm.Lease, error) {
+	ch, err := n.channel(name)
+	if err != nil {
+		return rolefsm.Lease{}, err
+	}
+	return ch.lease, nil
+}
+
+// Channels returns the names of the channels the node holds, in the
+// order they were opened.
+func (n *Node) Channels() []string {
+	names := make([]string, len(n.order))
+	for i, ch := range n.order {
+		names[i] = ch.name
+	}
+	return names
+}
