@@ -15,6 +15,10 @@
 //
 // Around the matrix, package policy holds the runtime rules that pick
 // the signals (heartbeat timeout, elections, the dual-leader tiebreak,
-// disk pressure), and package sim drives them over a deterministic
-// simulated cluster of Coordinators to show that the roles converge.
+// disk pressure); package replica runs them on one node for every
+// channel it holds (a pure Node, a Driver with the clock, a Transport:
+// replica/udp between processes); package server assembles a whole node
+// for a service to embed; package sim drives the rules over a
+// deterministic simulated cluster to show that the roles converge; and
+// rolefsmtest is a kit for tests. docs/design.md maps how they connect.
 package rolefsm
