@@ -54,6 +54,15 @@ func TestOpenKeepsToTheTransportsLimits(t *testing.T) {
 	require.ErrorIs(t, err, ErrBadConfig)
 }
 
+func TestInReplicaSet(t *testing.T) {
+	n := newNode(t, 1)
+	require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: "a", Replicas: []NodeID{1, 3}}))
+	assert.True(t, n.InReplicaSet("a", 1), "the node itself")
+	assert.True(t, n.InReplicaSet("a", 3))
+	assert.False(t, n.InReplicaSet("a", 2))
+	assert.False(t, n.InReplicaSet("nosuch", 1))
+}
+
 func TestChannelHandle(t *testing.T) {
 	n := newNode(t, 1)
 	require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: "b", Replicas: []NodeID{1, 2}}))

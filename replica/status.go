@@ -43,6 +43,14 @@ func (n *Node) Status(name string) (Status, error) {
 	return ch.Status(), nil
 }
 
+// InReplicaSet reports whether node id is in the channel's replica set
+// (the node itself is); false for a channel the node does not hold. An
+// election backend asks it before it follows a leader.
+func (n *Node) InReplicaSet(channel string, id NodeID) bool {
+	ch := n.chans[channel]
+	return ch != nil && (id == n.id || ch.member(id) != nil)
+}
+
 // Channel returns the handle of a channel the node holds, or nil. A
 // removed channel's handle keeps reporting its last state.
 func (n *Node) Channel(name string) *Channel { return n.chans[name] }

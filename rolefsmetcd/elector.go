@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rolefsm/rolefsm"
@@ -51,6 +50,10 @@ type Config struct {
 	// OnError receives the errors of requests to etcd that the elector
 	// retries. It may be called from several goroutines at once.
 	OnError func(error)
+	// Now is the clock the session's validity is measured on (default
+	// time.Now; its monotonic reading counts): tests pass a fake one.
+	// The timers that wake the elector are real.
+	Now func() time.Time
 }
 
 const (
@@ -182,6 +185,9 @@ func (c *Config) fill() error {
 	if c.Resync == 0 {
 		c.Resync = 100 * time.Millisecond
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	switch {
 	case c.RenewEvery <= 0 || c.RenewEvery >= c.TTL:
 		return fmt.Errorf("%w: RenewEvery %v, want above 0 and below the TTL %v", ErrBadConfig, c.RenewEvery, c.TTL)
@@ -194,6 +200,9 @@ func (c *Config) fill() error {
 	}
 	return nil
 }
+
+// now reads the elector's clock.
+func (e *Elector) now() time.Time { return e.cfg.Now() }
 
 // Stats returns the requests made so far.
 func (e *Elector) Stats() Stats {
@@ -266,13 +275,6 @@ func (e *Elector) Leave(ctx context.Context) error {
 	return err
 }
 
-func (e *Elector) signal() {
-	select {
-	case e.changed <- struct{}{}:
-	default:
-	}
-}
-
 func (e *Elector) poke() {
 	select {
 	case e.kick <- struct{}{}:
@@ -284,37 +286,6 @@ func (e *Elector) report(err error) {
 	e.stats.failed.Add(1)
 	if e.cfg.OnError != nil {
 		e.cfg.OnError(err)
-	}
-}
-
-// grant opens a new session: a lease of the TTL.
-func (e *Elector) grant(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
-	defer cancel()
-	sent := time.Now()
-	e.stats.grants.Add(1)
-	resp, err := e.cli.Grant(ctx, int64(e.cfg.TTL/time.Second))
-	if err != nil {
-		e.stats.failed.Add(1)
-		return err
-	}
-	e.valid.renewed(sent, time.Duration(resp.TTL)*time.Second)
-	e.lease.Store(int64(resp.ID))
-	return nil
-}
-
-// revoke ends the session, deleting every key of it, if there is one.
-func (e *Elector) revoke(ctx context.Context) {
-	lease := e.lease.Swap(0)
-	e.valid.lost()
-	if lease == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.RequestTimeout)
-	defer cancel()
-	e.stats.revokes.Add(1)
-	if _, err := e.cli.Revoke(ctx, clientv3.LeaseID(lease)); err != nil {
-		e.report(fmt.Errorf("rolefsmetcd: revoke: %w", err))
 	}
 }
 
@@ -373,112 +344,6 @@ func (e *Elector) Run(ctx context.Context) error {
 	e.stepDownAll(ctx, false)
 	e.revoke(ctx)
 	return nil
-}
-
-// keepAlive renews the session every RenewEvery, measuring each
-// keep-alive from its send; a session expired at the server is
-// replaced by a new one.
-func (e *Elector) keepAlive(ctx context.Context) {
-	t := time.NewTimer(e.cfg.RenewEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		next := e.cfg.RenewEvery
-		lease := e.lease.Load()
-		switch {
-		case e.left.Load():
-			return
-		case lease == 0:
-			if err := e.grant(ctx); err != nil {
-				e.report(fmt.Errorf("rolefsmetcd: grant: %w", err))
-				next = e.cfg.RenewEvery / 4
-			}
-			e.poke()
-		default:
-			rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
-			sent := time.Now()
-			e.stats.keepAlives.Add(1)
-			resp, err := e.cli.KeepAliveOnce(rctx, clientv3.LeaseID(lease))
-			cancel()
-			switch {
-			case err == nil && resp.TTL > 0:
-				e.valid.renewed(sent, time.Duration(resp.TTL)*time.Second)
-				e.signal()
-			case err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound):
-				// Expired at the server: its keys are gone. A new
-				// session at once.
-				e.lease.CompareAndSwap(lease, 0)
-				e.valid.lost()
-				e.signal()
-				e.report(fmt.Errorf("rolefsmetcd: session %x expired", lease))
-				next = 0
-			default:
-				e.report(fmt.Errorf("rolefsmetcd: keep-alive: %w", err))
-				next = e.cfg.RenewEvery / 4
-			}
-		}
-		t.Reset(next)
-	}
-}
-
-// watchdog takes the node out of office on every channel once the
-// session can no longer be trusted: at TTL − Margin after the latest
-// successful keep-alive's send, or at once when the session is found
-// expired. It runs on its own goroutine, so that a request to etcd
-// hanging in the loop cannot delay it. While the session stays stale it
-// looks again every Resync (a cheap scan: no campaign can win then).
-func (e *Elector) watchdog(ctx context.Context) {
-	t := time.NewTimer(time.Hour)
-	defer t.Stop()
-	for {
-		now := time.Now()
-		if !e.valid.valid(now) {
-			e.stepDownAll(ctx, true)
-		}
-		wait := e.cfg.Resync
-		if u, ok := e.valid.until(); ok && u.After(now) {
-			wait = u.Sub(now)
-		}
-		t.Reset(wait)
-		select {
-		case <-ctx.Done():
-			return
-		case <-e.changed:
-		case <-t.C:
-		}
-	}
-}
-
-// stepDownAll takes every channel the node leads out of office
-// (PeerLeaderObserved), or with stale only if the session cannot be
-// trusted at this instant.
-func (e *Elector) stepDownAll(ctx context.Context, stale bool) {
-	down := 0
-	_ = e.d.Do(func(n *replica.Node, now time.Time) error {
-		if stale && e.valid.valid(now) {
-			return nil
-		}
-		for _, name := range n.Channels() {
-			if n.Coordinator(name).Role() != rolefsm.Leader {
-				continue
-			}
-			e.dropToken(name)
-			if n.StepDown(ctx, now, name, 0) == nil {
-				down++
-			}
-		}
-		return nil
-	})
-	if stale {
-		e.stats.stepDowns.Add(uint64(down))
-	}
-	if down > 0 {
-		e.poke()
-	}
 }
 
 // loop applies etcd's elections to the node: after every watch event,
@@ -540,8 +405,9 @@ func (e *Elector) loop(ctx context.Context) {
 	}
 }
 
-// pass makes one decision per channel, under the driver's lock, then
-// sends the campaigns and resignations it decided on.
+// pass makes one decision per channel (decide), under the driver's
+// lock, applies it to the node, then sends the campaigns and
+// resignations it decided on.
 func (e *Elector) pass(ctx context.Context) {
 	if e.left.Load() {
 		return
@@ -550,81 +416,36 @@ func (e *Elector) pass(ctx context.Context) {
 	var ops []clientv3.Op
 	var campaigns []string
 	_ = e.d.Do(func(n *replica.Node, now time.Time) error {
-		valid := lease != 0 && e.valid.valid(now)
+		valid := lease != 0 && e.valid.valid(e.now())
 		for _, name := range n.Channels() {
-			role := n.Coordinator(name).Role()
-			key := func() string { return e.view.key(name, lease) } // built only when used
-			ldLease, ld, hasLd := e.view.leader(name)
-			_, mine := e.view.has(name, lease)
-			// The leader to follow if it is not this session: nobody if
-			// the key names this node, as one left by its previous run
-			// (a key of another session is never this node's office).
-			other := replica.NodeID(0)
-			if hasLd && ldLease != lease && ld.node != e.id {
-				other = ld.node
-			}
-			if role != rolefsm.Leader {
+			el := e.election(n, name, lease, valid)
+			if el.role != rolefsm.Leader {
 				e.dropToken(name)
 			}
-			if role != rolefsm.Candidate {
+			if el.role != rolefsm.Candidate {
 				delete(e.cands, name)
 			}
-			switch role {
-			case rolefsm.Replica:
-				switch {
-				case mine:
-					// A key of a term the node left, or of a lost
-					// campaign: resign it, and wait for the next leader.
-					ops = append(ops, clientv3.OpDelete(key()))
-					e.follow(n, now, name, other)
-				case !hasLd:
-					if valid && n.Stand(ctx, now, name) == nil {
-						ops = append(ops, e.campaign(key(), lease))
-						campaigns = append(campaigns, name)
-					}
-				default:
-					e.follow(n, now, name, other)
-				}
-			case rolefsm.Candidate:
-				rev, campaigning := e.cands[name]
-				switch {
-				case !valid:
-					// It cannot win without a session it can trust.
-					if e.elected(ctx, n, now, name, other) && mine {
-						ops = append(ops, clientv3.OpDelete(key()))
-					}
-				case !campaigning:
-					ops = append(ops, e.campaign(key(), lease))
-					campaigns = append(campaigns, name)
-				case e.view.rev < rev:
-					// The view has not caught up with the campaign.
-				case hasLd && ldLease == lease:
-					// The token is there before the commit, so that an
-					// observer of ElectionWon can read it.
-					e.setToken(name, Token{Key: key(), Revision: ld.created})
-					if !e.elected(ctx, n, now, name, e.id) {
-						e.dropToken(name)
-					}
-				default:
-					if e.elected(ctx, n, now, name, other) && mine {
-						ops = append(ops, clientv3.OpDelete(key()))
-					}
-				}
-			case rolefsm.Leader:
-				tok, ok := e.Token(name)
-				if !valid || ok && hasLd && ldLease == lease && ld.created == tok.Revision {
-					// In office; or the session went stale, which is
-					// the watchdog's to act on.
-					continue
-				}
+			dc := decide(el)
+			if dc.dropToken {
 				e.dropToken(name)
-				if e.stepDown(ctx, n, now, name, other) && mine {
-					ops = append(ops, clientv3.OpDelete(key()))
+			}
+			if dc.withToken {
+				// The token is there before the commit, so that an
+				// observer of ElectionWon can read it.
+				e.setToken(name, Token{Key: e.view.key(name, lease), Revision: el.created})
+			}
+			if !e.apply(ctx, n, now, name, dc) {
+				if dc.withToken {
+					e.dropToken(name)
 				}
-			case rolefsm.Idle:
-				if mine {
-					ops = append(ops, clientv3.OpDelete(key()))
-				}
+				continue
+			}
+			if dc.campaign {
+				ops = append(ops, e.campaign(e.view.key(name, lease), lease))
+				campaigns = append(campaigns, name)
+			}
+			if dc.resign {
+				ops = append(ops, clientv3.OpDelete(e.view.key(name, lease)))
 			}
 		}
 		return nil
@@ -642,31 +463,45 @@ func (e *Elector) pass(ctx context.Context) {
 	}
 }
 
+// election gathers what decide needs of one channel: its role, the
+// view's keys, the campaign and the token.
+func (e *Elector) election(n *replica.Node, name string, lease int64, valid bool) election {
+	el := election{role: n.Coordinator(name).Role(), valid: valid, viewRev: e.view.rev}
+	ldLease, ld, hasLd := e.view.leader(name)
+	_, el.mine = e.view.has(name, lease)
+	el.hasLeader, el.leading, el.created = hasLd, hasLd && ldLease == lease, ld.created
+	// The leader to follow if it is not this session: nobody if the key
+	// names this node (one left by its previous run: a key of another
+	// session is never this node's office), or a node outside the
+	// channel's replica set.
+	if hasLd && ldLease != lease && ld.node != e.id && n.InReplicaSet(name, ld.node) {
+		el.other = ld.node
+	}
+	el.campaign, el.campaigning = e.cands[name]
+	el.token, el.hasToken = e.Token(name)
+	return el
+}
+
+// apply does the decision's verb to the node, and reports whether it
+// did (a stale decision is refused by the node and changes nothing).
+func (e *Elector) apply(ctx context.Context, n *replica.Node, now time.Time, name string, dc decision) bool {
+	switch dc.verb {
+	case follow:
+		_ = n.Follow(now, name, dc.leader) // a Replica follows whom it is told
+	case stand:
+		return n.Stand(ctx, now, name) == nil
+	case elect:
+		winner := dc.leader
+		if dc.won {
+			winner = e.id
+		}
+		return n.Elected(ctx, now, name, winner) == nil
+	case stepDown:
+		return n.StepDown(ctx, now, name, dc.leader) == nil
+	}
+	return true
+}
+
 func (e *Elector) campaign(key string, lease int64) clientv3.Op {
 	return clientv3.OpPut(key, strconv.FormatUint(uint64(e.id), 10), clientv3.WithLease(clientv3.LeaseID(lease)))
-}
-
-// follow makes a Replica follow leader; a leader the channel's replica
-// set does not hold (a key written by a node outside it) is followed as
-// nobody.
-func (e *Elector) follow(n *replica.Node, now time.Time, name string, leader replica.NodeID) {
-	if err := n.Follow(now, name, leader); errors.Is(err, replica.ErrNotInReplicaSet) {
-		_ = n.Follow(now, name, 0)
-	}
-}
-
-func (e *Elector) elected(ctx context.Context, n *replica.Node, now time.Time, name string, winner replica.NodeID) bool {
-	err := n.Elected(ctx, now, name, winner)
-	if errors.Is(err, replica.ErrNotInReplicaSet) {
-		err = n.Elected(ctx, now, name, 0)
-	}
-	return err == nil
-}
-
-func (e *Elector) stepDown(ctx context.Context, n *replica.Node, now time.Time, name string, leader replica.NodeID) bool {
-	err := n.StepDown(ctx, now, name, leader)
-	if errors.Is(err, replica.ErrNotInReplicaSet) {
-		err = n.StepDown(ctx, now, name, 0)
-	}
-	return err == nil
 }

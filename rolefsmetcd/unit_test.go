@@ -1,11 +1,13 @@
 package rolefsmetcd
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
+	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/replica"
 )
 
@@ -92,5 +94,42 @@ func TestViewKeys(t *testing.T) {
 func TestTokenString(t *testing.T) {
 	if got := (Token{Key: "/p/a/2a", Revision: 7}).String(); got != "/p/a/2a@7" {
 		t.Errorf("String() = %q", got)
+	}
+}
+
+// TestWatchdogStepsDownAtTheDeadline: on the elector's clock, a leader
+// stays in office until TTL − Margin after the latest keep-alive's
+// send, and leaves it (PeerLeaderObserved, counted) at that instant: no
+// etcd, a fake clock.
+func TestWatchdogStepsDownAtTheDeadline(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := t0
+	n, err := replica.NewNode(replica.Config{ID: 1, External: true}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := n.Open(ctx, t0, replica.ChannelConfig{Name: "orders", Replicas: []replica.NodeID{1, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Stand(ctx, t0, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Elected(ctx, t0, "orders", 1); err != nil {
+		t.Fatal(err)
+	}
+	e := &Elector{cfg: Config{Now: func() time.Time { return now }}, d: replica.NewDriver(n, nil, replica.DriverOptions{}),
+		valid: validity{ttl: 10 * time.Second, margin: 2 * time.Second}, kick: make(chan struct{}, 1), tokens: map[string]Token{}}
+	e.valid.renewed(t0, 10*time.Second)
+	role := func() rolefsm.Role { return n.Coordinator("orders").Role() }
+	now = t0.Add(8*time.Second - time.Nanosecond)
+	e.stepDownAll(ctx, true)
+	if role() != rolefsm.Leader {
+		t.Fatalf("%v before the deadline", role())
+	}
+	now = t0.Add(8 * time.Second)
+	e.stepDownAll(ctx, true)
+	if role() != rolefsm.Replica || e.Stats().StepDowns != 1 {
+		t.Fatalf("%v and %d step-downs at the deadline", role(), e.Stats().StepDowns)
 	}
 }

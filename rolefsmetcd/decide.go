@@ -1,0 +1,113 @@
+package rolefsmetcd
+
+import (
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/replica"
+)
+
+// The election's decision, pure as the heartbeat election's rules are
+// (replica/elect.go): one channel's role and what etcd's view and the
+// session say go in; a decision for the node and the operations for
+// etcd come out. No client, no clock, no Driver: every case is a row of
+// testdata/decide.txt.
+
+// election is what the elector knows of one channel when it decides.
+type election struct {
+	role rolefsm.Role
+	// valid says the session may be acted on now (TTL − Margin after
+	// the latest keep-alive's send has not passed).
+	valid bool
+	// mine says this session has a key in the channel's election.
+	mine bool
+	// hasLeader says some key leads; leading that it is this
+	// session's, and created its create revision.
+	hasLeader, leading bool
+	created            int64
+	// other is the leader to follow when the lowest key is another
+	// session's: its node, or 0 when the key names this node (a key
+	// left by an earlier run) or a node outside the channel's replica
+	// set.
+	other replica.NodeID
+	// campaigning says this session has put its campaign key, at
+	// revision campaign; viewRev is the revision the view is complete
+	// up to.
+	campaigning       bool
+	campaign, viewRev int64
+	// token is the term's token the node holds, if hasToken.
+	token    Token
+	hasToken bool
+}
+
+// verb is what the decision does to the node.
+type verb uint8
+
+const (
+	keep     verb = iota // nothing
+	follow               // Follow(leader)
+	stand                // Stand: Replica → Candidate
+	elect                // Elected(leader): Candidate → Leader if leader is the node, else Replica
+	stepDown             // StepDown(leader): Leader → Replica
+)
+
+var verbNames = [...]string{"keep", "follow", "stand", "elected", "step-down"}
+
+// decision is what to do about one channel. campaign and resign are
+// sent to etcd once the verb succeeded (keep and follow always do);
+// withToken sets the term's token before the verb (an observer of
+// ElectionWon reads it) and drops it if the verb fails; dropToken drops
+// it before.
+type decision struct {
+	verb verb
+	// leader is whom to follow, elect or step down to (0: nobody);
+	// won elects the node itself.
+	leader    replica.NodeID
+	won       bool
+	campaign  bool
+	resign    bool
+	withToken bool
+	dropToken bool
+}
+
+// decide is the election's rule for one channel.
+func decide(e election) decision {
+	switch e.role {
+	case rolefsm.Replica:
+		switch {
+		case e.mine:
+			// A key of a term the node left, or of a lost campaign:
+			// resign it, and follow the leader if any.
+			return decision{verb: follow, leader: e.other, resign: true}
+		case !e.hasLeader:
+			if !e.valid {
+				return decision{} // it cannot win without a session it can trust
+			}
+			return decision{verb: stand, campaign: true}
+		default:
+			return decision{verb: follow, leader: e.other}
+		}
+	case rolefsm.Candidate:
+		switch {
+		case !e.valid:
+			// It cannot win without a session it can trust.
+			return decision{verb: elect, leader: e.other, resign: e.mine}
+		case !e.campaigning:
+			return decision{campaign: true}
+		case e.viewRev < e.campaign:
+			return decision{} // the view has not caught up with the campaign
+		case e.hasLeader && e.leading:
+			return decision{verb: elect, won: true, withToken: true}
+		default:
+			return decision{verb: elect, leader: e.other, resign: e.mine}
+		}
+	case rolefsm.Leader:
+		if !e.valid || (e.hasToken && e.hasLeader && e.leading && e.created == e.token.Revision) {
+			// In office; or the session went stale, which is the
+			// watchdog's to act on.
+			return decision{}
+		}
+		return decision{verb: stepDown, leader: e.other, resign: e.mine, dropToken: true}
+	case rolefsm.Idle:
+		return decision{resign: e.mine}
+	}
+	return decision{}
+}
