@@ -34,6 +34,7 @@ type Cluster struct {
 	nodes    []*member // by id-1
 	side     map[replica.NodeID]int
 	opts     []rolefsm.Option
+	observe  func(replica.NodeID, rolefsm.Record)
 }
 
 // Tick is the step of a Cluster's clock.
@@ -65,6 +66,13 @@ func WithHeartbeat(interval time.Duration, miss int) ClusterOption {
 // opens (a Recorder's Option, say).
 func WithCoordinatorOptions(opts ...rolefsm.Option) ClusterOption {
 	return func(c *Cluster) { c.opts = append(c.opts, opts...) }
+}
+
+// WithObserver calls observe with every record of every node's
+// coordinators, and the node's id (WithCoordinatorOptions' observers do
+// not know which node they are on).
+func WithObserver(observe func(node replica.NodeID, r rolefsm.Record)) ClusterOption {
+	return func(c *Cluster) { c.observe = observe }
 }
 
 // NewCluster returns n running nodes, each holding channels, with
@@ -132,12 +140,35 @@ func (c *Cluster) Start(id replica.NodeID) {
 	}
 	for _, ch := range c.channels {
 		opts := append([]rolefsm.Option{rolefsm.WithClock(c.Now)}, c.opts...) // records carry the fake time
+		if c.observe != nil {
+			opts = append(opts, rolefsm.WithObserver(func(_ context.Context, r rolefsm.Record) { c.observe(id, r) }))
+		}
 		if err := node.Open(context.Background(), c.now, replica.ChannelConfig{Name: ch, Replicas: all, Options: opts}); err != nil {
 			c.t.Fatalf("rolefsmtest: node %d: %v", id, err)
 		}
 	}
 	m.node, m.up = node, true
 	m.incarnation++
+}
+
+// Leave shuts node id down gracefully (replica.Node.Leave): its
+// leaders relinquish, every channel closes, its goodbyes reach the
+// peers it can reach at once, and it stops.
+func (c *Cluster) Leave(id replica.NodeID) {
+	c.t.Helper()
+	m := c.member(id)
+	if !m.up {
+		c.t.Fatalf("rolefsmtest: node %d is not running", id)
+	}
+	ctx := context.Background()
+	for _, msg := range m.node.Leave(ctx, c.now) {
+		if c.linked(id, msg.To) {
+			b := msg.Batch
+			b.Incarnation = m.incarnation
+			_ = c.nodes[msg.To-1].node.Step(ctx, c.now, b)
+		}
+	}
+	m.up = false
 }
 
 // Partition cuts the cluster in two: the nodes given on one side, the

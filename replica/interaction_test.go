@@ -1,0 +1,148 @@
+package replica_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/replica"
+	"github.com/rolefsm/rolefsm/rolefsmtest"
+)
+
+// TestInteractions runs the cross-node scripts in testdata/interaction/:
+// several nodes on rolefsmtest.Cluster's fake clock, every heartbeat
+// delivered at once unless a partition or a stop says otherwise, so
+// that rules between nodes (a failover, a concession on heal, a
+// goodbye) read as stories rather than timing tests (etcd-io/raft's
+// InteractionEnv is the model). Refresh with -rewrite, then read the
+// diff.
+//
+//	cluster n=N channels=(a,b) [heartbeat=100ms] [miss=3]
+//	advance D                 the clock, in the cluster's ticks of 10 ms
+//	settle [within=D]         advance until every side agrees on a leader per channel
+//	partition N...            cut the nodes given off from the others
+//	heal
+//	stop N | start N | leave N
+//	status                    every running node's role and leader per channel
+//
+// Every command prints the transitions the coordinators committed
+// meanwhile, at their fake times (ms since the start), then its output.
+func TestInteractions(t *testing.T) {
+	datadriven.Walk(t, "testdata/interaction", func(t *testing.T, path string) {
+		env := &interaction{}
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			return env.run(t, d)
+		})
+	})
+}
+
+type interaction struct {
+	c     *rolefsmtest.Cluster
+	n     int
+	chans []string
+	start time.Time
+	log   strings.Builder
+}
+
+func (e *interaction) ms(at time.Time) int64 { return at.Sub(e.start).Milliseconds() }
+
+func (e *interaction) ids(t *testing.T, d *datadriven.TestData) []replica.NodeID {
+	var out []replica.NodeID
+	for _, a := range d.CmdArgs {
+		var id int
+		if _, err := fmt.Sscan(a.Key, &id); err != nil || id < 1 || id > e.n {
+			t.Fatalf("%s: %q is not a node", d.Pos, a.Key)
+		}
+		out = append(out, replica.NodeID(id))
+	}
+	return out
+}
+
+func (e *interaction) run(t *testing.T, d *datadriven.TestData) string {
+	if d.Cmd != "cluster" && e.c == nil {
+		t.Fatalf("%s: no cluster yet", d.Pos)
+	}
+	var out strings.Builder
+	switch d.Cmd {
+	case "cluster":
+		d.ScanArgs(t, "n", &e.n)
+		d.ScanArgs(t, "channels", &e.chans)
+		hb, miss := 100*time.Millisecond, 3
+		if d.HasArg("heartbeat") {
+			var v string
+			d.ScanArgs(t, "heartbeat", &v)
+			var err error
+			if hb, err = time.ParseDuration(v); err != nil {
+				t.Fatalf("%s: %v", d.Pos, err)
+			}
+		}
+		if d.HasArg("miss") {
+			d.ScanArgs(t, "miss", &miss)
+		}
+		e.start = time.Unix(0, 0).UTC() // rolefsmtest.Cluster's clock starts there
+		e.c = rolefsmtest.NewCluster(t, e.n, e.chans, rolefsmtest.WithHeartbeat(hb, miss),
+			rolefsmtest.WithObserver(func(node replica.NodeID, r rolefsm.Record) {
+				if r.Err == nil {
+					fmt.Fprintf(&e.log, "%5dms node %d %s: %v → %v (%v)\n", e.ms(r.At), node, r.Name, r.From, r.To, r.Signal)
+				}
+			}))
+		out.WriteString("ok\n")
+	case "advance":
+		dur, err := time.ParseDuration(d.CmdArgs[0].Key)
+		if err != nil {
+			t.Fatalf("%s: %v", d.Pos, err)
+		}
+		e.c.Advance(dur)
+		fmt.Fprintf(&out, "at %dms\n", e.ms(e.c.Now()))
+	case "settle":
+		within := 5 * time.Second
+		if d.HasArg("within") {
+			var v string
+			d.ScanArgs(t, "within", &v)
+			var err error
+			if within, err = time.ParseDuration(v); err != nil {
+				t.Fatalf("%s: %v", d.Pos, err)
+			}
+		}
+		leaders := e.c.WaitForLeaders(within)
+		fmt.Fprintf(&out, "at %dms:", e.ms(e.c.Now()))
+		for _, ch := range e.chans {
+			fmt.Fprintf(&out, " %s=%v", ch, leaders[ch])
+		}
+		out.WriteString("\n")
+	case "partition":
+		e.c.Partition(e.ids(t, d)...)
+		out.WriteString("ok\n")
+	case "heal":
+		e.c.Heal()
+		out.WriteString("ok\n")
+	case "stop", "start", "leave":
+		for _, id := range e.ids(t, d) {
+			map[string]func(replica.NodeID){"stop": e.c.Stop, "start": e.c.Start, "leave": e.c.Leave}[d.Cmd](id)
+		}
+		out.WriteString("ok\n")
+	case "status":
+		for id := replica.NodeID(1); int(id) <= e.n; id++ {
+			n := e.c.Node(id)
+			var parts []string
+			for _, ch := range slices.Clone(e.chans) {
+				st, err := n.Status(ch)
+				if err != nil {
+					t.Fatal(err)
+				}
+				parts = append(parts, fmt.Sprintf("%s=%v(leader %d)", ch, st.Role, st.Leader))
+			}
+			fmt.Fprintf(&out, "node %d: %s\n", id, strings.Join(parts, " "))
+		}
+	default:
+		t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
+	}
+	s := e.log.String() + out.String()
+	e.log.Reset()
+	return s
+}
