@@ -166,3 +166,26 @@ func TestClusterFailsReadably(t *testing.T) {
 	assert.Contains(t, fatalOf(func() { NewCluster(f, 0, []string{"a"}) }), "want at least one of each")
 	assert.Contains(t, fatalOf(func() { NewCluster(f, 2, []string{"a"}, WithHeartbeat(-time.Second, 3)) }), "rolefsmtest: policy: bad heartbeat")
 }
+
+// TestClusterLeaveAndObserver: a node that leaves says goodbye, so the
+// others elect again within a few ticks, not a heartbeat timeout; the
+// observer hears every record with the node it came from.
+func TestClusterLeaveAndObserver(t *testing.T) {
+	seen := map[replica.NodeID]int{}
+	c := NewCluster(t, 3, []string{"orders"}, WithObserver(func(node replica.NodeID, r rolefsm.Record) {
+		if r.Err == nil {
+			seen[node]++
+		}
+	}))
+	first := c.WaitForLeaders(2 * time.Second)["orders"][0]
+	left := c.Now()
+	c.Leave(first)
+	next := c.WaitForLeaders(2 * time.Second)["orders"]
+	require.Len(t, next, 1)
+	assert.NotEqual(t, first, next[0])
+	assert.Less(t, c.Now().Sub(left), 100*time.Millisecond, "a goodbye, not a missed heartbeat timeout (300 ms)")
+	AssertRole(t, c.Coordinator(first, "orders"), rolefsm.Idle)
+	for id := replica.NodeID(1); id <= 3; id++ {
+		assert.Positive(t, seen[id], "node %d's records", id)
+	}
+}
