@@ -2,7 +2,6 @@ package rolefsmetcd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -13,66 +12,6 @@ import (
 
 	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/replica"
-)
-
-// Config configures an Elector.
-type Config struct {
-	// Client is the etcd client to campaign through. It stays the
-	// caller's to close, after Run returns.
-	Client *clientv3.Client
-	// Prefix is the key prefix of the node's elections (default
-	// /rolefsm/election): channel c is elected under Prefix/c/.
-	Prefix string
-	// TTL is the session's lease TTL, in whole seconds, at least 2 s
-	// (default 10 s). A crashed leader holds office until it expires.
-	TTL time.Duration
-	// Margin is how long before the TTL, counted from the send of the
-	// latest keep-alive that succeeded, a leader leaves office (default
-	// TTL/5; above 0 and below TTL − RenewEvery). It covers how
-	// much slower than the etcd server's the node's clock may run
-	// (Margin/TTL: 20% by default; NTP keeps clocks within 0.05%) and
-	// how late the step-down may run after its deadline (a scheduling
-	// or GC pause).
-	Margin time.Duration
-	// RenewEvery is how often the session is kept alive (default TTL/3,
-	// as etcd's client does). A failed keep-alive is retried every
-	// RenewEvery/4.
-	RenewEvery time.Duration
-	// RequestTimeout bounds each request to etcd (default 2 s, at most
-	// RenewEvery).
-	RequestTimeout time.Duration
-	// Resync is how often the elector compares the node's roles with
-	// etcd even when nothing arrives from etcd (default 100 ms): it
-	// bounds how late a key is resigned after the node left office by
-	// itself (disk pressure, Close), and how soon a failed request is
-	// retried.
-	Resync time.Duration
-	// OnError receives the errors of requests to etcd that the elector
-	// retries. It may be called from several goroutines at once.
-	OnError func(error)
-	// Now is the clock the session's validity is measured on (default
-	// time.Now; its monotonic reading counts): tests pass a fake one.
-	// The timers that wake the elector are real.
-	Now func() time.Time
-}
-
-const (
-	// DefaultPrefix is the key prefix when Config.Prefix is empty.
-	DefaultPrefix = "/rolefsm/election"
-	// maxTxnOps is etcd's default --max-txn-ops.
-	maxTxnOps = 128
-)
-
-var (
-	// ErrBadConfig is returned by New for a configuration it cannot
-	// run with.
-	ErrBadConfig = errors.New("rolefsmetcd: bad configuration")
-	// ErrUnreachable is returned by New when etcd does not answer: the
-	// node holds no session and campaigns for nothing.
-	ErrUnreachable = errors.New("rolefsmetcd: cannot reach etcd")
-	// ErrRunning is returned by Run when the elector already runs or
-	// has run.
-	ErrRunning = errors.New("rolefsmetcd: elector already ran")
 )
 
 // Elector campaigns in etcd for every channel of one replica.Node and
@@ -158,47 +97,6 @@ func New(ctx context.Context, cfg Config, d *replica.Driver) (*Elector, error) {
 		return nil, fmt.Errorf("%w at %v: %w", ErrUnreachable, e.cli.Endpoints(), err)
 	}
 	return e, nil
-}
-
-func (c *Config) fill() error {
-	if c.Client == nil {
-		return fmt.Errorf("%w: no etcd client", ErrBadConfig)
-	}
-	if c.Prefix == "" {
-		c.Prefix = DefaultPrefix
-	}
-	if c.TTL == 0 {
-		c.TTL = 10 * time.Second
-	}
-	if c.TTL < 2*time.Second || c.TTL%time.Second != 0 {
-		return fmt.Errorf("%w: TTL %v, want whole seconds, 2s or more", ErrBadConfig, c.TTL)
-	}
-	if c.RenewEvery == 0 {
-		c.RenewEvery = c.TTL / 3
-	}
-	if c.Margin == 0 {
-		c.Margin = c.TTL / 5
-	}
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = min(2*time.Second, c.RenewEvery)
-	}
-	if c.Resync == 0 {
-		c.Resync = 100 * time.Millisecond
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	switch {
-	case c.RenewEvery <= 0 || c.RenewEvery >= c.TTL:
-		return fmt.Errorf("%w: RenewEvery %v, want above 0 and below the TTL %v", ErrBadConfig, c.RenewEvery, c.TTL)
-	case c.Margin <= 0 || c.Margin >= c.TTL-c.RenewEvery:
-		return fmt.Errorf("%w: Margin %v, want above 0 and below TTL − RenewEvery (%v)", ErrBadConfig, c.Margin, c.TTL-c.RenewEvery)
-	case c.RequestTimeout <= 0 || c.RequestTimeout > c.RenewEvery:
-		return fmt.Errorf("%w: RequestTimeout %v, want above 0 and at most RenewEvery %v", ErrBadConfig, c.RequestTimeout, c.RenewEvery)
-	case c.Resync <= 0:
-		return fmt.Errorf("%w: Resync %v, want above 0", ErrBadConfig, c.Resync)
-	}
-	return nil
 }
 
 // now reads the elector's clock.
