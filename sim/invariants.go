@@ -1,0 +1,181 @@
+package sim
+
+// The invariants checked after every step, and the run's fingerprint.
+
+import (
+	"fmt"
+
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/policy"
+)
+
+// The invariants, by the names violations carry.
+const (
+	// InvValid: every committed transition is in the matrix and starts
+	// from the role the node was in (the observers' records chain).
+	InvValid = "valid-transition"
+	// InvNoRejection: no Transition the simulator asks for is rejected;
+	// a rejection means the simulator picked the wrong signal.
+	InvNoRejection = "no-rejected-transition"
+	// InvSingleLeader: from Result.Settle on, each connected component
+	// holding a live non-Idle node has exactly one Leader.
+	InvSingleLeader = "single-leader"
+	// InvCandidate: no node stays Candidate past one election step.
+	InvCandidate = "no-stuck-candidate"
+	// InvReplica: no live Replica goes longer than the heartbeat timeout
+	// plus one step without hearing the leader it follows.
+	InvReplica = "no-stuck-replica"
+	// InvFencing: no append lands after its leader lost leadership
+	// locally (Result.StaleAppends is 0).
+	InvFencing = "fenced-appends"
+	// InvReproducible: running the same Config again gives the same
+	// trace (checked by Check and Sweep).
+	InvReproducible = "reproducible"
+)
+
+func differs(a, b *Result) string {
+	switch {
+	case a.Digest != b.Digest:
+		return fmt.Sprintf("trace digest %016x then %016x", a.Digest, b.Digest)
+	case a.Appends != b.Appends || a.DualLeaderSteps != b.DualLeaderSteps || a.LeaderlessSteps != b.LeaderlessSteps:
+		return "counters differ"
+	case string(a.Leaders) != string(b.Leaders):
+		return "leader counts differ"
+	}
+	return ""
+}
+
+// checkStep checks the per-step invariants and counts leaders, in all
+// and in each connected component of the live nodes.
+func (r *run) checkStep() {
+	r.components()
+	for i := range r.leadersIn {
+		r.leadersIn[i], r.activeIn[i] = 0, false
+	}
+	live := 0
+	for i := range r.nodes {
+		n := &r.nodes[i]
+		if !n.alive {
+			continue
+		}
+		switch n.c.Role() {
+		case rolefsm.Leader:
+			live++
+			r.leadersIn[r.comp[i]]++
+			r.activeIn[r.comp[i]] = true
+		case rolefsm.Candidate:
+			r.activeIn[r.comp[i]] = true
+			if n.candidateAt < r.step {
+				r.violate(InvCandidate, n.num, "Candidate since step %d", n.candidateAt)
+			}
+		case rolefsm.Replica:
+			r.activeIn[r.comp[i]] = true
+			contact := max(int(n.ch.Contact().Sub(r.epoch)/r.cfg.Step), n.reported)
+			if r.step-contact > r.timeoutSteps+1 {
+				r.violate(InvReplica, n.num, "no word from a leader since step %d", contact)
+				n.reported = r.step // report it once per timeout
+			}
+		}
+	}
+	r.res.Leaders[r.step] = uint8(live)
+
+	dual, leaderless := false, false
+	for c := range r.leadersIn {
+		if r.leadersIn[c] > 1 {
+			dual = true
+		} else if r.activeIn[c] && r.leadersIn[c] == 0 {
+			leaderless = true
+		}
+	}
+	if dual {
+		r.res.DualLeaderSteps++
+	}
+	if leaderless {
+		r.res.LeaderlessSteps++
+	}
+	switch {
+	case dual || leaderless:
+		r.res.Converged = -1
+		if r.step >= r.res.Settle {
+			what := "a component with no Leader"
+			if dual {
+				what = "a component with more than one Leader"
+			}
+			r.violate(InvSingleLeader, 0, "%s, %s after faults stopped", what, fmtTime(r.res.TimeOf(r.step-r.res.Calm)))
+		}
+	case r.res.Converged < 0 && r.step >= r.res.Calm:
+		r.res.Converged = r.step
+	}
+}
+
+// components labels each live node with the lowest index of its
+// connected component (nodes that hear each other both ways). With no
+// partition and no cut link, every live node is in one.
+func (r *run) components() {
+	for i := range r.comp {
+		r.comp[i] = i
+	}
+	if !r.parted && r.linksDown == 0 {
+		first := -1
+		for i := range r.nodes {
+			if r.nodes[i].alive {
+				if first < 0 {
+					first = i
+				}
+				r.comp[i] = first
+			}
+		}
+		return
+	}
+	// A breadth-first search from each unlabelled live node.
+	queue := r.queue[:0]
+	for s := range r.nodes {
+		if !r.nodes[s].alive || r.seen(s) {
+			continue
+		}
+		queue = append(queue[:0], s)
+		r.mark[s] = r.epochMark
+		for head := 0; head < len(queue); head++ {
+			i := queue[head]
+			r.comp[i] = s
+			for j := range r.nodes {
+				if r.mark[j] != r.epochMark && r.nodes[j].alive && r.connected(i, j) && r.connected(j, i) {
+					r.mark[j] = r.epochMark
+					queue = append(queue, j)
+				}
+			}
+		}
+	}
+	r.queue = queue
+	r.epochMark++
+}
+
+func (r *run) seen(i int) bool { return r.mark[i] == r.epochMark }
+
+func (r *run) finish() {
+	for i := range r.nodes {
+		n := &r.nodes[i]
+		st := NodeState{Alive: n.alive, Role: n.c.Role(), Tail: n.tail, Stats: n.c.Stats()}
+		if st.Role == rolefsm.Replica {
+			st.Follows, _, _ = n.ch.Follows()
+		}
+		r.res.Final = append(r.res.Final, st)
+	}
+	r.mix(uint64(r.res.Appends), uint64(r.res.Fenced), uint64(r.res.DualLeaderSteps), uint64(r.res.LeaderlessSteps))
+}
+
+func (r *run) violate(inv string, node int, format string, args ...any) {
+	r.res.add(Violation{Invariant: inv, Step: r.step, At: r.res.TimeOf(r.step), Node: policy.NodeID(node), Detail: fmt.Sprintf(format, args...)})
+}
+
+func (r *run) mix(words ...uint64) {
+	h := r.res.Digest
+	for _, w := range words {
+		for i := 0; i < 8; i++ {
+			h ^= w & 0xff
+			h *= fnvPrime
+			w >>= 8
+		}
+	}
+	r.res.Digest = h
+}
