@@ -1,163 +1,80 @@
 package main
 
-// The process harness: rolefsm node processes on loopback, their keys,
-// their /status and /metrics, their CPU.
+// The bench's view of a cluster: rolefsm/rolefsmtest/nodeproc's process
+// harness (the one cmd/rolefsm's tests run on), and what the bench
+// measures with it: agreement, dual leaders, CPU.
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rolefsm/rolefsm/replica"
+	"github.com/rolefsm/rolefsm/rolefsmtest/nodeproc"
 )
 
-type status struct {
-	ID       int `json:"id"`
-	Channels []struct {
-		Name   string `json:"name"`
-		Role   string `json:"role"`
-		Leader int    `json:"leader"`
-	} `json:"channels"`
-}
-
-type node struct {
-	id        int
-	udp, http string
-	cmd       *exec.Cmd
-	done      chan error
-}
-
 type cluster struct {
-	bin, dir, keys string // keys: the directory of the nodes' key files
-	args           []string
-	poll           time.Duration
-	rng            *rand.Rand
-	nodes          []*node // by id-1; nil when stopped
-	client         http.Client
+	bin, dir string
+	args     []string
+	poll     time.Duration
+	rng      *rand.Rand
+	nc       *nodeproc.Cluster
 }
 
+// running is the cluster whose processes check kills if the bench
+// fails (a deferred call would not run on os.Exit).
+var running *nodeproc.Cluster
+
+// start starts n nodes with new keys and waits until they agree.
 func (c *cluster) start(n int) {
-	c.client.Timeout = 5 * time.Second
-	c.nodes = make([]*node, n)
-	addrs := make([]string, n)
-	for i := range addrs {
-		addrs[i] = freeUDPAddr()
+	var ids []replica.NodeID
+	for id := replica.NodeID(1); int(id) <= n; id++ {
+		ids = append(ids, id)
 	}
-	for i := range c.nodes {
-		c.nodes[i] = &node{id: i + 1, udp: addrs[i]}
-		c.launch(c.nodes[i], addrs)
+	nc, err := nodeproc.New(c.bin, c.dir, ids, c.args...)
+	check(err)
+	nc.Patience = 2 * time.Minute
+	c.nc, running = nc, nc
+	for _, id := range ids {
+		_, err := nc.Start(id)
+		check(err)
 	}
 	c.settle(c.live())
 }
 
-// nodeKey returns node id's private key file in dir, and its public
-// key: made with rolefsm keygen on first use, read back with rolefsm
-// pubkey after.
-func nodeKey(bin, dir string, id int) (file, pub string) {
-	file = filepath.Join(dir, fmt.Sprintf("node%d.key", id))
-	var out []byte
-	var err error
-	if _, statErr := os.Stat(file); statErr == nil {
-		out, err = exec.Command(bin, "pubkey", "-key-file", file).Output()
-	} else {
-		out, err = exec.Command(bin, "keygen", "-out", file).Output()
-	}
-	check(err)
-	return file, strings.TrimSpace(string(out))
-}
-
-func freeUDPAddr() string {
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	check(err)
-	defer conn.Close()
-	return conn.LocalAddr().String()
-}
-
-// launch starts n's process and waits for its first line.
-func (c *cluster) launch(n *node, addrs []string) {
-	var peers []string
-	for i, a := range addrs {
-		if i+1 != n.id {
-			_, pub := nodeKey(c.bin, c.keys, i+1)
-			peers = append(peers, fmt.Sprintf("%d=%s@%s", i+1, a, pub))
-		}
-	}
-	keyDir, _ := nodeKey(c.bin, c.keys, n.id)
-	args := append([]string{"node", "-id", strconv.Itoa(n.id), "-listen", n.udp, "-peers", strings.Join(peers, ","),
-		"-key-file", keyDir, "-http", "127.0.0.1:0"}, c.args...)
-	n.cmd = exec.Command(c.bin, args...)
-	logf, err := os.OpenFile(filepath.Join(c.dir, fmt.Sprintf("node%d.log", n.id)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	check(err)
-	defer logf.Close()
-	n.cmd.Stderr = logf
-	out, err := n.cmd.StdoutPipe()
-	check(err)
-	check(n.cmd.Start())
-	startedMu.Lock()
-	started = append(started, n.cmd)
-	startedMu.Unlock()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	check(err)
-	go func() { _, _ = io.Copy(io.Discard, out) }()
-	_, addr, ok := strings.Cut(strings.TrimSpace(line), " http=")
-	if !ok {
-		check(fmt.Errorf("node %d: first line %q", n.id, line))
-	}
-	n.http = addr
-	cmd, done := n.cmd, make(chan error, 1)
-	n.done = done
-	go func() { done <- cmd.Wait() }()
-}
-
-func (c *cluster) live() []*node {
-	var out []*node
-	for _, n := range c.nodes {
-		if n.cmd != nil {
-			out = append(out, n)
+// live returns the running nodes, by id.
+func (c *cluster) live() []replica.NodeID {
+	var out []replica.NodeID
+	for id := replica.NodeID(1); int(id) <= len(c.nc.UDP); id++ {
+		if c.nc.Procs[id] != nil {
+			out = append(out, id)
 		}
 	}
 	return out
 }
 
-func (c *cluster) status(n *node) (status, error) {
-	var st status
-	resp, err := c.client.Get("http://" + n.http + "/status")
-	if err != nil {
-		return st, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return st, errors.New(resp.Status)
-	}
-	return st, json.NewDecoder(resp.Body).Decode(&st)
-}
-
 // observe polls nodes once: whether they agree on one leader per
 // channel (and who leads the most), and whether some channel has two
 // nodes reporting Leader.
-func (c *cluster) observe(nodes []*node) (agreed bool, most int, dual bool) {
-	var sts []status
-	for _, n := range nodes {
-		st, err := c.status(n)
-		if err != nil {
+func (c *cluster) observe(nodes []replica.NodeID) (agreed bool, most replica.NodeID, dual bool) {
+	var sts []nodeproc.Status
+	for _, id := range nodes {
+		var st nodeproc.Status
+		if err := c.nc.Status(id, &st); err != nil {
 			return false, 0, false
 		}
 		sts = append(sts, st)
 	}
 	agreed = true
-	leads := map[int]int{}
+	leads := map[replica.NodeID]int{}
 	for i := range sts[0].Channels {
-		leader, leaders := 0, 0
+		var leader replica.NodeID
+		leaders := 0
 		for _, st := range sts {
 			if st.Channels[i].Role == "Leader" {
 				leader = st.ID
@@ -186,46 +103,33 @@ func (c *cluster) observe(nodes []*node) (agreed bool, most int, dual bool) {
 
 // settle polls until nodes agree, and returns who leads the most
 // channels.
-func (c *cluster) settle(nodes []*node) int {
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		if ok, most, _ := c.observe(nodes); ok {
-			return most
-		}
-		time.Sleep(c.poll)
-	}
-	check(errors.New("the nodes did not agree within 2 minutes"))
-	return 0
+func (c *cluster) settle(nodes []replica.NodeID) replica.NodeID {
+	var most replica.NodeID
+	check(c.nc.Await("agreement on one leader per channel", c.poll, func() (bool, error) {
+		ok, m, _ := c.observe(nodes)
+		most = m
+		return ok, nil
+	}))
+	return most
 }
 
+// stop stops every node with SIGTERM, which must exit 0.
 func (c *cluster) stop() {
-	for _, n := range c.live() {
-		_ = n.cmd.Process.Signal(syscall.SIGTERM)
-		if err := <-n.done; err != nil {
-			check(fmt.Errorf("node %d: exit after SIGTERM: %w", n.id, err))
+	for _, id := range c.live() {
+		p, err := c.nc.Signal(id, syscall.SIGTERM)
+		check(err)
+		if p.Err != nil {
+			check(fmt.Errorf("node %d: exit after SIGTERM: %w", id, p.Err))
 		}
-		n.cmd = nil
 	}
+	running = nil
 }
 
-// metrics reads the un-labelled samples of a node's /metrics.
-func (c *cluster) metrics(n *node) map[string]float64 {
-	resp, err := c.client.Get("http://" + n.http + "/metrics")
+// metrics reads a node's /metrics.
+func (c *cluster) metrics(id replica.NodeID) map[string]float64 {
+	m, err := c.nc.Metrics(id)
 	check(err)
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		if !ok || strings.HasPrefix(name, "#") {
-			continue
-		}
-		if v, err := strconv.ParseFloat(value, 64); err == nil {
-			out[name] = v
-		}
-	}
-	return out
+	return m
 }
 
 // cpuTime reads a process's user and system CPU from /proc/PID/stat.

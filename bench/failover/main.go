@@ -25,14 +25,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rolefsm/rolefsm/replica"
 )
 
 func main() {
@@ -64,26 +63,24 @@ func main() {
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	keyDir := filepath.Join(dir, "keys") // each node's key file, made on its first start (nodeKey)
-	check(os.MkdirAll(keyDir, 0o700))
 
 	switch {
 	case *kills > 0 && *etcd != "":
-		etcdFailovers(*bin, dir, keyDir, *etcd, *nodes, *channels, *kills, *ttls, *signals, *poll, *seed)
+		etcdFailovers(*bin, dir, *etcd, *nodes, *channels, *kills, *ttls, *signals, *poll, *seed)
 	case *kills > 0:
-		failovers(*bin, dir, keyDir, *nodes, *channels, *kills, *miss, *heartbeats, *signals, *poll, *seed)
+		failovers(*bin, dir, *nodes, *channels, *kills, *miss, *heartbeats, *signals, *poll, *seed)
 	}
 	if *rate > 0 && *etcd != "" {
-		etcdRate(*bin, dir, keyDir, *etcd, *rateChannels, *rate)
+		etcdRate(*bin, dir, *etcd, *rateChannels, *rate)
 	}
 	if *steady > 0 {
-		steadyState(*bin, dir, keyDir, *nodes, *steadyChannels, *steady)
+		steadyState(*bin, dir, *nodes, *steadyChannels, *steady)
 	}
 }
 
 // failovers prints the failover table: kills failovers per heartbeat
 // setting and signal.
-func failovers(bin, dir, keyDir string, nodes, channels, kills, miss int, heartbeats, signals string, poll time.Duration, seed uint64) {
+func failovers(bin, dir string, nodes, channels, kills, miss int, heartbeats, signals string, poll time.Duration, seed uint64) {
 	fmt.Printf("rolefsm failover: %d nodes, %d channels, -miss %d, %d failovers per row; polled every %v\n\n",
 		nodes, channels, miss, kills, poll)
 	fmt.Printf("%-9s  %-7s  %4s  %8s  %8s  %8s  %13s  %13s  %s\n",
@@ -92,7 +89,7 @@ func failovers(bin, dir, keyDir string, nodes, channels, kills, miss int, heartb
 		hb, err := time.ParseDuration(hbText)
 		check(err)
 		for _, sigName := range strings.Split(signals, ",") {
-			c := &cluster{bin: bin, dir: dir, keys: keyDir, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
+			c := &cluster{bin: bin, dir: dir, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
 				args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String(), "-miss", strconv.Itoa(miss)}}
 			times, dual := c.row(nodes, kills, sigName, hb)
 			fmt.Printf("%-9v  %-7s  %4d  %8v  %8v  %8v  %12.1fx  %12.1fx  %v\n", hb, "SIG"+sigName, len(times),
@@ -104,7 +101,7 @@ func failovers(bin, dir, keyDir string, nodes, channels, kills, miss int, heartb
 
 // etcdFailovers prints the failover table of nodes that elect in etcd:
 // kills failovers per TTL and signal, at a 100 ms heartbeat.
-func etcdFailovers(bin, dir, keyDir, etcd string, nodes, channels, kills int, ttls, signals string, poll time.Duration, seed uint64) {
+func etcdFailovers(bin, dir, etcd string, nodes, channels, kills int, ttls, signals string, poll time.Duration, seed uint64) {
 	const hb = 100 * time.Millisecond
 	fmt.Printf("rolefsm failover, -election etcd: %d nodes, %d channels, heartbeat %v, %d failovers per row; polled every %v\n\n",
 		nodes, channels, hb, kills, poll)
@@ -114,7 +111,7 @@ func etcdFailovers(bin, dir, keyDir, etcd string, nodes, channels, kills int, tt
 		ttl, err := time.ParseDuration(ttlText)
 		check(err)
 		for _, sigName := range strings.Split(signals, ",") {
-			c := &cluster{bin: bin, dir: dir, keys: keyDir, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
+			c := &cluster{bin: bin, dir: dir, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
 				args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String(),
 					"-election", "etcd", "-etcd", etcd, "-etcd-ttl", ttl.String(),
 					"-etcd-prefix", fmt.Sprintf("/bench/%v/%s", ttl, sigName)}}
@@ -130,16 +127,16 @@ func etcdFailovers(bin, dir, keyDir, etcd string, nodes, channels, kills int, tt
 // etcdRate runs one node holding channels channels, electing in etcd,
 // and reports the requests it made: to win every channel, then per
 // second over d.
-func etcdRate(bin, dir, keyDir, etcd string, channels int, d time.Duration) {
+func etcdRate(bin, dir, etcd string, channels int, d time.Duration) {
 	const ttl = 10 * time.Second
-	c := &cluster{bin: bin, dir: dir, keys: keyDir, poll: 20 * time.Millisecond,
+	c := &cluster{bin: bin, dir: dir, poll: 20 * time.Millisecond,
 		args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", "500ms",
 			"-election", "etcd", "-etcd", etcd, "-etcd-ttl", ttl.String(), "-etcd-prefix", "/bench/rate"}}
 	c.start(1)
 	defer c.stop()
 	read := func() map[string]float64 {
 		out := map[string]float64{}
-		for series, v := range c.metrics(c.nodes[0]) {
+		for series, v := range c.metrics(1) {
 			if kind, ok := strings.CutPrefix(series, "rolefsm_etcd_requests_total{kind=\""); ok {
 				out[strings.TrimSuffix(kind, "\"}")] = v
 				out["all"] += v
@@ -186,21 +183,12 @@ func (c *cluster) row(nodes, kills int, sigName string, phase time.Duration) ([]
 	return times, dual
 }
 
-// started are the node processes started, so that a failure stops any
-// still running before the driver exits (a deferred call would not run).
-var (
-	startedMu sync.Mutex
-	started   []*exec.Cmd
-)
-
 func check(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "failover:", err)
-		startedMu.Lock()
-		for _, cmd := range started {
-			_ = cmd.Process.Kill() // an error: it had already exited
+		if running != nil {
+			running.StopAll()
 		}
-		startedMu.Unlock()
 		os.Exit(1)
 	}
 }
@@ -230,19 +218,15 @@ func (c *cluster) failovers(k int, sig syscall.Signal, hb time.Duration) ([]time
 			dualSince = time.Time{}
 		}
 	}
-	addrs := make([]string, len(c.nodes))
-	for i, n := range c.nodes {
-		addrs[i] = n.udp
-	}
 	for range k {
-		most := c.settle(c.live())
-		victim := c.nodes[most-1]
+		victim := c.settle(c.live())
 		// The cluster settles just after a leader's heartbeat: stop the
 		// leader at a random phase of its interval, as a crash would.
 		time.Sleep(time.Duration(c.rng.Int64N(int64(hb))))
 		start := time.Now()
-		check(victim.cmd.Process.Signal(sig))
-		survivors := slices.DeleteFunc(c.live(), func(n *node) bool { return n == victim })
+		p := c.nc.Procs[victim]
+		check(p.Cmd.Process.Signal(sig))
+		survivors := slices.DeleteFunc(c.live(), func(id replica.NodeID) bool { return id == victim })
 		for {
 			ok, _, dual := c.observe(survivors)
 			track(dual)
@@ -255,12 +239,13 @@ func (c *cluster) failovers(k int, sig syscall.Signal, hb time.Duration) ([]time
 			}
 			time.Sleep(c.poll)
 		}
-		err := <-victim.done
-		if sig == syscall.SIGTERM && err != nil {
-			check(fmt.Errorf("node %d: exit after SIGTERM: %w", victim.id, err))
+		<-p.Done
+		if sig == syscall.SIGTERM && p.Err != nil {
+			check(fmt.Errorf("node %d: exit after SIGTERM: %w", victim, p.Err))
 		}
-		victim.cmd = nil
-		c.launch(victim, addrs)
+		delete(c.nc.Procs, victim)
+		_, err := c.nc.Start(victim) // the same key and address: a restart
+		check(err)
 		// Calm: everyone agrees again, then for 5 intervals more.
 		c.settle(c.live())
 		for calm := time.Now().Add(5 * hb); time.Now().Before(calm); time.Sleep(c.poll) {
@@ -274,9 +259,9 @@ func (c *cluster) failovers(k int, sig syscall.Signal, hb time.Duration) ([]time
 
 // steadyState runs n nodes of channels each at a 500 ms heartbeat for
 // d and reports what each costs.
-func steadyState(bin, dir, keyDir string, n, channels int, d time.Duration) {
+func steadyState(bin, dir string, n, channels int, d time.Duration) {
 	const hb = 500 * time.Millisecond
-	c := &cluster{bin: bin, dir: dir, keys: keyDir, poll: 20 * time.Millisecond,
+	c := &cluster{bin: bin, dir: dir, poll: 20 * time.Millisecond,
 		args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String()}}
 	c.start(n)
 	defer c.stop()
@@ -286,9 +271,9 @@ func steadyState(bin, dir, keyDir string, n, channels int, d time.Duration) {
 	}
 	read := func() []sample {
 		var out []sample
-		for _, nd := range c.nodes {
-			m := c.metrics(nd)
-			out = append(out, sample{cpu: cpuTime(nd.cmd.Process.Pid),
+		for _, id := range c.live() {
+			m := c.metrics(id)
+			out = append(out, sample{cpu: cpuTime(c.nc.Procs[id].Cmd.Process.Pid),
 				datagrams: m["rolefsm_transport_datagrams_sent_total"], size: m["rolefsm_transport_bytes_sent_total"]})
 		}
 		return out
@@ -302,10 +287,10 @@ func steadyState(bin, dir, keyDir string, n, channels int, d time.Duration) {
 		n, channels, hb, elapsed.Round(time.Second), intervals)
 	fmt.Printf("%-4s  %-7s  %12s  %14s  %24s  %20s\n", "node", "leads", "CPU", "CPU/interval", "datagrams/peer/interval", "bytes/peer/interval")
 	_, most, _ := c.observe(c.live())
-	for i := range c.nodes {
+	for i := range after {
 		cpu := after[i].cpu - before[i].cpu
 		leads := ""
-		if i+1 == most {
+		if replica.NodeID(i+1) == most {
 			leads = "most"
 		}
 		fmt.Printf("%-4d  %-7s  %11.1f%%  %14v  %24.1f  %20.0f\n", i+1, leads,

@@ -30,10 +30,10 @@ import (
 func TestReplayToARestartedNodeChangesNothing(t *testing.T) {
 	c := newCluster(t, []replica.NodeID{1, 2, 3}, "-channels", "orders,payments,users", "-heartbeat", "100ms")
 	// Every datagram to node 2 passes a recorder, one for each sender.
-	taps := map[replica.NodeID]*recorder{1: newRecorder(t, c.udp[2]), 3: newRecorder(t, c.udp[2])}
+	taps := map[replica.NodeID]*recorder{1: newRecorder(t, c.UDP[2]), 3: newRecorder(t, c.UDP[2])}
 	for _, from := range []replica.NodeID{1, 3} {
 		other := 4 - from
-		c.peers[from] = c.peer(2, taps[from].conn.LocalAddr().String()) + "," + c.peer(other, c.udp[other])
+		c.Peers[from] = c.Peer(2, taps[from].conn.LocalAddr().String()) + "," + c.Peer(other, c.UDP[other])
 	}
 	for _, id := range []replica.NodeID{1, 2, 3} {
 		c.start(id)
@@ -58,7 +58,7 @@ func TestReplayToARestartedNodeChangesNothing(t *testing.T) {
 	after := c.settle(2, 4-dead) // node 2 and the survivor (dead is 1 or 3)
 	before := c.metric(2, `rolefsm_transport_dropped_total{reason="unknown_session"}`)
 
-	attacker, err := net.DialUDP("udp", nil, mustResolve(t, c.udp[2]))
+	attacker, err := net.DialUDP("udp", nil, mustResolve(t, c.UDP[2]))
 	require.NoError(t, err)
 	defer attacker.Close()
 	for _, d := range captured {
@@ -98,10 +98,10 @@ func TestDuplicateIdentityIsReported(t *testing.T) {
 
 	// The copy: node 1's key and id, another address.
 	const copyID = 9
-	c.udp[copyID] = freeUDPAddr(t)
-	c.keyFiles[copyID] = c.keyFiles[1]
-	c.peers[copyID] = c.peersOf(1)
-	c.nodeArgs[copyID] = []string{"-id", "1"}
+	c.UDP[copyID] = freeUDPAddr(t)
+	c.KeyFiles[copyID] = c.KeyFiles[1]
+	c.Peers[copyID] = c.PeersOf(1)
+	c.NodeArgs[copyID] = []string{"-id", "1"}
 	c.start(copyID)
 	c.await("node 2 counts a duplicate identity", func() bool {
 		return c.metric(2, "rolefsm_transport_duplicate_identity_total") >= 1
@@ -116,7 +116,7 @@ func TestDuplicateIdentityIsReported(t *testing.T) {
 		2: "two processes speak with the peer's key",
 		1: "another process speaks with this node's key",
 	} {
-		log, err := os.ReadFile(c.procs[id].stderr)
+		log, err := os.ReadFile(c.Procs[id].Stderr)
 		require.NoError(t, err)
 		var line string
 		for _, l := range strings.Split(string(log), "\n") {
@@ -125,12 +125,12 @@ func TestDuplicateIdentityIsReported(t *testing.T) {
 				break
 			}
 		}
-		require.NotEmpty(t, line, "node %d logged no duplicate\n%s", id, tail(c.procs[id].stderr))
+		require.NotEmpty(t, line, "node %d logged no duplicate\n%s", id, tail(c.Procs[id].Stderr))
 		assert.Contains(t, line, `"level":"ERROR"`)
 		assert.Contains(t, line, `"component":"udp"`)
-		assert.Contains(t, line, c.udp[copyID], "node %d names the copy's address", id)
+		assert.Contains(t, line, c.UDP[copyID], "node %d names the copy's address", id)
 		if id == 2 {
-			assert.Contains(t, line, c.udp[1], "node 2 names both addresses")
+			assert.Contains(t, line, c.UDP[1], "node 2 names both addresses")
 		}
 	}
 }
@@ -143,10 +143,10 @@ func TestAnotherNodesKeySpeaksAsThatNode(t *testing.T) {
 	c := newCluster(t, []replica.NodeID{1, 2, 3}, "-channels", "orders,payments", "-heartbeat", "100ms")
 	c.start(2)
 	const forger = 9
-	c.udp[forger] = freeUDPAddr(t)
-	c.keyFiles[forger] = c.keyFiles[3]
-	c.peers[forger] = c.peer(2, c.udp[2])
-	c.nodeArgs[forger] = []string{"-id", "1"}
+	c.UDP[forger] = freeUDPAddr(t)
+	c.KeyFiles[forger] = c.KeyFiles[3]
+	c.Peers[forger] = c.Peer(2, c.UDP[2])
+	c.NodeArgs[forger] = []string{"-id", "1"}
 	c.start(forger)
 	c.await("node 2 hears node 3", func() bool {
 		st, err := c.status(2)
@@ -162,7 +162,7 @@ func TestAnotherNodesKeySpeaksAsThatNode(t *testing.T) {
 	})
 	st, err := c.status(forger)
 	require.NoError(t, err)
-	assert.Equal(t, c.keys[3].Public().String(), st.PublicKey)
+	assert.Equal(t, c.Keys[3].Public().String(), st.PublicKey)
 }
 
 // TestFloodFromOnePeerLeavesTheLeaderInOffice: a key holder (node 4,
@@ -187,8 +187,8 @@ func TestFloodFromOnePeerLeavesTheLeaderInOffice(t *testing.T) {
 	before, err := c.status(victim)
 	require.NoError(t, err)
 
-	tr, err := udp.New(udp.Config{ID: 4, Listen: c.udp[4], Key: c.keys[4], Logger: quietLog,
-		Peers: map[replica.NodeID]udp.Peer{victim: {Addr: c.udp[victim], Keys: []udp.PublicKey{c.keys[victim].Public()}}}})
+	tr, err := udp.New(udp.Config{ID: 4, Listen: c.UDP[4], Key: c.Keys[4], Logger: quietLog,
+		Peers: map[replica.NodeID]udp.Peer{victim: {Addr: c.UDP[victim], Keys: []udp.PublicKey{c.Keys[victim].Public()}}}})
 	require.NoError(t, err)
 	defer tr.Close()
 	flood := replica.Batch{Entries: []replica.Entry{{Channel: "orders", Role: rolefsm.Replica}, {Channel: "payments", Role: rolefsm.Replica}}}
@@ -221,7 +221,7 @@ func TestFloodFromOnePeerLeavesTheLeaderInOffice(t *testing.T) {
 // so in /status and /metrics, where an alert can see it.
 func TestInsecureNodeSaysSo(t *testing.T) {
 	c := newCluster(t, []replica.NodeID{1, 2}, "-channels", "orders", "-heartbeat", "100ms")
-	c.insecure = true
+	c.Insecure = true
 	c.start(1)
 	c.start(2)
 	c.settle(1, 2)
@@ -230,7 +230,7 @@ func TestInsecureNodeSaysSo(t *testing.T) {
 	assert.True(t, st.Insecure)
 	assert.Empty(t, st.PublicKey)
 	assert.Equal(t, 1.0, c.metric(1, "rolefsm_transport_insecure"))
-	log, err := os.ReadFile(c.procs[1].stderr)
+	log, err := os.ReadFile(c.Procs[1].Stderr)
 	require.NoError(t, err)
 	assert.Contains(t, string(log), `"level":"WARN","msg":"running insecure: heartbeats travel in the clear, and anyone who can reach this socket can speak as any node","component":"udp"`)
 	assert.Contains(t, string(log), `"insecure":true`, "the start line says so too")

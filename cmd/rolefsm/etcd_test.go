@@ -34,13 +34,13 @@ func TestNodeProcessesElectInEtcd(t *testing.T) {
 	t.Cleanup(etcd.Close) // after the nodes are stopped: cleanups run last first
 	c := newCluster(t, []replica.NodeID{1, 2, 3}, "-channels", "orders,payments,users", "-heartbeat", "100ms",
 		"-election", "etcd", "-etcd", etcd.Endpoint(0), "-etcd-ttl", "2s")
-	for id := range c.udp {
+	for id := range c.UDP {
 		c.start(id)
 	}
 	all := []replica.NodeID{1, 2, 3}
 	leaders := c.settle(all...)
 	tokens := map[string]int64{}
-	for id := range c.procs {
+	for id := range c.Procs {
 		st, err := c.status(id)
 		require.NoError(t, err)
 		require.NotNil(t, st.Etcd, "node %d: /status has no etcd section", id)
@@ -73,13 +73,13 @@ func TestNodeProcessesElectInEtcd(t *testing.T) {
 
 	stopped := mostLeading(after)
 	p := c.signal(stopped, syscall.SIGTERM)
-	require.NoError(t, p.err, "SIGTERM: exit 0")
+	require.NoError(t, p.Err, "SIGTERM: exit 0")
 	last := without(rest, stopped)
 	final := c.settle(last...)
 	for ch, id := range final {
 		assert.Equal(t, last[0], id, "%s", ch)
 	}
-	assert.Contains(t, tail(p.stderr), "GracefulRelinquish")
+	assert.Contains(t, tail(p.Stderr), "GracefulRelinquish")
 }
 
 func lastPart(key string) string { return key[strings.LastIndexByte(key, '/')+1:] }
@@ -178,7 +178,7 @@ func TestNodeProcessesElectThroughEtcdWithTLS(t *testing.T) {
 		"-election", "etcd", "-etcd", etcd.URL(0),
 		"-etcd-ca", certs.CA, "-etcd-cert", certs.ClientCert, "-etcd-key", certs.ClientKey)
 	// A HOST:PORT endpoint with the TLS flags is TLS too.
-	c.nodeArgs[2] = []string{"-etcd", etcd.Endpoint(0)}
+	c.NodeArgs[2] = []string{"-etcd", etcd.Endpoint(0)}
 	c.start(1)
 	c.start(2)
 	c.electsThroughEtcd(1, 2)
@@ -198,10 +198,10 @@ func TestNodeProcessesElectThroughEtcdWithAuth(t *testing.T) {
 	t.Cleanup(etcd.Close)
 	c := newCluster(t, []replica.NodeID{1, 2}, "-channels", "orders,payments", "-heartbeat", "100ms",
 		"-election", "etcd", "-etcd", etcd.URL(0), "-etcd-user", "node")
-	passwordFile := filepath.Join(c.dir, "etcd.password")
+	passwordFile := filepath.Join(c.Dir, "etcd.password")
 	require.NoError(t, os.WriteFile(passwordFile, []byte("s3cret\n"), 0o600))
-	c.nodeArgs[1] = []string{"-etcd-password-file", passwordFile}
-	c.env[2] = []string{etcdPasswordEnv + "=s3cret"}
+	c.NodeArgs[1] = []string{"-etcd-password-file", passwordFile}
+	c.NodeEnv[2] = []string{etcdPasswordEnv + "=s3cret"}
 	c.start(1)
 	c.start(2)
 	c.electsThroughEtcd(1, 2)

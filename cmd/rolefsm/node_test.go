@@ -201,7 +201,7 @@ func TestNodeCannotListen(t *testing.T) {
 // 0 after leaving, and its audit log replays.
 func TestNodeProcessesFailOver(t *testing.T) {
 	c := newCluster(t, []replica.NodeID{1, 2, 3}, "-channels", "orders,payments,users", "-heartbeat", "100ms", "-miss", "3")
-	for id := range c.udp {
+	for id := range c.UDP {
 		c.start(id)
 	}
 	all := []replica.NodeID{1, 2, 3}
@@ -216,7 +216,7 @@ func TestNodeProcessesFailOver(t *testing.T) {
 	assert.ElementsMatch(t, []string{"id", "insecure", "public_key", "channels"}, keys(shape))
 	assert.Equal(t, 1.0, shape["id"])
 	assert.Equal(t, false, shape["insecure"])
-	assert.Equal(t, c.keys[1].Public().String(), shape["public_key"])
+	assert.Equal(t, c.Keys[1].Public().String(), shape["public_key"])
 	first := shape["channels"].([]any)[0].(map[string]any)
 	assert.ElementsMatch(t, []string{"name", "role", "generation", "leader", "tail"}, keys(first))
 	assert.Equal(t, "orders", first["name"])
@@ -249,7 +249,7 @@ func TestNodeProcessesFailOver(t *testing.T) {
 	// A graceful stop: exit 0, and the others agree without it.
 	leaving := mostLeading(rejoined)
 	p := c.signal(leaving, syscall.SIGTERM)
-	require.NoError(t, p.err, "exit 0 after SIGTERM\n%s", tail(p.stderr))
+	require.NoError(t, p.Err, "exit 0 after SIGTERM\n%s", tail(p.Stderr))
 	rest := slices.DeleteFunc(slices.Clone(all), func(id replica.NodeID) bool { return id == leaving })
 	for ch, id := range c.settle(rest...) {
 		assert.NotEqual(t, leaving, id, "channel %s", ch)
@@ -258,7 +258,7 @@ func TestNodeProcessesFailOver(t *testing.T) {
 	// Its audit log replays, and ends with the leader relinquishing.
 	for ch, id := range rejoined {
 		var out, errs bytes.Buffer
-		code := run([]string{"replay", "-name", ch, p.stderr}, nil, &out, &errs)
+		code := run([]string{"replay", "-name", ch, p.Stderr}, nil, &out, &errs)
 		require.Equal(t, exitOK, code, "%s\n%s", out.String(), errs.String())
 		if id == leaving {
 			assert.Contains(t, out.String(), "Leader → Idle (GracefulRelinquish) ok", "channel %s", ch)
@@ -285,9 +285,9 @@ func keys(m map[string]any) []string {
 // holder can make, and a stranger with a key of its own.
 func TestNodeProcessDropsBadDatagrams(t *testing.T) {
 	c := newCluster(t, []replica.NodeID{1, 2, 3}, "-channels", "orders,payments", "-heartbeat", "200ms", "-miss", "3")
-	path := newRecorder(t, c.udp[1])
-	c.peers[1] = c.peer(2, c.udp[2]) + "," + c.peer(3, c.udp[3])
-	c.peers[2] = c.peer(1, path.conn.LocalAddr().String()) + "," + c.peer(3, c.udp[3])
+	path := newRecorder(t, c.UDP[1])
+	c.Peers[1] = c.Peer(2, c.UDP[2]) + "," + c.Peer(3, c.UDP[3])
+	c.Peers[2] = c.Peer(1, path.conn.LocalAddr().String()) + "," + c.Peer(3, c.UDP[3])
 	c.start(1)
 	c.start(2)
 	c.settle(1, 2)
@@ -309,9 +309,9 @@ func TestNodeProcessDropsBadDatagrams(t *testing.T) {
 	// node id (or insecure if k is zero), knowing node 1 by pub.
 	sender := func(id replica.NodeID, k udp.PrivateKey, pub udp.PublicKey, listen string) *udp.Transport {
 		cfg := udp.Config{ID: id, Listen: listen, Key: k, Insecure: k == udp.PrivateKey{}, Logger: quietLog,
-			Peers: map[replica.NodeID]udp.Peer{1: {Addr: c.udp[1]}}}
+			Peers: map[replica.NodeID]udp.Peer{1: {Addr: c.UDP[1]}}}
 		if !cfg.Insecure {
-			cfg.Peers[1] = udp.Peer{Addr: c.udp[1], Keys: []udp.PublicKey{pub}}
+			cfg.Peers[1] = udp.Peer{Addr: c.UDP[1], Keys: []udp.PublicKey{pub}}
 		}
 		tr, err := udp.New(cfg)
 		require.NoError(t, err)
@@ -322,7 +322,7 @@ func TestNodeProcessDropsBadDatagrams(t *testing.T) {
 		{Channel: "orders", Role: rolefsm.Leader, Tail: 1 << 50}, {Channel: "payments", Role: rolefsm.Leader, Tail: 1 << 50}}}
 	ctx := context.Background()
 
-	raw, err := net.DialUDP("udp", nil, mustResolve(t, c.udp[1]))
+	raw, err := net.DialUDP("udp", nil, mustResolve(t, c.UDP[1]))
 	require.NoError(t, err)
 	defer raw.Close()
 	send := func(d []byte) {
@@ -352,12 +352,12 @@ func TestNodeProcessDropsBadDatagrams(t *testing.T) {
 	// And node 3's key with a wrong idea of node 1's: its handshake is
 	// not made for node 1's key (misdirected). Both retry until closed.
 	retrying := []*udp.Transport{
-		sender(2, stranger, c.keys[1].Public(), "127.0.0.1:0"),
-		sender(3, c.keys[3], wrong.Public(), "127.0.0.1:0"),
+		sender(2, stranger, c.Keys[1].Public(), "127.0.0.1:0"),
+		sender(3, c.Keys[3], wrong.Public(), "127.0.0.1:0"),
 	}
 	// As node 3, a key holder in every replica set: a channel node 1
 	// does not hold, and a role that sends no heartbeat.
-	three := sender(3, c.keys[3], c.keys[1].Public(), c.udp[3])
+	three := sender(3, c.Keys[3], c.Keys[1].Public(), c.UDP[3])
 	require.NoError(t, three.Send(ctx, 1, replica.Batch{Seq: 1, Entries: []replica.Entry{
 		{Channel: "nosuch", Role: rolefsm.Leader, Tail: 1 << 50}, {Channel: "orders", Role: rolefsm.Candidate, Tail: 1 << 50}}}))
 
