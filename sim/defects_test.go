@@ -39,7 +39,7 @@ func TestInvariantCatchesUnfencedAppends(t *testing.T) {
 	stale, fenced := 0, 0
 	for seed := uint64(1); seed <= 100; seed++ {
 		cfg := Config{Seed: seed, Faults: AllFaults}
-		res, err := runWith(cfg, nil, unfenced)
+		res, err := simulate(cfg, nil, unfenced, nil)
 		require.NoError(t, err)
 		stale += res.StaleAppends
 		if res.StaleAppends > 0 {
@@ -55,7 +55,7 @@ func TestInvariantCatchesUnfencedAppends(t *testing.T) {
 }
 
 func TestInvariantCatchesStuckReplicas(t *testing.T) {
-	res, err := runWith(Config{Seed: 1}, nil, stuckReplica)
+	res, err := simulate(Config{Seed: 1}, nil, stuckReplica, nil)
 	require.NoError(t, err)
 	require.False(t, res.OK())
 	v := res.Violations[0]
@@ -65,7 +65,7 @@ func TestInvariantCatchesStuckReplicas(t *testing.T) {
 }
 
 func TestInvariantCatchesStuckCandidates(t *testing.T) {
-	res, err := runWith(Config{Seed: 1}, nil, stuckCandidate)
+	res, err := simulate(Config{Seed: 1}, nil, stuckCandidate, nil)
 	require.NoError(t, err)
 	require.False(t, res.OK())
 	assert.Equal(t, InvCandidate, res.Violations[0].Invariant)
@@ -80,7 +80,7 @@ func TestInvariantCatchesRejectedTransitions(t *testing.T) {
 	require.Equal(t, rolefsm.Idle, res.Final[0].Role)
 	assert.Equal(t, 1, res.Count(rolefsm.LeaderDiskPressureWithdraw))
 
-	res, err = runWith(cfg, nil, wrongDisk) // withdraw a Leader under the Replica's signal
+	res, err = simulate(cfg, nil, wrongDisk, nil) // withdraw a Leader under the Replica's signal
 	require.NoError(t, err)
 	require.False(t, res.OK())
 	v := res.Violations[0]
@@ -132,7 +132,7 @@ func TestSettleWindowAsWritten(t *testing.T) {
 	cfg.Policy = policy.Upstream
 	for _, seed := range []uint64{55, 383, 401, 580, 639, 655, 798, 913} {
 		cfg.Seed = seed
-		res, err := runWith(cfg, nil, strict)
+		res, err := simulate(cfg, nil, strict, nil)
 		require.NoError(t, err)
 		assert.Equal(t, map[string]int{InvSingleLeader: res.ViolationCount}, res.ByInvariant, "seed %d", seed)
 		res, err = Run(cfg, nil)
@@ -177,7 +177,7 @@ func TestTiebreakDriftsWhileBothLeadersAppend(t *testing.T) {
 		assert.Positive(t, res.Count(rolefsm.PeerLeaderObserved), "%+v", tc)
 		assert.GreaterOrEqual(t, res.Converged, 0, "%+v: resolved late, not never", tc)
 
-		res, err = runWith(cfg, nil, hooks{quietLeaders: true})
+		res, err = simulate(cfg, nil, hooks{quietLeaders: true}, nil)
 		require.NoError(t, err)
 		assert.True(t, res.OK(), "%+v: %v", tc, res.Violations)
 	}

@@ -14,15 +14,11 @@ import (
 // transition. Run returns an error only for a bad Config (matching
 // ErrBadConfig) or a failed trace write; broken invariants are in the
 // Result.
-func Run(cfg Config, trace io.Writer) (*Result, error) { return runWith(cfg, trace, hooks{}) }
+func Run(cfg Config, trace io.Writer) (*Result, error) { return simulate(cfg, trace, hooks{}, nil) }
 
-func runWith(cfg Config, trace io.Writer, h hooks) (*Result, error) {
-	return runProgress(cfg, trace, h, nil)
-}
-
-// runProgress is runWith that calls progress(step) every hundredth of
-// the run (and at its end).
-func runProgress(cfg Config, trace io.Writer, h hooks, progress func(step int)) (*Result, error) {
+// simulate is Run with the tests' hooks, calling progress(step), when
+// given, every hundredth of the run (and at its end).
+func simulate(cfg Config, trace io.Writer, h hooks, progress func(step int)) (*Result, error) {
 	cfg, err := cfg.normalized()
 	if err != nil {
 		return nil, err
@@ -47,20 +43,17 @@ func runProgress(cfg Config, trace io.Writer, h hooks, progress func(step int)) 
 
 // Check runs cfg twice, the second time without a trace, and adds an
 // InvReproducible violation if the two runs differ.
-func Check(cfg Config, trace io.Writer) (*Result, error) { return checkWith(cfg, trace, hooks{}) }
+func Check(cfg Config, trace io.Writer) (*Result, error) { return checkTwice(cfg, trace, hooks{}, nil) }
 
 // CheckProgress is Check that reports its progress: progress(done,
 // total) is called every hundredth of each run, total being both runs'
 // steps. A long run (many nodes, many steps) can say it is alive.
 func CheckProgress(cfg Config, trace io.Writer, progress func(done, total int)) (*Result, error) {
-	return checkProgress(cfg, trace, hooks{}, progress)
+	return checkTwice(cfg, trace, hooks{}, progress)
 }
 
-func checkWith(cfg Config, trace io.Writer, h hooks) (*Result, error) {
-	return checkProgress(cfg, trace, h, nil)
-}
-
-func checkProgress(cfg Config, trace io.Writer, h hooks, progress func(done, total int)) (*Result, error) {
+// checkTwice is Check with the tests' hooks and an optional progress.
+func checkTwice(cfg Config, trace io.Writer, h hooks, progress func(done, total int)) (*Result, error) {
 	var onFirst, onSecond func(int)
 	if progress != nil {
 		n, err := cfg.normalized()
@@ -70,11 +63,11 @@ func checkProgress(cfg Config, trace io.Writer, h hooks, progress func(done, tot
 		onFirst = func(step int) { progress(step, 2*n.Steps) }
 		onSecond = func(step int) { progress(n.Steps+step, 2*n.Steps) }
 	}
-	first, err := runProgress(cfg, trace, h, onFirst)
+	first, err := simulate(cfg, trace, h, onFirst)
 	if err != nil {
 		return nil, err
 	}
-	second, err := runProgress(cfg, nil, h, onSecond)
+	second, err := simulate(cfg, nil, h, onSecond)
 	if err != nil {
 		return nil, err
 	}

@@ -92,7 +92,7 @@ func sweepWith(ctx context.Context, cfg Config, seeds int, opt SweepOptions, h h
 				}
 				c := cfg
 				c.Seed = cfg.Seed + uint64(i)
-				res, err := checkWith(c, nil, h)
+				res, err := checkTwice(c, nil, h, nil)
 				mu.Lock()
 				if err != nil {
 					firstErr = errors.Join(firstErr, err)
