@@ -21,7 +21,8 @@ type TestingT interface {
 }
 
 // Cluster is replica nodes 1 to n on a fake clock, every one holding
-// every channel, wired to each other in memory. Nothing runs unless the
+// every channel, wired to each other by a replica.MemNetwork (whose
+// cuts are the partitions). Nothing runs unless the
 // test advances the clock: Advance ticks every running node every Tick
 // and delivers what each sends at once, so a run is the same every
 // time. Stop, Start, Partition and Heal change the cluster between
@@ -31,8 +32,9 @@ type Cluster struct {
 	channels []string
 	rule     policy.Heartbeat
 	now      time.Time
-	nodes    []*member // by id-1
-	side     map[replica.NodeID]int
+	nodes    []*member              // by id-1
+	side     map[replica.NodeID]int // the partition's sides, for Leaders; the cuts are net's
+	net      *replica.MemNetwork
 	opts     []rolefsm.Option
 	observe  func(replica.NodeID, rolefsm.Record)
 }
@@ -43,6 +45,7 @@ const Tick = 10 * time.Millisecond
 type member struct {
 	id          replica.NodeID
 	node        *replica.Node
+	tr          *replica.MemTransport
 	up          bool
 	incarnation uint64
 }
@@ -83,7 +86,8 @@ func NewCluster(t TestingT, n int, channels []string, opts ...ClusterOption) *Cl
 		t.Fatalf("rolefsmtest: NewCluster(%d nodes, %d channels): want at least one of each", n, len(channels))
 	}
 	hb, _ := policy.NewHeartbeat(100*time.Millisecond, 3)
-	c := &Cluster{t: t, channels: slices.Clone(channels), rule: hb, now: time.Unix(0, 0).UTC(), side: map[replica.NodeID]int{}}
+	c := &Cluster{t: t, channels: slices.Clone(channels), rule: hb, now: time.Unix(0, 0).UTC(), side: map[replica.NodeID]int{},
+		net: replica.NewMemNetwork()}
 	for _, o := range opts {
 		o(c)
 	}
@@ -122,7 +126,13 @@ func (c *Cluster) Coordinator(id replica.NodeID, channel string) *rolefsm.Coordi
 
 // Stop crashes node id: it stops ticking, and nothing reaches it or
 // leaves it.
-func (c *Cluster) Stop(id replica.NodeID) { c.member(id).up = false }
+func (c *Cluster) Stop(id replica.NodeID) {
+	m := c.member(id)
+	if m.up {
+		_ = m.tr.Close()
+	}
+	m.up = false
+}
 
 // Start starts node id afresh, as a restarted process: a new Node that
 // opens every channel and waits for a leader. Starting a running node
@@ -147,8 +157,32 @@ func (c *Cluster) Start(id replica.NodeID) {
 			c.t.Fatalf("rolefsmtest: node %d: %v", id, err)
 		}
 	}
+	if m.up {
+		_ = m.tr.Close()
+	}
+	if m.tr, err = c.net.Join(id, 0); err != nil {
+		c.t.Fatalf("rolefsmtest: node %d: %v", id, err)
+	}
 	m.node, m.up = node, true
 	m.incarnation++
+}
+
+// send hands m's message to the network and delivers what arrives at
+// once: a cut link, or a stopped node, drops it.
+func (c *Cluster) send(ctx context.Context, m *member, msg replica.Message) {
+	b := msg.Batch
+	b.Incarnation = m.incarnation
+	_ = m.tr.Send(ctx, msg.To, b)
+	to := c.nodes[msg.To-1]
+	for to.up {
+		select {
+		case in := <-to.tr.Inbox():
+			_ = to.node.Step(ctx, c.now, in.Batch) // what a node refuses is its own affair
+			continue
+		default:
+		}
+		break
+	}
 }
 
 // Leave shuts node id down gracefully (replica.Node.Leave): its
@@ -162,30 +196,26 @@ func (c *Cluster) Leave(id replica.NodeID) {
 	}
 	ctx := context.Background()
 	for _, msg := range m.node.Leave(ctx, c.now) {
-		if c.linked(id, msg.To) {
-			b := msg.Batch
-			b.Incarnation = m.incarnation
-			_ = c.nodes[msg.To-1].node.Step(ctx, c.now, b)
-		}
+		c.send(ctx, m, msg)
 	}
-	m.up = false
+	c.Stop(id)
 }
 
 // Partition cuts the cluster in two: the nodes given on one side, the
 // others on the other. It replaces any partition in force.
 func (c *Cluster) Partition(side ...replica.NodeID) {
-	c.side = map[replica.NodeID]int{}
+	c.Heal()
 	for _, id := range side {
 		c.member(id)
 		c.side[id] = 1
 	}
+	c.net.Partition(side...)
 }
 
 // Heal ends the partition.
-func (c *Cluster) Heal() { c.side = map[replica.NodeID]int{} }
-
-func (c *Cluster) linked(a, b replica.NodeID) bool {
-	return c.nodes[a-1].up && c.nodes[b-1].up && c.side[a] == c.side[b]
+func (c *Cluster) Heal() {
+	c.side = map[replica.NodeID]int{}
+	c.net.Heal()
 }
 
 // Advance moves the fake clock forward by d, in steps of Tick.
@@ -203,12 +233,7 @@ func (c *Cluster) step() {
 			continue
 		}
 		for _, msg := range m.node.Tick(ctx, c.now) {
-			if !c.linked(m.id, msg.To) {
-				continue
-			}
-			b := msg.Batch
-			b.Incarnation = m.incarnation
-			_ = c.nodes[msg.To-1].node.Step(ctx, c.now, b) // what a node refuses is its own affair
+			c.send(ctx, m, msg)
 		}
 	}
 }
