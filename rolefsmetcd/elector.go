@@ -303,9 +303,8 @@ func (e *Elector) loop(ctx context.Context) {
 	}
 }
 
-// pass makes one decision per channel (decide), under the driver's
-// lock, applies it to the node, then sends the campaigns and
-// resignations it decided on.
+// pass makes one decision per channel under the driver's lock (plan),
+// then sends the campaigns and resignations it decided on.
 func (e *Elector) pass(ctx context.Context) {
 	if e.left.Load() {
 		return
@@ -314,49 +313,66 @@ func (e *Elector) pass(ctx context.Context) {
 	var ops []clientv3.Op
 	var campaigns []string
 	_ = e.d.Do(func(n *replica.Node, now time.Time) error {
-		valid := lease != 0 && e.valid.valid(e.now())
-		for _, name := range n.Channels() {
-			el := e.election(n, name, lease, valid)
-			if el.role != rolefsm.Leader {
-				e.dropToken(name)
-			}
-			if el.role != rolefsm.Candidate {
-				delete(e.cands, name)
-			}
-			dc := decide(el)
-			if dc.dropToken {
-				e.dropToken(name)
-			}
-			if dc.withToken {
-				// The token is there before the commit, so that an
-				// observer of ElectionWon can read it.
-				e.setToken(name, Token{Key: e.view.key(name, lease), Revision: el.created})
-			}
-			if !e.apply(ctx, n, now, name, dc) {
-				if dc.withToken {
-					e.dropToken(name)
-				}
-				continue
-			}
-			if dc.campaign {
-				ops = append(ops, e.campaign(e.view.key(name, lease), lease))
-				campaigns = append(campaigns, name)
-			}
-			if dc.resign {
-				ops = append(ops, clientv3.OpDelete(e.view.key(name, lease)))
-			}
-		}
+		ops, campaigns = e.plan(ctx, n, now, lease)
 		return nil
 	})
 	if len(ops) == 0 {
 		return
 	}
 	rev, err := e.txn(ctx, ops)
+	e.campaigned(campaigns, rev, err)
+}
+
+// plan decides every channel of n on the view (decide), applies each
+// decision to the node and keeps the tokens in line; it returns the
+// operations for etcd and the channels they campaign for. It sends
+// nothing: testdata/pass.txt runs it against a real Node and a view it
+// writes by hand.
+func (e *Elector) plan(ctx context.Context, n *replica.Node, now time.Time, lease int64) (ops []clientv3.Op, campaigns []string) {
+	valid := lease != 0 && e.valid.valid(e.now())
+	for _, name := range n.Channels() {
+		el := e.election(n, name, lease, valid)
+		if el.role != rolefsm.Leader {
+			e.dropToken(name)
+		}
+		if el.role != rolefsm.Candidate {
+			delete(e.cands, name)
+		}
+		dc := decide(el)
+		if dc.dropToken {
+			e.dropToken(name)
+		}
+		if dc.withToken {
+			// The token is there before the commit, so that an
+			// observer of ElectionWon can read it.
+			e.setToken(name, Token{Key: e.view.key(name, lease), Revision: el.created})
+		}
+		if !e.apply(ctx, n, now, name, dc) {
+			if dc.withToken {
+				e.dropToken(name)
+			}
+			continue
+		}
+		if dc.campaign {
+			ops = append(ops, e.campaign(e.view.key(name, lease), lease))
+			campaigns = append(campaigns, name)
+		}
+		if dc.resign {
+			ops = append(ops, clientv3.OpDelete(e.view.key(name, lease)))
+		}
+	}
+	return ops, campaigns
+}
+
+// campaigned records the outcome of the transaction that carried the
+// campaigns: committed at rev, or failed with err (retried on the next
+// pass).
+func (e *Elector) campaigned(campaigns []string, rev int64, err error) {
 	for _, name := range campaigns {
 		if err == nil {
 			e.cands[name] = rev
 		} else {
-			delete(e.cands, name) // retried on the next pass
+			delete(e.cands, name)
 		}
 	}
 }

@@ -66,29 +66,6 @@ func TestOneLeaderPerChannel(t *testing.T) {
 	}
 }
 
-// A leader under disk pressure leaves office by itself (the node's own
-// signal); the elector resigns its key and another node takes over.
-func TestWithdrawnLeaderResigns(t *testing.T) {
-	r := newRig(t, 1, "a")
-	for _, id := range ids(2) {
-		r.start(r.add(id, ids(2), r.etcd.Endpoints(), false))
-	}
-	r.waitFor("a leader", func() bool { return r.settled(ids(2)...) })
-	old := r.leaders("a")[0]
-	other := 3 - old
-	err := r.nodes[old].drv.Do(func(n *replica.Node, now time.Time) error {
-		return n.SetDiskPressure(bg, now, "a", true)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.waitFor("the other node leads", func() bool { return r.role(other, "a") == rolefsm.Leader })
-	if got := r.role(old, "a"); got != rolefsm.Idle {
-		t.Errorf("the withdrawn node is %v", got)
-	}
-	r.noDualLeader()
-}
-
 // A graceful relinquish hands over at once: another node leads while
 // the old leader's session is still alive at the server, so nobody
 // waited for its TTL.
@@ -320,84 +297,6 @@ func TestConfigErrors(t *testing.T) {
 		c.RequestTimeout != 2*time.Second || c.Resync != 100*time.Millisecond {
 		t.Errorf("defaults: %+v", c)
 	}
-}
-
-// A key that an earlier run of the same node left behind (the same id,
-// another session, as after a crash and a quick restart) is not taken
-// for the node's own office: the node waits it out as it would another
-// node's, and stands once it is gone.
-func TestKeyOfAnEarlierRunIsWaitedOut(t *testing.T) {
-	r := newRig(t, 1, "a", "b")
-	one := r.add(1, ids(2), r.etcd.Endpoints(), false)
-	old, err := one.cli.Grant(bg, 60)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := DefaultPrefix + "/a/" + strconv.FormatInt(int64(old.ID), 16)
-	if _, err := one.cli.Put(bg, key, "1", clientv3.WithLease(old.ID)); err != nil {
-		t.Fatal(err)
-	}
-	r.start(one)
-	sub := one.node.Coordinator("a").Subscribe(4)
-	// Once node 1 leads b, a pass has decided a too, on a view that
-	// holds the old key (read before the elector started).
-	r.waitFor("node 1 leads b", func() bool { return r.role(1, "b") == rolefsm.Leader })
-	if got := r.role(1, "a"); got != rolefsm.Replica {
-		t.Fatalf("node 1 is %v while its earlier run's key stands", got)
-	}
-	if st := r.status(one, "a"); st.Leader != 0 {
-		t.Errorf("node 1 follows %d", st.Leader)
-	}
-	if _, err := one.cli.Revoke(bg, old.ID); err != nil {
-		t.Fatal(err)
-	}
-	r.waitFor("node 1 leads once the old key is gone", func() bool { return r.role(1, "a") == rolefsm.Leader })
-	sub.Close()
-	var signals []rolefsm.Signal
-	for rec := range sub.C {
-		signals = append(signals, rec.Signal)
-	}
-	if len(signals) != 2 || signals[0] != rolefsm.MissedHeartbeats || signals[1] != rolefsm.ElectionWon {
-		t.Errorf("node 1's transitions: %v, want MissedHeartbeats then ElectionWon", signals)
-	}
-	tok, _ := one.el.Token("a")
-	if tok.Key == key {
-		t.Errorf("node 1 holds the old key as its token")
-	}
-}
-
-// A leader whose key is deleted behind its back (by an operator, say)
-// leaves office under PeerLeaderObserved at once, and a new term
-// begins with a larger token; at no instant two Leaders.
-func TestLeaderWhoseKeyIsDeletedLeavesOffice(t *testing.T) {
-	r := newRig(t, 1, "a")
-	one := r.add(1, ids(2), r.etcd.Endpoints(), false)
-	r.start(one)
-	r.waitFor("node 1 leads", func() bool { return r.settled(1) })
-	r.start(r.add(2, ids(2), r.etcd.Endpoints(), false))
-	r.waitFor("node 2 follows node 1", func() bool { return r.settled(1, 2) })
-	old, _ := one.el.Token("a")
-	sub := one.node.Coordinator("a").Subscribe(8)
-	if _, err := one.cli.Delete(bg, old.Key); err != nil {
-		t.Fatal(err)
-	}
-	r.waitFor("a new term", func() bool {
-		ls := r.leaders("a")
-		if len(ls) != 1 {
-			return false
-		}
-		tok, ok := r.nodes[ls[0]].el.Token("a")
-		return ok && tok.Revision > old.Revision && r.settled(1, 2)
-	})
-	sub.Close()
-	rec := <-sub.C
-	if rec.From != rolefsm.Leader || rec.To != rolefsm.Replica || rec.Signal != rolefsm.PeerLeaderObserved {
-		t.Errorf("node 1's first record after the delete: %v, want Leader → Replica (PeerLeaderObserved)", rec)
-	}
-	if got := one.el.Stats().StepDowns; got != 0 {
-		t.Errorf("%d step-downs counted as a stale session; the session was fine", got)
-	}
-	r.noDualLeader()
 }
 
 // Leave hands every channel over at once: the node relinquishes and
