@@ -29,6 +29,9 @@ import (
 //	heal
 //	stop N | start N | leave N
 //	status                    every running node's role and leader per channel
+//	tail N ch=V               node N's log on channel ch ends at V
+//	lease N ch                remember node N's lease of channel ch
+//	holds N ch                whether the lease remembered still holds there
 //
 // Every command prints the transitions the coordinators committed
 // meanwhile, at their fake times (ms since the start), then its output.
@@ -47,6 +50,7 @@ type interaction struct {
 	chans []string
 	start time.Time
 	log   strings.Builder
+	kept  map[string]rolefsm.Lease // by "N ch", for holds
 }
 
 func (e *interaction) ms(at time.Time) int64 { return at.Sub(e.start).Milliseconds() }
@@ -139,10 +143,55 @@ func (e *interaction) run(t *testing.T, d *datadriven.TestData) string {
 			}
 			fmt.Fprintf(&out, "node %d: %s\n", id, strings.Join(parts, " "))
 		}
+	case "tail":
+		id, ch := e.nodeAndChannel(t, d)
+		var v uint64
+		d.ScanArgs(t, ch, &v)
+		if err := e.c.Node(id).SetTail(ch, v); err != nil {
+			t.Fatalf("%s: %v", d.Pos, err)
+		}
+		out.WriteString("ok\n")
+	case "lease", "holds":
+		id, ch := e.nodeAndChannel(t, d)
+		key := fmt.Sprintf("%d %s", id, ch)
+		if d.Cmd == "lease" {
+			l, err := e.c.Node(id).Lease(ch)
+			if err != nil {
+				t.Fatalf("%s: %v", d.Pos, err)
+			}
+			if e.kept == nil {
+				e.kept = map[string]rolefsm.Lease{}
+			}
+			e.kept[key] = l
+			fmt.Fprintf(&out, "%v\n", l)
+			break
+		}
+		l, ok := e.kept[key]
+		if !ok {
+			t.Fatalf("%s: no lease kept for node %d on %s", d.Pos, id, ch)
+		}
+		fmt.Fprintf(&out, "%v holds: %t\n", l, e.c.Coordinator(id, ch).Holds(l))
 	default:
 		t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
 	}
 	s := e.log.String() + out.String()
 	e.log.Reset()
 	return s
+}
+
+// nodeAndChannel reads "N ch" or "N ch=V": a node, then one of the
+// cluster's channels.
+func (e *interaction) nodeAndChannel(t *testing.T, d *datadriven.TestData) (replica.NodeID, string) {
+	if len(d.CmdArgs) != 2 {
+		t.Fatalf("%s: want a node and a channel", d.Pos)
+	}
+	var id int
+	if _, err := fmt.Sscan(d.CmdArgs[0].Key, &id); err != nil || id < 1 || id > e.n {
+		t.Fatalf("%s: %q is not a node", d.Pos, d.CmdArgs[0].Key)
+	}
+	ch := d.CmdArgs[1].Key
+	if !slices.Contains(e.chans, ch) {
+		t.Fatalf("%s: %q is not a channel of the cluster", d.Pos, ch)
+	}
+	return replica.NodeID(id), ch
 }
