@@ -10,16 +10,16 @@ import (
 const (
 	// DefaultInterval is the heartbeat period used when none is given.
 	DefaultInterval = 500 * time.Millisecond
-	// MinInterval is the shortest heartbeat period: a shorter one is
-	// raised to it.
+	// MinInterval is the shortest heartbeat period NewHeartbeat
+	// accepts.
 	MinInterval = 100 * time.Millisecond
 	// DefaultMissThreshold is how many heartbeat periods of silence
 	// mean the leader is lost.
 	DefaultMissThreshold = 3
 )
 
-// ErrBadConfig is returned by NewHeartbeat for a negative interval
-// or a negative miss threshold.
+// ErrBadConfig is returned by NewHeartbeat for an interval or a miss
+// threshold it refuses.
 var ErrBadConfig = errors.New("policy: bad heartbeat configuration")
 
 // Heartbeat is the failure-detection rule: a peer is silent once
@@ -31,20 +31,23 @@ type Heartbeat struct {
 }
 
 // NewHeartbeat returns the rule for the given interval and miss
-// threshold, normalised as upstream does: an interval of 0 means
-// DefaultInterval, a positive one below MinInterval is raised to
-// MinInterval, and a threshold of 0 counts as 1. A negative interval
-// or threshold is an error matching ErrBadConfig.
+// threshold. Zero means the default for each, as in the zero Heartbeat:
+// DefaultInterval and DefaultMissThreshold, so NewHeartbeat(0, 0) is
+// Heartbeat{}. A negative value, or a positive interval below
+// MinInterval, is an error matching ErrBadConfig: nothing is raised or
+// clamped, so the timeout is the one the caller asked for. (Upstream
+// raises a short interval to the minimum and counts a threshold of 0 as
+// 1, a setting bench/sim-grid.sh shows unsafe; no caller here needs
+// that, so it is not offered.) A threshold of 1 is accepted but is not
+// safe under jitter: see docs/simulation.md.
 func NewHeartbeat(interval time.Duration, missThreshold int) (Heartbeat, error) {
-	if interval < 0 || missThreshold < 0 {
+	switch {
+	case interval < 0 || missThreshold < 0:
 		return Heartbeat{}, fmt.Errorf("%w: interval %v, miss threshold %d (neither may be negative)",
 			ErrBadConfig, interval, missThreshold)
-	}
-	if interval > 0 && interval < MinInterval {
-		interval = MinInterval
-	}
-	if missThreshold == 0 {
-		missThreshold = 1
+	case interval > 0 && interval < MinInterval:
+		return Heartbeat{}, fmt.Errorf("%w: interval %v, at least %v (0 for the default, %v)",
+			ErrBadConfig, interval, MinInterval, DefaultInterval)
 	}
 	return Heartbeat{interval: interval, missThreshold: missThreshold}, nil
 }

@@ -23,12 +23,12 @@ func TestNewHeartbeat(t *testing.T) {
 		wantN     int
 		wantTO    time.Duration
 	}{
-		{"interval 0 is the default, threshold 0 counts as 1", 0, 0, 500 * time.Millisecond, 1, 500 * time.Millisecond},
+		{"both zeros are the defaults, as the zero Heartbeat", 0, 0, 500 * time.Millisecond, 3, 1500 * time.Millisecond},
 		{"upstream default", 500 * time.Millisecond, 3, 500 * time.Millisecond, 3, 1500 * time.Millisecond},
-		{"threshold 0 clamps to 1", 200 * time.Millisecond, 0, 200 * time.Millisecond, 1, 200 * time.Millisecond},
-		{"below the minimum is raised", 10 * time.Millisecond, 3, 100 * time.Millisecond, 3, 300 * time.Millisecond},
+		{"threshold 0 is the default threshold", 200 * time.Millisecond, 0, 200 * time.Millisecond, 3, 600 * time.Millisecond},
+		{"interval 0 is the default interval", 0, 2, 500 * time.Millisecond, 2, time.Second},
+		{"a threshold of 1 is taken as given", 200 * time.Millisecond, 1, 200 * time.Millisecond, 1, 200 * time.Millisecond},
 		{"exactly the minimum", 100 * time.Millisecond, 2, 100 * time.Millisecond, 2, 200 * time.Millisecond},
-		{"1 ns is raised", 1, 5, 100 * time.Millisecond, 5, 500 * time.Millisecond},
 		{"saturates", time.Duration(1 << 62), 4, time.Duration(1 << 62), 4, time.Duration(1<<63 - 1)},
 		{"the largest that does not saturate", time.Duration((1<<63 - 1) / 3), 3, time.Duration((1<<63 - 1) / 3), 3, time.Duration((1<<63 - 1) / 3 * 3)},
 	} {
@@ -40,9 +40,12 @@ func TestNewHeartbeat(t *testing.T) {
 			assert.Equal(t, tc.wantTO, h.Timeout())
 		})
 	}
+	h, err := NewHeartbeat(0, 0)
+	require.NoError(t, err)
+	assert.Equal(t, Heartbeat{}, h, "NewHeartbeat(0, 0) is the zero Heartbeat")
 }
 
-func TestNewHeartbeatRejectsNegatives(t *testing.T) {
+func TestNewHeartbeatRefuses(t *testing.T) {
 	for _, tc := range []struct {
 		interval  time.Duration
 		threshold int
@@ -50,6 +53,9 @@ func TestNewHeartbeatRejectsNegatives(t *testing.T) {
 	}{
 		{-time.Millisecond, 3, "policy: bad heartbeat configuration: interval -1ms, miss threshold 3 (neither may be negative)"},
 		{time.Second, -1, "policy: bad heartbeat configuration: interval 1s, miss threshold -1 (neither may be negative)"},
+		{10 * time.Millisecond, 3, "policy: bad heartbeat configuration: interval 10ms, at least 100ms (0 for the default, 500ms)"},
+		{100*time.Millisecond - 1, 3, "policy: bad heartbeat configuration: interval 99.999999ms, at least 100ms (0 for the default, 500ms)"},
+		{1, 5, "policy: bad heartbeat configuration: interval 1ns, at least 100ms (0 for the default, 500ms)"},
 	} {
 		h, err := NewHeartbeat(tc.interval, tc.threshold)
 		require.ErrorIs(t, err, ErrBadConfig)
@@ -82,7 +88,7 @@ func TestSilent(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, h.Silent(at(tc.last), at(tc.now)), "last %d ms, now %d ms", tc.last, tc.now)
 	}
-	one, err := NewHeartbeat(100*time.Millisecond, 0) // threshold 0 → 1: one missed beat
+	one, err := NewHeartbeat(100*time.Millisecond, 1) // one missed beat
 	require.NoError(t, err)
 	assert.False(t, one.Silent(at(0), at(99)))
 	assert.True(t, one.Silent(at(0), at(100)))
