@@ -23,9 +23,9 @@ func runKeygen(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case fs.NArg() > 0:
-		return fail(exitUsage, "unexpected argument %q", fs.Arg(0))
+		return usageError(fs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	case *out == "":
-		return fail(exitUsage, "-out: give the file to write the private key to (it is never printed)")
+		return usageError(fs, fmt.Errorf("-out: give the file to write the private key to (it is never printed)"))
 	}
 	key, err := udp.GenerateKey()
 	if err != nil {
@@ -50,11 +50,9 @@ func runPubkey(args []string, stdout, stderr io.Writer) int {
 	}
 	switch {
 	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "rolefsm pubkey: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
+		return usageError(fs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	case *keyFile == "":
-		fmt.Fprintln(stderr, "rolefsm pubkey: -key-file: give the private key file")
-		return exitUsage
+		return usageError(fs, fmt.Errorf("-key-file: give the private key file"))
 	}
 	key, err := udp.LoadPrivateKey(*keyFile)
 	if err != nil {

@@ -74,6 +74,9 @@ func TestNodeRefusesBadCommandLines(t *testing.T) {
 		{with("-key-file", good, "-peers", "2=127.0.0.1:1@"+pub+"@"+own+"@"+pub), "3 public keys, at most 2"},
 		{with("-key-file", good, "-peers", "2=127.0.0.1:1@"+own), "-peers: node 2 has this node's own public key"},
 		{with("-key-file", good, "-peers", "2=nowhere@"+pub), `-peers: "2=nowhere@` + pub + `": "nowhere" is not HOST:PORT`},
+		{with("-key-file", good, "-peers", "2=127.0.0.1:99999@"+pub), `-peers: "2=127.0.0.1:99999@` + pub + `": address 99999: invalid port`},
+		{with("-key-file", good, "-peers", "2=127.0.0.1:0@"+pub), `-peers: "2=127.0.0.1:0@` + pub + `": port 0 is no peer's port`},
+		{with("-key-file", good, "-peers", "2=[::1:7002@"+pub), `is not HOST:PORT`},
 		{with("-insecure", "-peers", "2=127.0.0.1:1@"+pub), "a public key, but -insecure uses none"},
 		{with("-key-file", good, "-peers-file", peersFile), "-peers-file " + peersFile + " line 4: \"3 127.0.0.1:7003\": no public key"},
 		{with("-key-file", good, "-peers-file", filepath.Join(dir, "nosuch")), "-peers-file: open "},
@@ -93,7 +96,8 @@ func TestNodeRefusesBadCommandLines(t *testing.T) {
 		{[]string{"-id", "1", "-listen", "127.0.0.1:0", "-insecure", "-channels", strings.Repeat("x", 256)}, "a name of 256 bytes, at most 255"},
 		{with("-insecure", "-channels-n", "-1"), "-channels-n -1: from 0 to 1000000"},
 		{with("-insecure", "-heartbeat", "10ms"), "-heartbeat 10ms: at least 100ms"},
-		{with("-insecure", "-miss", "0"), "-miss 0: at least 1"},
+		{with("-insecure", "-miss", "0"), "-miss 0: at least 2"},
+		{with("-insecure", "-miss", "1"), "-miss 1: one late or lost heartbeat deposes a live leader"},
 		{with("-insecure", "-policy", "fastest"), `-policy: unknown election policy "fastest" (want tail or upstream)`},
 		{with("-insecure", "extra"), `unexpected argument "extra"`},
 		{with("-insecure", "-election", "raft"), `-election "raft": heartbeat or etcd`},
@@ -130,16 +134,36 @@ func TestNodeRefusesBadCommandLines(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		code := node(context.Background(), tc.args, &stdout, &stderr)
 		assert.Equal(t, exitUsage, code, "%v", tc.args)
-		assert.True(t, strings.HasPrefix(stderr.String(), "rolefsm node: "), "%v: %s", tc.args, stderr.String())
-		assert.Contains(t, stderr.String(), tc.msg, "%v", tc.args)
+		lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+		if assert.Len(t, lines, 2, "%v: the error, then one line of help", tc.args) {
+			assert.True(t, strings.HasPrefix(lines[0], "rolefsm node: "), "%v: %s", tc.args, lines[0])
+			assert.Contains(t, lines[0], tc.msg, "%v", tc.args)
+			assert.Equal(t, `run "rolefsm node -h" for its usage`, lines[1])
+		}
 		assert.Empty(t, stdout.String(), "%v: nothing started", tc.args)
 	}
 
-	// A flag set's own errors (an unknown flag, a bad duration) and -h.
-	var stderr bytes.Buffer
-	assert.Equal(t, exitUsage, node(context.Background(), []string{"-heartbeat", "soon"}, &bytes.Buffer{}, &stderr))
-	assert.Contains(t, stderr.String(), `invalid value "soon" for flag -heartbeat`)
-	assert.Equal(t, exitOK, node(context.Background(), []string{"-h"}, &bytes.Buffer{}, &bytes.Buffer{}))
+	// A flag set's own errors (an unknown flag, a bad value) name the
+	// flag and what it wants, in the same two lines; -h prints the
+	// whole usage.
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-heartbeat", "500"}, `-heartbeat "500": want a duration such as 500ms or 2s`},
+		{[]string{"-id", "-1"}, `-id "-1": want a whole number, 0 or more`},
+		{[]string{"-miss", "x"}, `-miss "x": want a whole number`},
+		{[]string{"-insecure=maybe"}, `-insecure "maybe": want true or false`},
+		{[]string{"-bogus"}, "flag provided but not defined: -bogus"},
+	} {
+		var stderr bytes.Buffer
+		assert.Equal(t, exitUsage, node(context.Background(), tc.args, &bytes.Buffer{}, &stderr))
+		assert.Equal(t, "rolefsm node: "+tc.msg+"\nrun \"rolefsm node -h\" for its usage\n", stderr.String())
+	}
+	var help bytes.Buffer
+	assert.Equal(t, exitOK, node(context.Background(), []string{"-h"}, &bytes.Buffer{}, &help))
+	assert.Contains(t, help.String(), "usage: rolefsm node")
+	assert.Contains(t, help.String(), "-heartbeat duration")
 
 	// The password from the environment: with -etcd-user only, and not
 	// beside a password file.
@@ -153,7 +177,7 @@ func TestNodeRefusesBadCommandLines(t *testing.T) {
 	} {
 		var stdout, stderr bytes.Buffer
 		assert.Equal(t, exitUsage, node(context.Background(), tc.args, &stdout, &stderr), "%v", tc.args)
-		assert.Equal(t, "rolefsm node: "+tc.msg+"\n", stderr.String(), "%v", tc.args)
+		assert.Equal(t, "rolefsm node: "+tc.msg+"\nrun \"rolefsm node -h\" for its usage\n", stderr.String(), "%v", tc.args)
 		assert.Empty(t, stdout.String())
 	}
 	cfg, code := parseNode(etcd("-etcd-user", "node"), &bytes.Buffer{})
@@ -168,6 +192,11 @@ func TestNodeRefusesBadCommandLines(t *testing.T) {
 	require.Equal(t, -1, code)
 	assert.Equal(t, []string{"https://10.0.0.1:2379", "10.0.0.2:2379"}, cfg.etcd)
 	assert.NotNil(t, cfg.etcdConn.tls, "https://: TLS, with the system's CAs")
+
+	// -miss 1 only when asked for by name.
+	cfg, code = parseNode(with("-insecure", "-miss", "1", "-allow-miss-1"), &bytes.Buffer{})
+	require.Equal(t, -1, code)
+	assert.Equal(t, 1, cfg.heartbeat.MissThreshold())
 
 	// Policies are named without regard to case.
 	_, code = parseNode(with("-insecure", "-policy", "UpStream"), &bytes.Buffer{})

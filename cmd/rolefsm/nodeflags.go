@@ -35,7 +35,8 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	httpAddr := fs.String("http", "", "TCP address for GET /status and GET /metrics (none if empty)")
 	pprofOn := fs.Bool("pprof", false, "also serve Go's profiles under /debug/pprof/ on -http")
 	interval := fs.Duration("heartbeat", policy.DefaultInterval, "heartbeat interval, at least "+policy.MinInterval.String())
-	miss := fs.Int("miss", policy.DefaultMissThreshold, "missed heartbeats before a leader is presumed gone")
+	miss := fs.Int("miss", policy.DefaultMissThreshold, "missed heartbeats before a leader is presumed gone, 2 or more")
+	allowMiss1 := fs.Bool("allow-miss-1", false, "accept -miss 1, which deposes a live leader on one late heartbeat")
 	pol := fs.String("policy", "tail", "election policy: tail or upstream")
 	election := fs.String("election", "heartbeat", "who elects leaders: heartbeat (the nodes) or etcd")
 	etcdEndpoints := fs.String("etcd", "", "etcd endpoints, comma-separated: HOST:PORT, http://HOST:PORT or https://HOST:PORT (with -election etcd)")
@@ -52,8 +53,7 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 		return nodeConfig{}, code
 	}
 	bad := func(format string, a ...any) (nodeConfig, int) {
-		fmt.Fprintln(stderr, "rolefsm node:", userError(fmt.Errorf(format, a...)))
-		return nodeConfig{}, exitUsage
+		return nodeConfig{}, usageError(fs, fmt.Errorf(format, a...))
 	}
 	if fs.NArg() != 0 {
 		return bad("unexpected argument %q", fs.Arg(0))
@@ -68,7 +68,10 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	case *interval < policy.MinInterval:
 		return bad("-heartbeat %v: at least %v", *interval, policy.MinInterval)
 	case *miss < 1:
-		return bad("-miss %d: at least 1", *miss)
+		return bad("-miss %d: at least 2", *miss)
+	case *miss == 1 && !*allowMiss1:
+		return bad("-miss 1: one late or lost heartbeat deposes a live leader (docs/simulation.md: under jitter, two leaders at once); " +
+			"2 or more, or -allow-miss-1 to run with it anyway")
 	case *pprofOn && *httpAddr == "":
 		return bad("-pprof: give -http to serve the profiles on")
 	case *channelsN < 0 || *channelsN > 1_000_000:
@@ -216,6 +219,15 @@ func (l peerLine) parse(insecure bool) (replica.NodeID, udp.Peer, error) {
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return 0, udp.Peer{}, fmt.Errorf("%q: %q is not HOST:PORT", l.text, addr)
+	}
+	// Resolved as the transport will resolve it at start, so that a
+	// bad host or port is a usage error naming its flag.
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	switch {
+	case err != nil:
+		return 0, udp.Peer{}, fmt.Errorf("%q: %w", l.text, err)
+	case ua.Port == 0:
+		return 0, udp.Peer{}, fmt.Errorf("%q: port 0 is no peer's port", l.text)
 	}
 	p := udp.Peer{Addr: addr}
 	switch {

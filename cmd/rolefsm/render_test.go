@@ -77,7 +77,7 @@ func TestMatrixUnknownFormat(t *testing.T) {
 	code, out, errOut := runCLI("", "matrix", "-format", "svg")
 	assert.Equal(t, 2, code)
 	assert.Empty(t, out)
-	assert.Contains(t, errOut, `unknown format "svg" (valid: dot, json, markdown, mermaid, table)`)
+	assert.Contains(t, errOut, `-format "svg": want one of dot, json, markdown, mermaid, table`)
 }
 
 // TestREADMEDiagramIsCurrent fails when the Mermaid diagram in the

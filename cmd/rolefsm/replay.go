@@ -59,21 +59,18 @@ or bad arguments.`
 func runReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("replay", replaySynopsis, stderr)
 	fromFlag := fs.String("from", "", "the role to start in (default: the \"from\" of the first audit line, else Idle)")
-	nameFlag := fs.String("name", "", "replay only audit lines whose \"name\" is CHANNEL (lines without a name are kept)")
+	nameFlag := fs.String("name", "", "replay only audit lines whose \"name\" is CHANNEL (lines without a name are skipped)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintf(stderr, "rolefsm replay: want one FILE (or - for stdin), got %d arguments\n", fs.NArg())
-		fs.Usage()
-		return exitUsage
+		return usageError(fs, fmt.Errorf("want one FILE (or - for stdin), got %d arguments", fs.NArg()))
 	}
 	var start *rolefsm.Role
 	if *fromFlag != "" {
 		r, err := rolefsm.ParseRole(*fromFlag)
 		if err != nil {
-			fmt.Fprintln(stderr, "rolefsm replay: -from:", userError(err))
-			return exitUsage
+			return usageError(fs, fmt.Errorf("-from: %w", err))
 		}
 		start = &r
 	}
@@ -81,8 +78,7 @@ func runReplay(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if path := fs.Arg(0); path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
-			fmt.Fprintln(stderr, "rolefsm replay:", err)
-			return exitUsage
+			return usageError(fs, err)
 		}
 		defer f.Close()
 		in = f
@@ -139,8 +135,8 @@ func replay(in io.Reader, start *rolefsm.Role, name string, stdout io.Writer) (i
 			channels[*l.Name]++
 		}
 		switch {
-		case name != "" && l.Name != nil && *l.Name != name:
-			skipped++
+		case name != "" && (l.Name == nil || *l.Name != name):
+			skipped++ // another channel's, or a line that names none
 			continue
 		case name == "" && l.Name != nil && first == "":
 			first = *l.Name
@@ -182,21 +178,29 @@ func replay(in io.Reader, start *rolefsm.Role, name string, stdout io.Writer) (i
 			rejections++
 			continue
 		}
+		// stop ends the replay at this line: the stats, then the
+		// verdict, as the last line of every replay that had a step.
+		stop := func(what string, err error) (int, error) {
+			printStats(stdout, c)
+			fmt.Fprintf(stdout, "replayed %s, skipped %s; stopped at line %d: %s\n", countOf(steps, "step"), countOf(skipped, "line"), lineNo, what)
+			return exitRejected, &replayError{lineNo, err}
+		}
 		if from != nil && *from != c.Role() {
-			return exitRejected, &replayError{lineNo, fmt.Errorf("the log says from %v, the replay is in %v: a line is missing or out of order", *from, c.Role())}
+			fmt.Fprintf(stdout, "line %d: inconsistent: the log says from %v, the replay is in %v\n", lineNo, *from, c.Role())
+			return stop("inconsistent", fmt.Errorf("the log says from %v, the replay is in %v: a line is missing or out of order", *from, c.Role()))
 		}
 		t, err := c.Transition(ctx, to, sig)
 		if err != nil {
 			fmt.Fprintf(stdout, "line %d: rejected: %v\n", lineNo, err)
-			printStats(stdout, c)
-			return exitRejected, &replayError{lineNo, err}
+			return stop("rejected", err)
 		}
 		steps++
 		gen := c.Lease().Generation
 		fmt.Fprintf(stdout, "line %d: %v ok, generation %d\n", lineNo, t, gen)
 		committed := t.From != rolefsm.Idle || t.To != rolefsm.Idle // the idempotent close commits nothing
 		if l.Seq != nil && *l.Seq != gen && committed {
-			return exitRejected, &replayError{lineNo, fmt.Errorf("the log says seq %d, the replay reached generation %d", *l.Seq, gen)}
+			fmt.Fprintf(stdout, "line %d: inconsistent: the log says seq %d, the replay reached generation %d\n", lineNo, *l.Seq, gen)
+			return stop("inconsistent", fmt.Errorf("the log says seq %d, the replay reached generation %d", *l.Seq, gen))
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -219,8 +223,11 @@ func nothingReason(name string, lines int, channels map[string]int) string {
 	if lines == 0 {
 		return "the input is empty"
 	}
-	if name == "" || len(channels) == 0 {
+	switch {
+	case name == "":
 		return fmt.Sprintf("no step among %s", countOf(lines, "line"))
+	case len(channels) == 0:
+		return fmt.Sprintf("no step of channel %q: the log's lines name no channel (-name reads the audit lines' \"name\")", name)
 	}
 	var held []string
 	for ch, n := range channels {

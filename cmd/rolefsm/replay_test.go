@@ -54,7 +54,28 @@ func TestReplayRejectedStep(t *testing.T) {
 	assert.Contains(t, out, "line 2: rejected: invalid replica state transition: Replica → Leader\n")
 	assert.Contains(t, out, "generation: 1\n", "the final stats are printed")
 	assert.NotContains(t, out, "line 3")
+	assert.True(t, strings.HasSuffix(out, "\nreplayed 1 step, skipped 0 lines; stopped at line 2: rejected\n"), "the verdict is the last line:\n%s", out)
 	assert.Contains(t, errOut, "rolefsm replay: line 2: invalid replica state transition: Replica → Leader")
+}
+
+// TestReplayVerdictIsTheLastLine: an audit log that is inconsistent
+// (a line missing) ends with the same verdict line as a rejection; with
+// -name, a log whose lines name no channel replays nothing.
+func TestReplayVerdictIsTheLastLine(t *testing.T) {
+	in := `{"name":"a","from":"Idle","to":"Replica","signal":"CapabilitySelected","seq":1}
+{"name":"a","from":"Candidate","to":"Leader","signal":"ElectionWon","seq":3}
+`
+	code, out, errOut := runCLI(in, "replay", "-")
+	assert.Equal(t, 1, code)
+	assert.True(t, strings.HasSuffix(out, "\nreplayed 1 step, skipped 0 lines; stopped at line 2: inconsistent\n"), out)
+	assert.Contains(t, out, "line 2: inconsistent: the log says from Candidate, the replay is in Replica\n")
+	assert.Contains(t, errOut, "line 2: the log says from Candidate, the replay is in Replica: a line is missing or out of order")
+
+	steps := `{"to":"Replica","signal":"CapabilitySelected"}` + "\n"
+	code, out, errOut = runCLI(steps, "replay", "-name", "nosuch", "-")
+	assert.Equal(t, 1, code)
+	assert.Equal(t, `nothing replayed: no step of channel "nosuch": the log's lines name no channel (-name reads the audit lines' "name")`+"\n", out)
+	assert.Equal(t, "rolefsm replay: nothing replayed\n", errOut)
 }
 
 func TestReplayFrom(t *testing.T) {
@@ -215,7 +236,7 @@ func TestReplayNothingIsNotOK(t *testing.T) {
 func TestReplayUsage(t *testing.T) {
 	code, _, errOut := runCLI("", "replay")
 	assert.Equal(t, 2, code)
-	assert.Contains(t, errOut, "usage: rolefsm replay")
+	assert.Contains(t, errOut, "rolefsm replay: want one FILE")
 	code, _, errOut = runCLI("", "replay", filepath.Join(t.TempDir(), "missing.jsonl"))
 	assert.Equal(t, 2, code)
 	assert.Contains(t, errOut, "no such file")

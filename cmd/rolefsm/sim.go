@@ -34,14 +34,9 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "rolefsm sim: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return exitUsage
+		return usageError(fs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
-	usageErr := func(err error) int {
-		fmt.Fprintln(stderr, "rolefsm sim:", userError(err))
-		return exitUsage
-	}
+	usageErr := func(err error) int { return usageError(fs, err) }
 	// Every value is checked here, with its flag and its range: none is
 	// quietly replaced by a default or clamped.
 	switch {
@@ -86,12 +81,13 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	if *sweep > 0 {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
-		return runSweep(ctx, cfg, policies, *sweep, *workers, out, stderr)
+		return runSweep(ctx, cfg, policies, *sweep, *workers, out, stderr, usageErr)
 	}
-	return runOne(cfg, *quiet, out, stderr)
+	return runOne(cfg, *quiet, out, stderr, usageErr)
 }
 
-func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer) int {
+// usageErr reports a configuration the simulator refuses, as a usage error.
+func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer, usageErr func(error) int) int {
 	var trace io.Writer = out
 	if quiet {
 		trace = nil
@@ -107,8 +103,7 @@ func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer) int
 	}
 	res, err := sim.CheckProgress(cfg, trace, progress)
 	if err != nil {
-		fmt.Fprintln(stderr, "rolefsm sim:", userError(err))
-		return exitUsage
+		return usageErr(err)
 	}
 	c := res.Config
 	if !quiet {
@@ -160,7 +155,8 @@ func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer) int
 
 var invariants = []string{sim.InvValid, sim.InvNoRejection, sim.InvSingleLeader, sim.InvCandidate, sim.InvReplica, sim.InvFencing, sim.InvReproducible}
 
-func runSweep(ctx context.Context, cfg sim.Config, policies []policy.Policy, seeds, workers int, out *bufio.Writer, stderr io.Writer) int {
+func runSweep(ctx context.Context, cfg sim.Config, policies []policy.Policy, seeds, workers int, out *bufio.Writer, stderr io.Writer,
+	usageErr func(error) int) int {
 	var sweeps []*sim.Sweep
 	interrupted := false
 	start := time.Now()
@@ -184,8 +180,7 @@ func runSweep(ctx context.Context, cfg sim.Config, policies []policy.Policy, see
 			break
 		}
 		if err != nil {
-			fmt.Fprintln(stderr, "rolefsm sim:", userError(err))
-			return exitUsage
+			return usageErr(err)
 		}
 		sweeps = append(sweeps, s)
 	}

@@ -82,7 +82,7 @@ func TestSimUsageErrors(t *testing.T) {
 		{[]string{"-sweep", "-3"}, "rolefsm sim: -sweep -3: want a number of seeds, 1 or more (0: a single run)"},
 		{[]string{"-sweep", "3", "-seed", "18446744073709551614"}, "rolefsm sim: -seed 18446744073709551614 -sweep 3: the last seed would pass 2^64-1"},
 		{[]string{"-sweep", "2", "-workers", "-1"}, "rolefsm sim: -workers -1: want 1 or more (0: one per core)"},
-		{[]string{"extra"}, "usage: rolefsm sim"},
+		{[]string{"extra"}, `rolefsm sim: unexpected argument "extra"`},
 		{[]string{"-bogus"}, "flag provided but not defined: -bogus"},
 	} {
 		code, out, errOut := runCLI("", append([]string{"sim"}, tc.args...)...)
@@ -209,7 +209,7 @@ func TestSweepInterruptedPrintsWhatRan(t *testing.T) {
 	var out, errBuf bytes.Buffer
 	w := bufio.NewWriter(&out)
 	code := runSweep(ctx, sim.Config{Seed: 1, Steps: 50, Faults: sim.AllFaults, Policy: policy.HighestTail},
-		[]policy.Policy{policy.HighestTail, policy.Upstream}, 1000, 2, w, cancelOnWrite{cancel, &errBuf})
+		[]policy.Policy{policy.HighestTail, policy.Upstream}, 1000, 2, w, cancelOnWrite{cancel, &errBuf}, failTest(t))
 	require.NoError(t, w.Flush())
 	assert.Equal(t, exitInterrupted, code)
 	assert.Regexp(t, `rolefsm sim: interrupted; seeds that ran: tail \d+, none else`, errBuf.String())
@@ -221,7 +221,7 @@ func TestSweepInterruptedPrintsWhatRan(t *testing.T) {
 	errBuf.Reset()
 	done, stop := context.WithCancel(context.Background())
 	stop()
-	code = runSweep(done, sim.Config{Seed: 1, Steps: 50}, []policy.Policy{policy.HighestTail}, 10, 1, w, &errBuf)
+	code = runSweep(done, sim.Config{Seed: 1, Steps: 50}, []policy.Policy{policy.HighestTail}, 10, 1, w, &errBuf, failTest(t))
 	require.NoError(t, w.Flush())
 	assert.Equal(t, exitInterrupted, code)
 	assert.Empty(t, out.String())
@@ -252,4 +252,12 @@ func TestSimLongRunPrintsProgress(t *testing.T) {
 
 	_, _, errOut = runCLI("", "sim", "-q")
 	assert.Empty(t, errOut)
+}
+
+// failTest is a usage-error reporter for a test in which none may occur.
+func failTest(t *testing.T) func(error) int {
+	return func(err error) int {
+		t.Errorf("unexpected usage error: %v", err)
+		return exitUsage
+	}
 }
