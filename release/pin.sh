@@ -62,11 +62,12 @@ syncwork() {
     echo "// requires is the local directory (a workspace would fetch its go.mod)."
     grep -hE "^[[:space:]]+$core(/rolefsmprom|/rolefsmetcd)? v[^ ]+( //.*)?\$" rolefsmprom/go.mod rolefsmetcd/go.mod cmd/rolefsm/go.mod |
       awk '{print $1, $2}' | sort -u | while read -r path version; do
-        dir=./${path#"$core"}
-        dir=${dir%/}
-        [ "$dir" = . ] && dir=./
-        echo "replace $path $version => ${dir#./}"
-      done | sed 's|=> $|=> ./|; s|=> \([a-z]\)|=> ./\1|'
+        case $path in
+        "$core") dir=./ ;;
+        "$core"/*) dir=./${path#"$core"/} ;;
+        esac
+        echo "replace $path $version => $dir"
+      done
   } >> go.work
   go work edit -fmt
 }
