@@ -4,9 +4,9 @@ go 1.26.0
 
 require (
 	github.com/prometheus/client_golang v1.23.2
-	github.com/rolefsm/rolefsm v0.0.0
-	github.com/rolefsm/rolefsm/rolefsmetcd v0.0.0
-	github.com/rolefsm/rolefsm/rolefsmprom v0.0.0
+	github.com/rolefsm/rolefsm v0.0.0-20261201103614-ce43b2adc6ad
+	github.com/rolefsm/rolefsm/rolefsmetcd v0.0.0-20261201103614-ce43b2adc6ad
+	github.com/rolefsm/rolefsm/rolefsmprom v0.0.0-20261201103614-ce43b2adc6ad
 	github.com/stretchr/testify v1.12.1
 	go.etcd.io/etcd/api/v3 v3.7.3
 	go.etcd.io/etcd/client/v3 v3.7.3
@@ -72,10 +72,4 @@ require (
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
 	k8s.io/utils v0.0.0-20260108192941-914a6e750570 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
-)
-
-replace (
-	github.com/rolefsm/rolefsm => ../..
-	github.com/rolefsm/rolefsm/rolefsmetcd => ../../rolefsmetcd
-	github.com/rolefsm/rolefsm/rolefsmprom => ../../rolefsmprom
 )
