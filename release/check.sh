@@ -1,58 +1,37 @@
 #!/usr/bin/env bash
-# Proves that a release works for a consumer: in a throwaway clone,
-# cuts release v0.1.0 with release/release.sh, serves the clone to the
-# go command as github.com/rolefsm/rolefsm (GOPRIVATE, and a git
-# insteadOf that points the repository's URL at the clone), then, in an
-# empty module each, `go get`s the core, rolefsmprom and rolefsmetcd alone and
-# runs a small program against each, and `go install`s the command and
-# runs it. Nothing outside a temporary directory is touched.
+# Proves that the README's install lines work for a user, as typed:
+# today, when no tag exists and @latest is the newest commit of main,
+# and after a release. In a throwaway clone served to the go command as
+# github.com/rolefsm/rolefsm (release/lib.sh's serve), it runs each
+# `go get` line of the README in an empty module of its own and a small
+# program against what it got, then the `go install` line and the
+# command it installed; it builds every released module as a consumer
+# does (from its own go.mod, without go.work); then it cuts v0.1.0 with
+# release/release.sh and does it all again at v0.1.0. Nothing outside a
+# temporary directory is touched.
 #
 #   bash release/check.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/release/lib.sh"
 work=$(mktemp -d)
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
-v=v0.1.0
-core=github.com/rolefsm/rolefsm
+fail() { echo "release check: $*" >&2; exit 1; }
 
 git clone -q "$root" "$work/repo"
 git -C "$work/repo" checkout -q -B main
-export GIT_CONFIG_GLOBAL="$work/gitconfig" GIT_CONFIG_NOSYSTEM=1
-git config --global user.name "release check"
-git config --global user.email "release-check@localhost"
-git config --global url."file://$work/repo".insteadOf "https://$core"
-export GIT_ALLOW_PROTOCOL=file:https
-# Our modules come from the clone, with no checksum database; the
-# others from the module proxy as usual. A cache of its own, so that
-# the throwaway tags never reach the machine's.
-export GOPRIVATE="$core" GOMODCACHE="$work/mod" GOWORK=off GOFLAGS=-mod=mod GOTOOLCHAIN=local
+git -C "$work/repo" tag -l | xargs -r git -C "$work/repo" tag -d >/dev/null # as the public repository: untagged
+serve "$work/repo" "$work"
 
-echo "== release $v in a throwaway clone"
-(cd "$work/repo" && bash release/release.sh "$v")
+# The README's install lines, without their comments.
+mapfile -t lines < <(grep -E "^go (get|install) $core" "$root/README.md" | sed 's/[[:space:]]*#.*//')
+[ "${#lines[@]}" = 4 ] || fail "the README has ${#lines[@]} install lines, want 4 (go get ×3, go install)"
 
-consumer() { # consumer NAME: an empty module in $work/NAME
-  mkdir -p "$work/$1"
-  cd "$work/$1"
-  go mod init -q example.com/"$1" 2>/dev/null || go mod init example.com/"$1" >/dev/null 2>&1
-}
-
-# expect MODULE WANT: go gets MODULE@$v into the consumer module here,
-# checks that it brought the core's tag along (for a submodule), runs
-# main.go and compares its output with WANT.
-expect() {
-  go get "$1@$v"
-  if [ "$1" != "$core" ]; then
-    grep -q "^require.*$core v\|	$core $v" go.mod || { echo "release check: $1 did not bring the core's $v" >&2; cat go.mod >&2; exit 1; }
-  fi
-  local out
-  out=$(go run .)
-  [ "$out" = "$2" ] || { echo "release check: the program against $1 printed \"$out\", want \"$2\"" >&2; exit 1; }
-  echo "$out"
-}
-
-echo "== the core alone"
-consumer core
-cat > main.go <<'GO'
+# program MODULE: the program run against MODULE, and what it prints.
+program() {
+  case $1 in
+  "$core")
+    cat > main.go <<'GO'
 package main
 
 import (
@@ -75,11 +54,9 @@ func main() {
 	fmt.Println(c.Name(), c.Role(), c.Lease().Generation)
 }
 GO
-expect "$core" "orders Leader 3"
-
-echo "== rolefsmprom alone"
-consumer prom
-cat > main.go <<'GO'
+    want="orders Leader 3" ;;
+  "$core/rolefsmprom")
+    cat > main.go <<'GO'
 package main
 
 import (
@@ -104,11 +81,9 @@ func main() {
 	fmt.Println(len(mfs), "metric families") // no transition has fired: 6 of the 7
 }
 GO
-expect "$core/rolefsmprom" "6 metric families"
-
-echo "== rolefsmetcd alone"
-consumer etcd
-cat > main.go <<'GO'
+    want="6 metric families" ;;
+  "$core/rolefsmetcd")
+    cat > main.go <<'GO'
 package main
 
 import (
@@ -123,11 +98,79 @@ func main() {
 	fmt.Println(err)
 }
 GO
-expect "$core/rolefsmetcd" "rolefsmetcd: bad configuration: no etcd client"
+    want="rolefsmetcd: bad configuration: no etcd client" ;;
+  *) fail "no program for $1" ;;
+  esac
+}
 
-echo "== go install the command"
-GOBIN="$work/bin" go install "$core/cmd/rolefsm@$v"
-out=$("$work/bin/rolefsm" check Idle Replica CapabilitySelected)
-[ "$out" = ok ] || { echo "release check: rolefsm check printed \"$out\"" >&2; exit 1; }
-echo "rolefsm check Idle Replica CapabilitySelected: $out"
+# lines AT: runs each install line with @latest replaced by @AT (as typed
+# when AT is latest), each go get in an empty module of its own.
+lines_at() {
+  local at=$1 line module out
+  for line in "${lines[@]}"; do
+    line=${line/@latest/@$at}
+    module=${line##* }
+    module=${module%@*}
+    echo "\$ $line"
+    case $line in
+    "go get "*)
+      mkdir -p "$work/$at/${module//\//_}"
+      cd "$work/$at/${module//\//_}"
+      go mod init -q example.com/consumer 2>/dev/null || go mod init example.com/consumer >/dev/null 2>&1
+      $line 2>&1 | grep -v '^go: downloading' || true
+      [ -n "$(go list -m "$module" 2>/dev/null)" ] || fail "$line did not add $module"
+      if grep -qE "$core(/[a-z]+)? v0\.0\.0( |$)" go.mod; then fail "$line required v0.0.0:$(cat go.mod)"; fi
+      program "$module"
+      out=$(go run .)
+      [ "$out" = "$want" ] || fail "the program against $module printed \"$out\", want \"$want\""
+      grep -E "^(require)?[[:space:]]*$core" go.mod | sed 's/^/    /'
+      echo "  program: $out" ;;
+    "go install "*)
+      GOBIN="$work/$at/bin" $line 2>&1 | grep -v '^go: downloading' || true
+      "$work/$at/bin/rolefsm" version | sed 's/^/    /'
+      out=$("$work/$at/bin/rolefsm" check Idle Replica CapabilitySelected)
+      [ "$out" = ok ] || fail "rolefsm check printed \"$out\""
+      echo "  rolefsm check Idle Replica CapabilitySelected: $out" ;;
+    *) fail "not an install line: $line" ;;
+    esac
+  done
+}
+
+# consumers: every released module builds, tests included, from its own
+# go.mod (what it requires of the others is what a consumer gets).
+builds() {
+  local m
+  for m in . "${released[@]}"; do
+    (cd "$work/repo/$m" && go vet ./...) || fail "$m does not build from its go.mod"
+  done
+  echo "every released module builds from its own go.mod"
+}
+
+echo "== today: no tag, @latest is main's newest commit"
+builds
+lines_at latest
+
+echo "== release v0.1.0, cut on the clone"
+(cd "$work/repo" && bash release/release.sh v0.1.0)
+builds
+lines_at v0.1.0
+grep -q "^require $core v0.1.0\|	$core v0.1.0" "$work/v0.1.0/${core//\//_}_rolefsmprom/go.mod" ||
+  fail "rolefsmprom v0.1.0 did not bring the core's v0.1.0"
+echo "== a release that fails leaves no tag and the tree as it was"
+git clone -q "$root" "$work/broken"
+cd "$work/broken"
+git checkout -q -B main
+git tag -l | xargs -r git tag -d >/dev/null
+# rolefsmetcd does not compile: the consumer-style build of step 4
+# fails after the clone made three tags.
+printf 'package rolefsmetcd\n\nvar broken int = "on purpose"\n' > rolefsmetcd/broken.go
+git add -A && git commit -qm "broken on purpose"
+before=$(git rev-parse HEAD)
+if bash release/release.sh v0.1.0 > "$work/broken.log" 2>&1; then fail "a release of a broken module succeeded"; fi
+grep -q "rolefsmetcd does not build from its go.mod" "$work/broken.log" || { cat "$work/broken.log" >&2; fail "not the failure expected"; }
+[ -z "$(git tag -l)" ] || fail "a failed release left tags: $(git tag -l | tr '\n' ' ')"
+[ "$(git rev-parse HEAD)" = "$before" ] && [ -z "$(git status --porcelain)" ] || fail "a failed release moved main or left changes"
+tail -1 "$work/broken.log"
+if bash release/release.sh v0.1 > "$work/badversion.log" 2>&1; then fail "release v0.1 was accepted"; fi
+tail -1 "$work/badversion.log"
 echo "release check: ok"

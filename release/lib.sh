@@ -17,6 +17,13 @@ serve() {
   git config --global user.email "release@localhost"
   git config --global url."file://$repo".insteadOf "https://$core"
   export GIT_ALLOW_PROTOCOL=file:https
+  # Other modules come from the machine's module cache first, then the
+  # proxy (a file:// proxy answers 404 for what it lacks). GOPRIVATE
+  # modules bypass proxies: ours always come from REPO.
+  local cache proxy
+  cache=$(go env GOMODCACHE)/cache/download
+  proxy=$(go env GOPROXY)
+  export GOPROXY="file://$cache,$proxy"
   export GOPRIVATE="$core" GOMODCACHE="$scratch/mod" GOWORK=off GOFLAGS=-mod=mod GOTOOLCHAIN=local
 }
 
@@ -32,3 +39,26 @@ pseudo() {
 # released: the module directories released beside the core, in the
 # order their requirements need (the command requires the others).
 released=(rolefsmprom rolefsmetcd cmd/rolefsm)
+
+# syncwork: in go.work, every version of our modules that a go.mod here
+# requires is replaced by its directory, since a workspace would fetch
+# the go.mod of a required version even of a module it uses. release/*.sh own
+# go.work from its marker line to the end.
+marker="// Written by release/lib.sh"
+syncwork() {
+  sed -i "\|^$marker|,\$d" go.work
+  sed -i -e :a -e '/^\n*$/{$d;N;ba' -e '}' go.work # trailing blank lines
+  {
+    printf '\n%s: each version of our modules that a go.mod here\n' "$marker"
+    echo "// requires is the local directory (a workspace would fetch its go.mod)."
+    grep -hE "^[[:space:]]+$core(/rolefsmprom|/rolefsmetcd)? v[^ ]+( //.*)?\$" rolefsmprom/go.mod rolefsmetcd/go.mod cmd/rolefsm/go.mod |
+      awk '{print $1, $2}' | sort -u | while read -r path version; do
+        case $path in
+        "$core") dir=./ ;;
+        "$core"/*) dir=./${path#"$core"/} ;;
+        esac
+        echo "replace $path $version => $dir"
+      done
+  } >> go.work
+  go work edit -fmt go.work
+}

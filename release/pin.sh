@@ -49,29 +49,6 @@ stage() {
   )
 }
 
-# syncwork: in go.work, every version of our modules that a go.mod here
-# requires is replaced by its directory, since a workspace would fetch
-# the go.mod of a required version even of a module it uses. pin.sh owns
-# go.work from its marker line to the end.
-marker="// Written by release/pin.sh"
-syncwork() {
-  sed -i "\|^$marker|,\$d" go.work
-  sed -i -e :a -e '/^\n*$/{$d;N;ba' -e '}' go.work # trailing blank lines
-  {
-    printf '\n%s: each version of our modules that a go.mod here\n' "$marker"
-    echo "// requires is the local directory (a workspace would fetch its go.mod)."
-    grep -hE "^[[:space:]]+$core(/rolefsmprom|/rolefsmetcd)? v[^ ]+( //.*)?\$" rolefsmprom/go.mod rolefsmetcd/go.mod cmd/rolefsm/go.mod |
-      awk '{print $1, $2}' | sort -u | while read -r path version; do
-        case $path in
-        "$core") dir=./ ;;
-        "$core"/*) dir=./${path#"$core"/} ;;
-        esac
-        echo "replace $path $version => $dir"
-      done
-  } >> go.work
-  go work edit -fmt
-}
-
 commit() { # commit SUBJECT: the go.mod and go.sum changes, if any
   if [ -n "$(git status --porcelain)" ]; then
     git -c user.name="$GIT_NAME" -c user.email="$GIT_EMAIL" commit -qam "$1"

@@ -1,46 +1,93 @@
 #!/usr/bin/env bash
-# Cuts release VERSION (vX.Y.Z) of every released module, in the order
-# their requirements need: the core, then rolefsmprom and rolefsmetcd
-# (which require the core's tag), then the command (which requires all
-# three, and drops its
-# replace directives, so that `go install ...@VERSION` accepts it). Run
-# it on a clean main; it commits and tags, and pushes nothing unless
-# PUSH=1 (each stage's tags must be fetchable before the next stage
-# tidies: with PUSH=1 it pushes them as it goes). See RELEASING.md.
+# Cuts release VERSION (vX.Y.Z) of every released module, all or
+# nothing. It checks first (a clean main, a well-formed version, none
+# of the four tags taken), then works in a throwaway clone that it
+# serves to the go command as github.com/rolefsm/rolefsm: it tags the
+# core; makes rolefsmprom and rolefsmetcd require the core's tag and
+# tags each; makes the command require all three and tags it; and
+# builds every module as a consumer builds it. Only when all of that
+# has passed does it bring the commits and the tags into this
+# repository (main fast-forwards), and, with PUSH=1, push main and the
+# four tags in one atomic push. On any failure it leaves no tag and the
+# tree as it found it. See RELEASING.md.
 #
 #   bash release/release.sh v0.1.0
 set -euo pipefail
-cd "$(dirname "$0")/.."
-v=${1:?usage: release/release.sh vX.Y.Z}
-[[ $v =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || { echo "release: $v is not vX.Y.Z" >&2; exit 2; }
-[ -z "$(git status --porcelain)" ] || { echo "release: the tree is not clean" >&2; exit 2; }
-core=github.com/rolefsm/rolefsm
-push() { if [ "${PUSH:-0}" = 1 ]; then git push origin HEAD "$@"; fi; }
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+. release/lib.sh
+fail() { echo "release: $*" >&2; exit 2; }
 
-# 1. The core.
-git tag "$v"
-push "$v"
+v=${1:-}
+[[ $v =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "usage: release/release.sh vX.Y.Z (got \"$v\")"
+[ -z "$(git status --porcelain)" ] || fail "the tree is not clean"
+[ "$(git rev-parse --abbrev-ref HEAD)" = main ] || fail "not on main"
+tags=("$v")
+for m in "${released[@]}"; do tags+=("$m/$v"); done
+for t in "${tags[@]}"; do
+  ! git rev-parse -q --verify "refs/tags/$t" >/dev/null || fail "tag $t exists"
+done
+if [ "${PUSH:-0}" = 1 ]; then
+  for t in "${tags[@]}"; do
+    [ -z "$(git ls-remote --tags origin "refs/tags/$t")" ] || fail "tag $t exists at origin"
+  done
+fi
+start=$(git rev-parse HEAD)
 
-# 2. rolefsmprom requires the core's tag; its replace stays, for work in
-# the repository (a consumer's build ignores it).
-(cd rolefsmprom && go mod edit -require="$core@$v")
-git commit -qam "rolefsmprom: require $core $v"
-git tag "rolefsmprom/$v"
-push "rolefsmprom/$v"
+work=$(mktemp -d)
+trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+git clone -q "$root" "$work/repo"
+cd "$work/repo"
+git checkout -q -B main "$start"
+git tag -l | xargs -r git tag -d >/dev/null # only the release's own tags are resolved
+(
+  serve "$work/repo" "$work"
+  # 1. The core.
+  git tag "$v"
+  # 2. rolefsmprom and rolefsmetcd require the core's tag.
+  for m in rolefsmprom rolefsmetcd; do
+    (cd "$m" && go mod edit -require="$core@$v" && go mod tidy)
+  done
+  syncwork
+  git commit -qam "rolefsmprom, rolefsmetcd: require $core $v"
+  git tag "rolefsmprom/$v"
+  git tag "rolefsmetcd/$v"
+  # 3. The command requires the three tags.
+  (cd cmd/rolefsm && go mod edit -require="$core@$v" -require="$core/rolefsmprom@$v" -require="$core/rolefsmetcd@$v" &&
+    go mod tidy)
+  syncwork
+  git commit -qam "cmd/rolefsm: require $core, rolefsmprom and rolefsmetcd $v"
+  git tag "cmd/rolefsm/$v"
+  # 4. Every released module builds, tests included, as a consumer's
+  # build sees it: from its own go.mod, without the workspace.
+  for m in . "${released[@]}"; do
+    (cd "$m" && go vet ./...) || { echo "release: $m does not build from its go.mod" >&2; exit 1; }
+  done
+) || { echo "release: nothing was tagged; the repository is as it was" >&2; exit 1; }
+cd "$root"
 
-# 3. rolefsmetcd likewise.
-(cd rolefsmetcd && go mod edit -require="$core@$v")
-git commit -qam "rolefsmetcd: require $core $v"
-git tag "rolefsmetcd/$v"
-push "rolefsmetcd/$v"
-
-# 4. The command requires the three tags and has no replace: go install
-# refuses a module that has one. Its go.sum gains the tags' hashes.
-(cd cmd/rolefsm &&
-  go mod edit -require="$core@$v" -require="$core/rolefsmprom@$v" -require="$core/rolefsmetcd@$v" \
-    -dropreplace="$core" -dropreplace="$core/rolefsmprom" -dropreplace="$core/rolefsmetcd" &&
-  GOWORK=off go mod tidy)
-git commit -qam "cmd/rolefsm: require $core, rolefsmprom and rolefsmetcd $v"
-git tag "cmd/rolefsm/$v"
-push "cmd/rolefsm/$v"
-echo "released $v: $v, rolefsmprom/$v, rolefsmetcd/$v, cmd/rolefsm/$v"
+# Bring it home: main fast-forwards, then the tags. Undo both if either
+# fails.
+undo() {
+  for t in "${tags[@]}"; do git tag -d "$t" >/dev/null 2>&1 || true; done
+  git reset -q --hard "$start"
+  echo "release: undone; nothing was tagged" >&2
+}
+bring() {
+  git fetch -q "$work/repo" main || return 1
+  git merge -q --ff-only FETCH_HEAD || return 1
+  for t in "${tags[@]}"; do
+    git fetch -q "$work/repo" "refs/tags/$t:refs/tags/$t" || return 1
+  done
+}
+if ! bring; then
+  undo
+  exit 1
+fi
+if [ "${PUSH:-0}" = 1 ]; then
+  git push --atomic origin main "${tags[@]/#/refs/tags/}" || {
+    echo "release: the push failed; the tags and commits are local (push them with: git push --atomic origin main ${tags[*]})" >&2
+    exit 1
+  }
+fi
+echo "released $v: ${tags[*]}"
