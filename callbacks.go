@@ -65,8 +65,11 @@ func (c *Coordinator) audit(ctx context.Context, r Record) {
 		slog.String("from", r.From.String()),
 		slog.String("to", r.To.String()),
 		slog.String("signal", r.Signal.String()),
-		slog.Uint64("seq", r.Seq),
+		slog.Uint64("generation", r.Generation),
 	)
+	if r.ColdStart {
+		rec.AddAttrs(slog.Bool("cold_start", true))
+	}
 	if r.Err != nil {
 		rec.AddAttrs(slog.String("error", r.Err.Error()))
 	}

@@ -23,7 +23,7 @@ import (
 //
 // Observers and the audit logger run after the commit, outside the
 // lock, on a run-to-completion queue: records are delivered one at a
-// time, committed ones in Seq order, each observer seeing every record
+// time, committed ones in Generation order, each observer seeing every record
 // exactly once. The goroutine whose Transition enqueued a record
 // delivers it, together with any records enqueued meanwhile by others,
 // unless another goroutine is already delivering; then that one does.
@@ -48,6 +48,9 @@ type Coordinator struct {
 	// committed counts commits per counted triple (see Counted), under
 	// mu; LeaderChanges and ElectionThrash are sums of them.
 	committed [NumCounted]uint64
+	// coldStarts counts the MissedHeartbeats commits marked ColdStart,
+	// under mu.
+	coldStarts uint64
 
 	invalidPairs     atomic.Uint64
 	signalMismatches atomic.Uint64
@@ -141,20 +144,23 @@ func (c *Coordinator) Lease() Lease {
 	return Lease{Role: Role(st), Generation: st >> 8}
 }
 
-// Holds reports whether l is still current: no transition has
-// committed since it was taken. It takes no lock and does not
-// allocate, so it can guard every append:
+// Holds reports whether l is a Leader term that is still current: l was
+// taken while the coordinator was Leader, and no transition has
+// committed since. It takes no lock and does not allocate, so it can
+// guard every append:
 //
 //	lease := r.Lease() // in an observer, from the record that made it Leader
 //	...
-//	if !c.Holds(lease) || lease.Role != rolefsm.Leader {
+//	if !c.Holds(lease) {
 //		return errNotLeader // deposed since: this write must not land
 //	}
 //
-// A zero Lease, or one with a role outside the defined set, holds only
-// if it matches exactly (a fresh Idle coordinator holds Lease{}).
+// Only a Leader term is held. A lease of any other role never holds,
+// the zero Lease among them (a fresh coordinator's), so a lease that
+// was never set cannot pass a fence. (To see whether a Replica is still
+// in the term it was in, compare its Lease with the one kept.)
 func (c *Coordinator) Holds(l Lease) bool {
-	return l.Generation <= maxGeneration && c.state.Load() == pack(l.Generation, l.Role)
+	return l.Role == Leader && l.Generation <= maxGeneration && c.state.Load() == pack(l.Generation, Leader)
 }
 
 // maxGeneration is the largest generation the packed state can hold:
@@ -246,8 +252,13 @@ func (c *Coordinator) commit(ctx context.Context, to Role, sig Signal) (t Transi
 	if lerr := c.machine.Event(lctx, signalNames[sig]); lerr != nil {
 		return Transition{}, false, fromLooplab(t, lerr)
 	}
+	cold := sig == MissedHeartbeats && isColdStart(ctx)
+	if cold {
+		c.coldStarts++
+	}
 	if o := c.obs.Load(); o != nil {
-		deliver = c.post(delivery{ctx: ctx, rec: Record{Name: c.name, Transition: t, Seq: c.state.Load() >> 8, At: o.pendingAt}})
+		deliver = c.post(delivery{ctx: ctx, rec: Record{Name: c.name, Transition: t, Generation: c.state.Load() >> 8, At: o.pendingAt,
+			ColdStart: cold}})
 	}
 	return t, deliver, nil
 }
@@ -268,7 +279,7 @@ func (c *Coordinator) rejection(st uint64, to Role, sig Signal, err error) Recor
 	return Record{
 		Name:       c.name,
 		Transition: Transition{From: Role(st), To: to, Signal: sig},
-		Seq:        st >> 8,
+		Generation: st >> 8,
 		At:         c.now(),
 		Err:        err,
 	}

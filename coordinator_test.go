@@ -123,7 +123,7 @@ func (s *CoordinatorSuite) TestScriptedLifecycle() {
 	s.Require().Len(commits, len(script))
 	for i, r := range commits {
 		s.Equal(script[i], r.Transition)
-		s.EqualValues(i+1, r.Seq)
+		s.EqualValues(i+1, r.Generation)
 		s.False(r.At.IsZero())
 	}
 }
@@ -186,7 +186,7 @@ func (s *CoordinatorSuite) TestRejectionChangesOnlyRejectionCounters() {
 	for _, r := range recs {
 		s.Error(r.Err)
 		s.Equal(Replica, r.From)
-		s.Zero(r.Seq)
+		s.Zero(r.Generation)
 	}
 	s.Equal(Transition{Replica, Leader, ElectionWon}, recs[0].Transition)
 	s.Equal(err, recs[3].Err)
@@ -310,7 +310,7 @@ type ctxKey struct{}
 func seqsOf(recs []Record) []uint64 {
 	out := make([]uint64, len(recs))
 	for i, r := range recs {
-		out[i] = r.Seq
+		out[i] = r.Generation
 	}
 	return out
 }
@@ -364,7 +364,7 @@ func TestConcurrentTransitionsAreLinearizable(t *testing.T) {
 	require.EqualValues(t, st.Generation, len(commits))
 	prev := Idle
 	for i, r := range commits {
-		require.EqualValues(t, i+1, r.Seq, "commits delivered in Seq order, none lost")
+		require.EqualValues(t, i+1, r.Generation, "commits delivered in Seq order, none lost")
 		require.Equal(t, prev, r.From, "each commit starts where the previous one ended")
 		_, err := Apply(r.From, r.To, r.Signal)
 		require.NoError(t, err)
@@ -376,7 +376,11 @@ func TestConcurrentTransitionsAreLinearizable(t *testing.T) {
 
 func (s *CoordinatorSuite) TestLeaseFencesAReelectedLeader() {
 	c := s.newCoordinator(WithInitialRole(Candidate))
-	s.True(c.Holds(Lease{Candidate, 0}))
+	s.Equal(Lease{Candidate, 0}, c.Lease())
+	s.False(c.Holds(c.Lease()), "a Candidate's lease never holds: only a Leader term does")
+	fresh := s.newCoordinator()
+	s.False(fresh.Holds(Lease{}), "the zero Lease never holds, not even on a fresh coordinator")
+	s.False(fresh.Holds(fresh.Lease()))
 	_, err := c.Fire(s.ctx, ElectionWon)
 	s.Require().NoError(err)
 	lease := c.Lease()
@@ -403,7 +407,12 @@ func (s *CoordinatorSuite) TestLeaseFencesAReelectedLeader() {
 	// Leases that never held: wrong role, future generation, and
 	// generations that would alias in the packed state.
 	s.False(c.Holds(Lease{Role: Replica, Generation: 4}))
-	s.False(c.Holds(Lease{Role: Leader, Generation: 5}))
-	s.False(c.Holds(Lease{Role: Leader, Generation: 4 + 1<<56}))
-	s.False(c.Holds(Lease{Role: Role(200), Generation: 4}))
+	_, err = c.Fire(s.ctx, PeerLeaderObserved)
+	s.Require().NoError(err)
+	s.False(c.Holds(c.Lease()), "a Replica's current lease does not hold")
+	s.False(c.Holds(Lease{Role: Leader, Generation: 5}), "nor a Leader lease of its generation")
+	s.False(c.Holds(Lease{Role: Leader, Generation: 4}))
+	s.False(c.Holds(Lease{Role: Leader, Generation: 6}))
+	s.False(c.Holds(Lease{Role: Leader, Generation: 5 + 1<<56}))
+	s.False(c.Holds(Lease{Role: Role(200), Generation: 5}))
 }

@@ -56,12 +56,13 @@ func ExampleCoordinator() {
 			return a
 		},
 	}))
+	terms := make(chan rolefsm.Lease, 1)
 	c, err := rolefsm.NewCoordinator(
 		rolefsm.WithName("orders"),
 		rolefsm.WithLogger(logger),
 		rolefsm.WithObserver(func(_ context.Context, r rolefsm.Record) {
 			if r.Err == nil && r.To == rolefsm.Leader {
-				fmt.Println("now leading, generation", r.Seq)
+				terms <- r.Lease() // the term's lease, exact: taken from the record that began it
 			}
 		}),
 	)
@@ -74,19 +75,37 @@ func ExampleCoordinator() {
 			panic(err)
 		}
 	}
+	lease := <-terms
+	// The append path: every write is fenced by the term's lease.
+	appendEntry := func(entry string) {
+		if !c.Holds(lease) {
+			fmt.Println("refused", entry+": no longer the leader of generation", lease.Generation)
+			return
+		}
+		fmt.Println("appended", entry, "under generation", lease.Generation)
+	}
+	appendEntry("a")
 	if _, err := c.Transition(ctx, rolefsm.Candidate, rolefsm.MissedHeartbeats); err != nil {
 		fmt.Println("rejected:", err)
 	}
+	appendEntry("b") // a rejection commits nothing: the term goes on
+	if _, err := c.Fire(ctx, rolefsm.PeerLeaderObserved); err != nil {
+		panic(err)
+	}
+	appendEntry("c") // deposed
 	st := c.Stats()
 	fmt.Println(st.Role, st.Generation, st.LeaderChanges, st.ElectionThrash, st.InvalidPairs)
 	// Output:
-	// level=INFO msg="role transition" name=orders from=Idle to=Replica signal=CapabilitySelected seq=1
-	// level=INFO msg="role transition" name=orders from=Replica to=Candidate signal=MissedHeartbeats seq=2
-	// level=INFO msg="role transition" name=orders from=Candidate to=Leader signal=ElectionWon seq=3
-	// now leading, generation 3
-	// level=WARN msg="role transition rejected" name=orders from=Leader to=Candidate signal=MissedHeartbeats seq=3 error="invalid replica state transition: Leader → Candidate"
+	// level=INFO msg="role transition" name=orders from=Idle to=Replica signal=CapabilitySelected generation=1
+	// level=INFO msg="role transition" name=orders from=Replica to=Candidate signal=MissedHeartbeats generation=2
+	// level=INFO msg="role transition" name=orders from=Candidate to=Leader signal=ElectionWon generation=3
+	// appended a under generation 3
+	// level=WARN msg="role transition rejected" name=orders from=Leader to=Candidate signal=MissedHeartbeats generation=3 error="invalid replica state transition: Leader → Candidate"
 	// rejected: invalid replica state transition: Leader → Candidate
-	// Leader 3 1 1 1
+	// appended b under generation 3
+	// level=INFO msg="role transition" name=orders from=Leader to=Replica signal=PeerLeaderObserved generation=4
+	// refused c: no longer the leader of generation 3
+	// Replica 4 1 1 1
 }
 
 // Fencing the append path: take a lease on becoming Leader and check it

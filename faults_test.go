@@ -60,8 +60,12 @@ func TestFaultReentrantObserver(t *testing.T) {
 		assert.Equal(t, l.Role, c.Role())
 		st := c.Stats()
 		assert.Equal(t, l.Generation, st.Generation)
-		if r.To == Replica && r.Seq == 1 {
+		switch {
+		case r.To == Replica && r.Generation == 1:
 			_, err := c.Transition(ctx, Candidate, MissedHeartbeats)
+			assert.NoError(t, err)
+		case r.To == Candidate:
+			_, err := c.Fire(ctx, ElectionWon)
 			assert.NoError(t, err)
 		}
 	}
@@ -71,9 +75,9 @@ func TestFaultReentrantObserver(t *testing.T) {
 	first = c.Lease()
 	_, err = c.Fire(context.Background(), CapabilitySelected)
 	require.NoError(t, err)
-	assert.Equal(t, Candidate, c.Role())
-	assert.Equal(t, []bool{true, true}, holds)
-	assert.Equal(t, []bool{false, false}, stale)
+	assert.Equal(t, Leader, c.Role())
+	assert.Equal(t, []bool{false, false, true}, holds, "only the Leader term holds")
+	assert.Equal(t, []bool{false, false, false}, stale)
 	mustCommitAfterFault(t, c)
 }
 
@@ -86,7 +90,7 @@ func TestFaultSlowObserver(t *testing.T) {
 	rec := &recorder{}
 	entered, release := make(chan struct{}), make(chan struct{})
 	c, err := NewCoordinator(WithObserver(func(ctx context.Context, r Record) {
-		if r.Seq == 1 && r.Err == nil {
+		if r.Generation == 1 && r.Err == nil {
 			close(entered)
 			<-release
 		}
@@ -189,13 +193,13 @@ func (s *seqChecker) observe(_ context.Context, r Record) {
 		return
 	}
 	s.commits++
-	if r.Seq != s.next+1 {
+	if r.Generation != s.next+1 {
 		s.bad = append(s.bad, "seq out of order")
 	}
 	if r.From != s.prev {
 		s.bad = append(s.bad, "chain broken: "+r.From.String()+" after "+s.prev.String())
 	}
-	s.next, s.prev = r.Seq, r.To
+	s.next, s.prev = r.Generation, r.To
 }
 
 // validFrom lists, per role, the signals that move it somewhere else.
@@ -274,7 +278,7 @@ func TestLoad(t *testing.T) {
 					readerErrs.Store("lease torn", l2)
 				}
 				// A lease that no longer holds has been overtaken.
-				if !c.Holds(l) && c.Lease().Generation <= l.Generation {
+				if l.Role == Leader && !c.Holds(l) && c.Lease().Generation <= l.Generation {
 					readerErrs.Store("Holds false but nothing committed", l)
 				}
 			}

@@ -40,10 +40,45 @@ func (s *CoordinatorSuite) TestAuditLog() {
 	delete(commit, "time")
 	delete(reject, "time")
 	s.Equal(map[string]any{"level": "INFO", "msg": "role transition", "name": "orders",
-		"from": "Idle", "to": "Replica", "signal": "CapabilitySelected", "seq": float64(1)}, commit)
+		"from": "Idle", "to": "Replica", "signal": "CapabilitySelected", "generation": float64(1)}, commit)
 	s.Equal(map[string]any{"level": "WARN", "msg": "role transition rejected", "name": "orders",
-		"from": "Replica", "to": "Leader", "signal": "ElectionWon", "seq": float64(1),
+		"from": "Replica", "to": "Leader", "signal": "ElectionWon", "generation": float64(1),
 		"error": "invalid replica state transition: Replica → Leader"}, reject)
+}
+
+// TestColdStartIsNotThrash: a MissedHeartbeats under a context marked
+// ColdStart counts in ColdStarts, not ElectionThrash, and says so in its
+// record and its audit line; the mark means nothing on another signal.
+func (s *CoordinatorSuite) TestColdStartIsNotThrash() {
+	var buf bytes.Buffer
+	var recs []Record
+	c := s.newCoordinator(WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))),
+		WithObserver(func(_ context.Context, r Record) { recs = append(recs, r) }))
+	cold := ColdStart(s.ctx)
+	for _, sig := range []Signal{CapabilitySelected, MissedHeartbeats, ElectionLost, MissedHeartbeats} {
+		ctx := cold
+		if len(recs) == 3 {
+			ctx = s.ctx // a leader was lost: thrash
+		}
+		_, err := c.Fire(ctx, sig)
+		s.Require().NoError(err)
+	}
+	st := c.Stats()
+	s.Equal(uint64(1), st.ColdStarts)
+	s.Equal(uint64(1), st.ElectionThrash)
+	s.Equal(uint64(2), st.Transitions[Transition{Replica, Candidate, MissedHeartbeats}], "both count as transitions")
+	s.Equal([]bool{false, true, false, false}, []bool{recs[0].ColdStart, recs[1].ColdStart, recs[2].ColdStart, recs[3].ColdStart})
+	lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
+	s.Require().Len(lines, 4)
+	s.Contains(string(lines[1]), `"cold_start":true`)
+	for _, i := range []int{0, 2, 3} {
+		s.NotContains(string(lines[i]), "cold_start")
+	}
+	b, err := json.Marshal(recs[1])
+	s.Require().NoError(err)
+	var back Record
+	s.Require().NoError(json.Unmarshal(b, &back))
+	s.True(back.ColdStart)
 }
 
 func (s *CoordinatorSuite) TestReentrantObserver() {
@@ -55,10 +90,10 @@ func (s *CoordinatorSuite) TestReentrantObserver() {
 	next := map[Role]Signal{Replica: MissedHeartbeats, Candidate: ElectionWon, Leader: GracefulRelinquish}
 	obs := func(ctx context.Context, r Record) {
 		s.Require().NoError(r.Err)
-		seqs = append(seqs, r.Seq)
+		seqs = append(seqs, r.Generation)
 		sawRoles = append(sawRoles, c.Role())
 		st := c.Stats()
-		s.GreaterOrEqual(st.Generation, r.Seq)
+		s.GreaterOrEqual(st.Generation, r.Generation)
 		if sig, ok := next[r.To]; ok {
 			_, err := c.Fire(ctx, sig)
 			s.Require().NoError(err)

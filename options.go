@@ -43,7 +43,7 @@ func WithName(name string) Option {
 
 // WithLogger turns on the audit log: one Info record per committed
 // transition and one Warn record per rejected one, with name, from,
-// to, signal and seq attributes (and error on a rejection). Without
+// to, signal and generation attributes (and error on a rejection). Without
 // it, or with a nil logger, nothing is logged.
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {

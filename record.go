@@ -11,19 +11,43 @@ import (
 
 // Record describes one transition attempt, as observers receive it.
 //
-// For a committed transition Err is nil and Seq is the coordinator's
+// For a committed transition Err is nil and Generation is the coordinator's
 // generation after the commit (1 for the first commit). For a rejected
 // one Err is the *InvalidPairError or *SignalMismatchError, From is the
-// role the attempt was validated against and Seq the generation at
+// role the attempt was validated against and Generation the generation at
 // that moment (nothing was committed).
 type Record struct {
 	// Name is the coordinator's name (WithName), so that one observer
 	// can serve many coordinators.
 	Name string
 	Transition
-	Seq uint64
-	At  time.Time
-	Err error
+	Generation uint64
+	At         time.Time
+	Err        error
+	// ColdStart marks a committed MissedHeartbeats transition whose
+	// context was marked with ColdStart: a channel's first election,
+	// with no leader heard since it opened. It is counted in
+	// Stats.ColdStarts, not in ElectionThrash.
+	ColdStart bool
+}
+
+// ColdStart returns ctx marked for a channel's first election: a
+// Transition or Fire under MissedHeartbeats with this context, made
+// because no leader has been heard since the channel opened (the wait
+// of a node that has just started), is counted in Stats.ColdStarts
+// rather than ElectionThrash, and its Record says ColdStart. On any
+// other signal the mark is ignored. replica.Node marks its channels'
+// first elections so; a thrash alert then fires on lost leaders, not
+// on every deploy.
+func ColdStart(ctx context.Context) context.Context {
+	return context.WithValue(ctx, coldStartKey{}, true)
+}
+
+type coldStartKey struct{}
+
+func isColdStart(ctx context.Context) bool {
+	v, _ := ctx.Value(coldStartKey{}).(bool)
+	return v
 }
 
 // Observer is called once per committed and once per rejected
@@ -102,7 +126,7 @@ func (r Record) Lease() Lease {
 	if r.Err != nil {
 		return Lease{}
 	}
-	return Lease{Role: r.To, Generation: r.Seq}
+	return Lease{Role: r.To, Generation: r.Generation}
 }
 
 // String formats the record for a log or a test failure: the channel,
@@ -118,28 +142,33 @@ func (r Record) String() string {
 	}
 	b.WriteString(r.Transition.String())
 	if r.Err != nil {
-		fmt.Fprintf(&b, " rejected at generation %d: %v", r.Seq, r.Err)
+		fmt.Fprintf(&b, " rejected at generation %d: %v", r.Generation, r.Err)
 	} else {
-		fmt.Fprintf(&b, " committed, generation %d", r.Seq)
+		fmt.Fprintf(&b, " committed, generation %d", r.Generation)
 	}
 	return b.String()
 }
 
 // recordJSON is a Record's JSON form: the audit log's attribute names.
 type recordJSON struct {
-	Name   string    `json:"name,omitempty"`
-	From   Role      `json:"from"`
-	To     Role      `json:"to"`
-	Signal Signal    `json:"signal"`
-	Seq    uint64    `json:"seq"`
-	At     time.Time `json:"at"`
-	Error  string    `json:"error,omitempty"`
+	Name       string `json:"name,omitempty"`
+	From       Role   `json:"from"`
+	To         Role   `json:"to"`
+	Signal     Signal `json:"signal"`
+	Generation uint64 `json:"generation"`
+	// Seq is the name generation had before v0.1.0; it is read, never
+	// written.
+	Seq   *uint64   `json:"seq,omitempty"`
+	At    time.Time `json:"at"`
+	Cold  bool      `json:"cold_start,omitempty"`
+	Error string    `json:"error,omitempty"`
 }
 
 // MarshalJSON encodes the record with the audit log's names: name,
-// from, to, signal, seq, at, and error (its message) for a rejection.
+// from, to, signal, generation, at, and error (its message) for a
+// rejection.
 func (r Record) MarshalJSON() ([]byte, error) {
-	j := recordJSON{Name: r.Name, From: r.From, To: r.To, Signal: r.Signal, Seq: r.Seq, At: r.At}
+	j := recordJSON{Name: r.Name, From: r.From, To: r.To, Signal: r.Signal, Generation: r.Generation, At: r.At, Cold: r.ColdStart}
 	if r.Err != nil {
 		j.Error = r.Err.Error()
 		if j.Error == "" {
@@ -159,7 +188,11 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &j); err != nil {
 		return err
 	}
-	v := Record{Name: j.Name, Transition: Transition{From: j.From, To: j.To, Signal: j.Signal}, Seq: j.Seq, At: j.At}
+	if j.Seq != nil && j.Generation == 0 {
+		j.Generation = *j.Seq // written before the rename
+	}
+	v := Record{Name: j.Name, Transition: Transition{From: j.From, To: j.To, Signal: j.Signal}, Generation: j.Generation, At: j.At,
+		ColdStart: j.Cold}
 	if j.Error != "" {
 		v.Err = errors.New(j.Error)
 		if _, err := Apply(j.From, j.To, j.Signal); err != nil && err.Error() == j.Error {

@@ -42,7 +42,7 @@ func TestRecordString(t *testing.T) {
 		got[1].String())
 	assert.Equal(t, got[0].String(), fmt.Sprintf("%v", got[0]), "%v prints the whole record")
 	assert.Equal(t, "Leader → Idle (ChannelClose) committed, generation 9",
-		Record{Transition: Transition{Leader, Idle, ChannelClose}, Seq: 9}.String(), "an unnamed coordinator's")
+		Record{Transition: Transition{Leader, Idle, ChannelClose}, Generation: 9}.String(), "an unnamed coordinator's")
 }
 
 func TestRecordJSONRoundTrips(t *testing.T) {
@@ -57,7 +57,7 @@ func TestRecordJSONRoundTrips(t *testing.T) {
 	}
 	b, err := json.Marshal(got[1])
 	require.NoError(t, err)
-	assert.Contains(t, string(b), `"name":"payments","from":"Idle","to":"Leader","signal":"ElectionWon","seq":0,`)
+	assert.Contains(t, string(b), `"name":"payments","from":"Idle","to":"Leader","signal":"ElectionWon","generation":0,`)
 	assert.Contains(t, string(b), `"error":"invalid replica state transition: Idle → Leader"`)
 	var back Record
 	require.NoError(t, json.Unmarshal(b, &back))
@@ -69,6 +69,13 @@ func TestRecordJSONRoundTrips(t *testing.T) {
 	var other Record
 	require.NoError(t, json.Unmarshal([]byte(`{"from":"Idle","to":"Replica","signal":"CapabilitySelected","seq":0,"error":"disk on fire"}`), &other))
 	assert.EqualError(t, other.Err, "disk on fire")
+	// A record written before the rename names its generation "seq".
+	var old Record
+	require.NoError(t, json.Unmarshal([]byte(`{"from":"Idle","to":"Replica","signal":"CapabilitySelected","seq":5}`), &old))
+	assert.Equal(t, uint64(5), old.Generation)
+	b, err = json.Marshal(old)
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), `"seq"`, "written under its new name only")
 	// Bad names are errors, and change nothing.
 	before := other
 	assert.Error(t, json.Unmarshal([]byte(`{"from":"Follower","to":"Replica","signal":"CapabilitySelected"}`), &other))
@@ -96,7 +103,7 @@ func TestRecordLease(t *testing.T) {
 	_, err = c2.Fire(context.Background(), PeerLeaderObserved)
 	require.NoError(t, err)
 	assert.False(t, c2.Holds(lease), "deposed since")
-	assert.Equal(t, Lease{}, Record{Transition: Transition{Leader, Leader, ElectionWon}, Seq: 4, Err: errors.New("no")}.Lease(),
+	assert.Equal(t, Lease{}, Record{Transition: Transition{Leader, Leader, ElectionWon}, Generation: 4, Err: errors.New("no")}.Lease(),
 		"a rejection grants nothing")
 }
 

@@ -17,9 +17,15 @@ type Stats struct {
 	// LeaderChanges counts entries into Leader (upstream's
 	// leader_changes_total).
 	LeaderChanges uint64 `json:"leader_changes"`
-	// ElectionThrash counts committed MissedHeartbeats transitions, and
-	// only those (upstream's election_thrash_total).
+	// ElectionThrash counts committed MissedHeartbeats transitions but
+	// those marked ColdStart: a channel that lost the leader it had
+	// (upstream's election_thrash_total counts both).
 	ElectionThrash uint64 `json:"election_thrash"`
+	// ColdStarts counts committed MissedHeartbeats transitions marked
+	// ColdStart: the first election of a channel that has had no leader
+	// since it opened, as every node's is at a cluster's first start.
+	// ElectionThrash + ColdStarts is every committed MissedHeartbeats.
+	ColdStarts uint64 `json:"cold_starts"`
 	// InvalidPairs counts attempts rejected with an *InvalidPairError.
 	InvalidPairs uint64 `json:"invalid_pairs"`
 	// SignalMismatches counts attempts rejected with a
@@ -39,23 +45,26 @@ type Counts struct {
 	// Transitions counts committed transitions per triple of Counted(),
 	// in that order.
 	Transitions [NumCounted]uint64 `json:"transitions"`
-	// LeaderChanges, ElectionThrash, InvalidPairs, SignalMismatches and
-	// ObserverPanics are as in Stats.
+	// LeaderChanges, ElectionThrash, ColdStarts, InvalidPairs,
+	// SignalMismatches and ObserverPanics are as in Stats.
 	LeaderChanges    uint64 `json:"leader_changes"`
 	ElectionThrash   uint64 `json:"election_thrash"`
+	ColdStarts       uint64 `json:"cold_starts"`
 	InvalidPairs     uint64 `json:"invalid_pairs"`
 	SignalMismatches uint64 `json:"signal_mismatches"`
 	ObserverPanics   uint64 `json:"observer_panics"`
 }
 
 // Counts returns the counters without allocating. The commit counters
-// (Role, Generation, Transitions, LeaderChanges, ElectionThrash) are
+// (Role, Generation, Transitions, LeaderChanges, ElectionThrash,
+// ColdStarts) are
 // read together under the commit lock, so they agree with one another.
 func (c *Coordinator) Counts() Counts {
 	var n Counts
 	c.mu.Lock()
 	st := c.state.Load()
 	n.Transitions = c.committed
+	n.ColdStarts = c.coldStarts
 	c.mu.Unlock()
 	n.Role, n.Generation = Role(st), st>>8
 	for i, k := range n.Transitions {
@@ -67,6 +76,7 @@ func (c *Coordinator) Counts() Counts {
 			n.ElectionThrash += k
 		}
 	}
+	n.ElectionThrash -= n.ColdStarts
 	n.InvalidPairs = c.invalidPairs.Load()
 	n.SignalMismatches = c.signalMismatches.Load()
 	if o := c.obs.Load(); o != nil {
@@ -87,6 +97,7 @@ func (c *Coordinator) Stats() Stats {
 		Transitions:      make(map[Transition]uint64),
 		LeaderChanges:    n.LeaderChanges,
 		ElectionThrash:   n.ElectionThrash,
+		ColdStarts:       n.ColdStarts,
 		InvalidPairs:     n.InvalidPairs,
 		SignalMismatches: n.SignalMismatches,
 		ObserverPanics:   n.ObserverPanics,

@@ -127,8 +127,8 @@ func TestSubscriptionsComeAndGoUnderLoad(t *testing.T) {
 				for k := 0; k < 3; k++ {
 					r := <-s.C
 					if r.Err == nil {
-						assert.Greater(t, r.Seq, last, "in commit order")
-						last = r.Seq
+						assert.Greater(t, r.Generation, last, "in commit order")
+						last = r.Generation
 					}
 				}
 				s.Close()

@@ -78,10 +78,10 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(len(mfs), "metric families") // no transition has fired: 6 of the 7
+	fmt.Println(len(mfs), "metric families") // no transition has fired: 7 of the 8
 }
 GO
-    want="6 metric families" ;;
+    want="7 metric families" ;;
   "$core/rolefsmetcd")
     cat > main.go <<'GO'
 package main

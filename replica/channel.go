@@ -51,6 +51,9 @@ type Channel struct {
 	lease         rolefsm.Lease
 
 	leaderGone bool // the leader followed said goodbye
+	// hadLeader: the channel has followed a leader, or led, since it
+	// opened; until then its elections are cold starts (not thrash).
+	hadLeader bool
 
 	pressure bool // under disk pressure
 	parked   bool // closed or relinquished: Idle until Rejoin
@@ -291,7 +294,15 @@ func (n *Node) transition(ctx context.Context, ch *Channel, to rolefsm.Role, sig
 	if ctx.Done() != nil {
 		ctx = context.WithoutCancel(ctx)
 	}
+	if sig == rolefsm.MissedHeartbeats && !ch.hadLeader {
+		// No leader since the channel opened: a first election, which
+		// is not thrash (every node's, at a cluster's first start).
+		ctx = rolefsm.ColdStart(ctx)
+	}
 	_, err := ch.coord.Transition(ctx, to, sig)
+	if err == nil && to == rolefsm.Leader {
+		ch.hadLeader = true
+	}
 	n.wake = n.now
 	return err
 }

@@ -18,6 +18,7 @@ import (
 func (n *Node) follow(ch *Channel, id NodeID, tail uint64, claimed bool) {
 	ch.leader, ch.following, ch.leaderGone = id, true, false
 	ch.leaderTail, ch.leaderClaimed = tail, claimed
+	ch.hadLeader = ch.hadLeader || id != 0
 	ch.since, ch.claimAt, ch.contact = n.now, 0, n.now
 }
 

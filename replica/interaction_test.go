@@ -35,6 +35,8 @@ import (
 //
 // Every command prints the transitions the coordinators committed
 // meanwhile, at their fake times (ms since the start), then its output.
+// A first election with no leader heard since the channel opened is
+// marked "cold start": it is counted apart from thrash.
 func TestInteractions(t *testing.T) {
 	datadriven.Walk(t, "testdata/interaction", func(t *testing.T, path string) {
 		env := &interaction{}
@@ -92,7 +94,11 @@ func (e *interaction) run(t *testing.T, d *datadriven.TestData) string {
 		e.c = rolefsmtest.NewCluster(t, e.n, e.chans, rolefsmtest.WithHeartbeat(hb, miss),
 			rolefsmtest.WithObserver(func(node replica.NodeID, r rolefsm.Record) {
 				if r.Err == nil {
-					fmt.Fprintf(&e.log, "%5dms node %d %s: %v → %v (%v)\n", e.ms(r.At), node, r.Name, r.From, r.To, r.Signal)
+					cold := ""
+					if r.ColdStart {
+						cold = ", cold start"
+					}
+					fmt.Fprintf(&e.log, "%5dms node %d %s: %v → %v (%v%s)\n", e.ms(r.At), node, r.Name, r.From, r.To, r.Signal, cold)
 				}
 			}))
 		out.WriteString("ok\n")

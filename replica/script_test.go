@@ -243,7 +243,7 @@ func (h *harness) observe(name string) rolefsm.Observer {
 			fmt.Fprintf(&h.log, "%s: rejected: %v\n", name, rec.Err)
 			return
 		}
-		fmt.Fprintf(&h.log, "%s: %v #%d\n", name, rec.Transition, rec.Seq)
+		fmt.Fprintf(&h.log, "%s: %v #%d\n", name, rec.Transition, rec.Generation)
 	}
 }
 

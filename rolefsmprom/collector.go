@@ -8,7 +8,8 @@
 //	rolefsm_transitions_total{channel,from,to,signal}   committed transitions, per triple that has fired (every counted triple with WithAllTransitions)
 //	rolefsm_rejected_transitions_total{channel,kind}    rejected attempts: kind="invalid_pair" or "signal_mismatch"
 //	rolefsm_leader_changes_total{channel}               entries into Leader
-//	rolefsm_election_thrash_total{channel}              committed MissedHeartbeats transitions
+//	rolefsm_election_thrash_total{channel}              committed MissedHeartbeats transitions of a channel that had a leader
+//	rolefsm_cold_start_elections_total{channel}         committed MissedHeartbeats transitions marked rolefsm.ColdStart: first elections
 //	rolefsm_observer_panics_total{channel}              panics recovered from observers and the audit logger
 //	rolefsm_role{channel,role}                          1 for the current role, 0 for the others
 //	rolefsm_generation{channel}                         committed transitions so far (the fencing generation)
@@ -90,7 +91,7 @@ func newOptions(opts []Option) options {
 // collector the channel is a constant label, so that many such
 // collectors register side by side; in a Set it is a variable label.
 type descs struct {
-	transitions, rejected, leaderChanges, thrash, panics, role, generation *prometheus.Desc
+	transitions, rejected, leaderChanges, thrash, coldStarts, panics, role, generation *prometheus.Desc
 }
 
 func newDescs(ns string, constLabels prometheus.Labels, channel []string) *descs {
@@ -102,7 +103,8 @@ func newDescs(ns string, constLabels prometheus.Labels, channel []string) *descs
 		transitions:   d("transitions_total", "Committed role transitions, per permitted (from, to, signal) triple.", "from", "to", "signal"),
 		rejected:      d("rejected_transitions_total", "Rejected transition attempts, by error kind.", "kind"),
 		leaderChanges: d("leader_changes_total", "Entries into the Leader role."),
-		thrash:        d("election_thrash_total", "Committed transitions driven by MissedHeartbeats."),
+		thrash:        d("election_thrash_total", "Committed MissedHeartbeats transitions of a channel that had a leader: the leader was lost."),
+		coldStarts:    d("cold_start_elections_total", "Committed MissedHeartbeats transitions of a channel with no leader since it opened: first elections, not thrash."),
 		panics:        d("observer_panics_total", "Panics recovered from observers and the audit log handler."),
 		role:          d("role", "1 for the channel's current role, 0 for the others.", "role"),
 		generation:    d("generation", "Committed transitions so far: the fencing generation."),
@@ -110,7 +112,7 @@ func newDescs(ns string, constLabels prometheus.Labels, channel []string) *descs
 }
 
 func (d *descs) describe(ch chan<- *prometheus.Desc) {
-	for _, x := range []*prometheus.Desc{d.transitions, d.rejected, d.leaderChanges, d.thrash, d.panics, d.role, d.generation} {
+	for _, x := range []*prometheus.Desc{d.transitions, d.rejected, d.leaderChanges, d.thrash, d.coldStarts, d.panics, d.role, d.generation} {
 		ch <- x
 	}
 }

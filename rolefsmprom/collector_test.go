@@ -39,7 +39,10 @@ func ordersCoordinator(t *testing.T, name string) *rolefsm.Coordinator {
 // ordersExposition: the transitions that fired have a series, the
 // others none.
 const ordersExposition = `
-# HELP rolefsm_election_thrash_total Committed transitions driven by MissedHeartbeats.
+# HELP rolefsm_cold_start_elections_total Committed MissedHeartbeats transitions of a channel with no leader since it opened: first elections, not thrash.
+# TYPE rolefsm_cold_start_elections_total counter
+rolefsm_cold_start_elections_total{channel="orders"} 0
+# HELP rolefsm_election_thrash_total Committed MissedHeartbeats transitions of a channel that had a leader: the leader was lost.
 # TYPE rolefsm_election_thrash_total counter
 rolefsm_election_thrash_total{channel="orders"} 1
 # HELP rolefsm_generation Committed transitions so far: the fencing generation.
@@ -97,7 +100,7 @@ func TestCollectorExposition(t *testing.T) {
 	assert.Empty(t, problems)
 	all := NewCollector(c, WithAllTransitions())
 	require.NoError(t, testutil.CollectAndCompare(all, strings.NewReader(ordersAllTransitions), "rolefsm_transitions_total"))
-	assert.Equal(t, 22, testutil.CollectAndCount(all), "and the other ten series as without it")
+	assert.Equal(t, 23, testutil.CollectAndCount(all), "and the other eleven series as without it")
 
 	// Read at scrape time: a later commit shows at the next scrape.
 	_, err = c.Fire(context.Background(), rolefsm.PeerLeaderObserved)
@@ -236,10 +239,10 @@ rolefsm_role{channel="ch-2",role="Replica"} 0
 	require.NoError(t, err, "the pedantic registry accepts the set's output")
 
 	// Series stay bounded: 3 channels of their own plus the overflow,
-	// 10 series each, and a transition series for each triple that
-	// fired (three, all folded into the overflow); 22 each with every
+	// 11 series each, and a transition series for each triple that
+	// fired (three, all folded into the overflow); 23 each with every
 	// transition.
-	assert.Equal(t, 4*10+3, testutil.CollectAndCount(set))
+	assert.Equal(t, 4*11+3, testutil.CollectAndCount(set))
 	require.NoError(t, testutil.CollectAndCompare(set, strings.NewReader(`
 # HELP rolefsm_transitions_total Committed role transitions, per permitted (from, to, signal) triple.
 # TYPE rolefsm_transitions_total counter
@@ -252,7 +255,7 @@ rolefsm_transitions_total{channel="_overflow",from="Replica",signal="MissedHeart
 		_, err := all.Add(c)
 		require.NoError(t, err)
 	}
-	assert.Equal(t, 4*22, testutil.CollectAndCount(all))
+	assert.Equal(t, 4*23, testutil.CollectAndCount(all))
 
 	// Duplicates and the reserved name are refused.
 	dup, _ := rolefsm.NewCoordinator(rolefsm.WithName("ch-1"))
@@ -292,7 +295,7 @@ func TestSetWithThousandsOfChannels(t *testing.T) {
 		_, err = set.Add(c)
 		require.NoError(t, err)
 	}
-	assert.Equal(t, (DefaultMaxChannels+1)*10, testutil.CollectAndCount(set), "1024 channels and the overflow, 10 series each: no transition has fired")
+	assert.Equal(t, (DefaultMaxChannels+1)*11, testutil.CollectAndCount(set), "1024 channels and the overflow, 11 series each: no transition has fired")
 }
 
 func TestNilCoordinator(t *testing.T) {
@@ -356,7 +359,7 @@ func TestSetSendsInRegistryOrder(t *testing.T) {
 			key := m.Desc().String()
 			byFamily[key] = append(byFamily[key], strings.Join(values, "\x00"))
 		}
-		require.Len(t, byFamily, 7)
+		require.Len(t, byFamily, 8)
 		for family, series := range byFamily {
 			assert.True(t, slices.IsSorted(series), "%s: %q", family, series)
 		}

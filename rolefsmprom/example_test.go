@@ -37,12 +37,12 @@ func ExampleSet() {
 		own, err := set.Add(c)
 		fmt.Println(name, own, err)
 	}
-	// 2 channels of their own and the overflow bucket, 10 series each
-	// while no transition has fired (22 each with WithAllTransitions).
+	// 2 channels of their own and the overflow bucket, 11 series each
+	// while no transition has fired (23 each with WithAllTransitions).
 	fmt.Println(testutil.CollectAndCount(set))
 	// Output:
 	// a true <nil>
 	// b true <nil>
 	// c false <nil>
-	// 30
+	// 33
 }

@@ -112,14 +112,14 @@ func (m *metric) Write(out *dto.Metric) error {
 // sample is what one channel's series report: a coordinator's counts,
 // or the sum of several (the overflow channel), with roles counted.
 type sample struct {
-	transitions                                                   [rolefsm.NumCounted]uint64
-	invalidPairs, mismatches, leaders, thrash, panics, generation uint64
-	roles                                                         [4]float64
+	transitions                                                         [rolefsm.NumCounted]uint64
+	invalidPairs, mismatches, leaders, thrash, cold, panics, generation uint64
+	roles                                                               [4]float64
 }
 
 func (s *sample) add(n rolefsm.Counts) {
 	o := sample{transitions: n.Transitions, invalidPairs: n.InvalidPairs, mismatches: n.SignalMismatches,
-		leaders: n.LeaderChanges, thrash: n.ElectionThrash, panics: n.ObserverPanics, generation: n.Generation}
+		leaders: n.LeaderChanges, thrash: n.ElectionThrash, cold: n.ColdStarts, panics: n.ObserverPanics, generation: n.Generation}
 	if n.Role.Valid() {
 		o.roles[n.Role] = 1
 	}
@@ -135,6 +135,7 @@ func (s *sample) merge(o *sample) {
 	s.mismatches += o.mismatches
 	s.leaders += o.leaders
 	s.thrash += o.thrash
+	s.cold += o.cold
 	s.panics += o.panics
 	s.generation += o.generation
 	for r, k := range o.roles {
@@ -143,7 +144,7 @@ func (s *sample) merge(o *sample) {
 }
 
 // maxSeries is the most series one channel sends.
-const maxSeries = rolefsm.NumCounted + 2 + 3 + 4 + 1
+const maxSeries = rolefsm.NumCounted + 2 + 4 + 4 + 1
 
 // collect sends one channel's series, family by family, each in the
 // registry's order. A transition that never fired has no series unless
@@ -163,6 +164,7 @@ func (d *descs) collect(ch chan<- prometheus.Metric, s *sample, l *labels, all b
 	send(d.rejected, l.rejected[1], float64(s.mismatches), true)
 	send(d.leaderChanges, l.plain, float64(s.leaders), true)
 	send(d.thrash, l.plain, float64(s.thrash), true)
+	send(d.coldStarts, l.plain, float64(s.cold), true)
 	send(d.panics, l.plain, float64(s.panics), true)
 	for _, r := range roleOrder {
 		send(d.role, l.role[r], s.roles[r], false)

@@ -95,8 +95,8 @@ func TestInvariantCatchesInvalidRecords(t *testing.T) {
 	r := newRun(cfg, nil, hooks{})
 	require.NoError(t, r.start())
 	n := &r.nodes[0] // Replica, seq 1
-	r.observe(n, rolefsm.Record{Transition: rolefsm.Transition{From: rolefsm.Idle, To: rolefsm.Leader, Signal: rolefsm.ElectionWon}, Seq: 2})
-	r.observe(n, rolefsm.Record{Transition: rolefsm.Transition{From: rolefsm.Leader, To: rolefsm.Idle, Signal: rolefsm.ChannelClose}, Seq: 7})
+	r.observe(n, rolefsm.Record{Transition: rolefsm.Transition{From: rolefsm.Idle, To: rolefsm.Leader, Signal: rolefsm.ElectionWon}, Generation: 2})
+	r.observe(n, rolefsm.Record{Transition: rolefsm.Transition{From: rolefsm.Leader, To: rolefsm.Idle, Signal: rolefsm.ChannelClose}, Generation: 7})
 	require.Len(t, r.res.Violations, 2)
 	assert.Equal(t, InvValid, r.res.Violations[0].Invariant)
 	assert.Equal(t, "committed Idle → Leader (ElectionWon) as #2 after Replica #1 (apply: invalid replica state transition: Idle → Leader)", r.res.Violations[0].Detail)

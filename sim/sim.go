@@ -266,10 +266,10 @@ func (r *run) observe(n *node, rec rolefsm.Record) {
 		r.violate(InvNoRejection, n.num, "%v", rec.Err)
 		return
 	}
-	if _, err := rolefsm.Apply(rec.From, rec.To, rec.Signal); err != nil || rec.From != n.role || rec.Seq != n.seq+1 {
-		r.violate(InvValid, n.num, "committed %v as #%d after %v #%d (apply: %v)", rec.Transition, rec.Seq, n.role, n.seq, err)
+	if _, err := rolefsm.Apply(rec.From, rec.To, rec.Signal); err != nil || rec.From != n.role || rec.Generation != n.seq+1 {
+		r.violate(InvValid, n.num, "committed %v as #%d after %v #%d (apply: %v)", rec.Transition, rec.Generation, n.role, n.seq, err)
 	}
-	n.role, n.seq = rec.To, rec.Seq
+	n.role, n.seq = rec.To, rec.Generation
 	res := &r.res
 	res.Transitions++
 	res.bySignal[rec.Signal]++

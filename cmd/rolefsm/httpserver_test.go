@@ -225,7 +225,7 @@ func TestHTTPServerErrorsAreNotAuditLines(t *testing.T) {
 	assert.Equal(t, "http", server["component"])
 	assert.Equal(t, "WARN", server["level"])
 	assert.Contains(t, server["msg"], "http: superfluous response.WriteHeader call")
-	for _, field := range []string{"to", "signal", "from", "seq", "name"} {
+	for _, field := range []string{"to", "signal", "from", "generation", "name"} {
 		assert.NotContains(t, server, field, "an audit field in the server's line")
 	}
 

@@ -30,9 +30,11 @@ type replayLine struct {
 	To     *string `json:"to"`
 	Signal *string `json:"signal"`
 	From   *string `json:"from"`
-	Seq    *uint64 `json:"seq"`
+	Gen    *uint64 `json:"generation"`
+	OldGen *uint64 `json:"seq"` // the audit log's name for it before v0.1.0
 	Name   *string `json:"name"`
 	Error  *string `json:"error"`
+	Cold   bool    `json:"cold_start"`
 }
 
 // replayError is a malformed line: it stops the replay with exit 2.
@@ -49,7 +51,7 @@ Replays JSON lines through a Coordinator and prints each step and the
 final stats. A line is either a step, {"to":"Candidate","signal":"MissedHeartbeats"},
 or an audit line as the coordinator's logger writes it with
 slog.NewJSONHandler. For audit lines, "from" must match the replayed role
-and "seq" must be the generation the commit reaches; recorded rejections
+and "generation" ("seq" in logs written before v0.1.0) must be the one the commit reaches; recorded rejections
 (lines with an "error") are reported and skipped; other log lines (no
 "to" and no "signal") are skipped. A log of several channels needs
 -name. Exit 0 when every step commits, 1 at the first rejected or
@@ -189,7 +191,11 @@ func replay(in io.Reader, start *rolefsm.Role, name string, stdout io.Writer) (i
 			fmt.Fprintf(stdout, "line %d: inconsistent: the log says from %v, the replay is in %v\n", lineNo, *from, c.Role())
 			return stop("inconsistent", fmt.Errorf("the log says from %v, the replay is in %v: a line is missing or out of order", *from, c.Role()))
 		}
-		t, err := c.Transition(ctx, to, sig)
+		stepCtx := ctx
+		if l.Cold {
+			stepCtx = rolefsm.ColdStart(ctx) // counted as the node counted it
+		}
+		t, err := c.Transition(stepCtx, to, sig)
 		if err != nil {
 			fmt.Fprintf(stdout, "line %d: rejected: %v\n", lineNo, err)
 			return stop("rejected", err)
@@ -198,9 +204,9 @@ func replay(in io.Reader, start *rolefsm.Role, name string, stdout io.Writer) (i
 		gen := c.Lease().Generation
 		fmt.Fprintf(stdout, "line %d: %v ok, generation %d\n", lineNo, t, gen)
 		committed := t.From != rolefsm.Idle || t.To != rolefsm.Idle // the idempotent close commits nothing
-		if l.Seq != nil && *l.Seq != gen && committed {
-			fmt.Fprintf(stdout, "line %d: inconsistent: the log says seq %d, the replay reached generation %d\n", lineNo, *l.Seq, gen)
-			return stop("inconsistent", fmt.Errorf("the log says seq %d, the replay reached generation %d", *l.Seq, gen))
+		if l.Gen != nil && *l.Gen != gen && committed {
+			fmt.Fprintf(stdout, "line %d: inconsistent: the log says generation %d, the replay reached %d\n", lineNo, *l.Gen, gen)
+			return stop("inconsistent", fmt.Errorf("the log says generation %d, the replay reached %d", *l.Gen, gen))
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -263,12 +269,15 @@ func parseLine(raw []byte) (replayLine, error) {
 		return l, fmt.Errorf("not valid JSON at byte %d: %w", syntax.Offset, syntax)
 	case errors.As(err, &typ):
 		want := "a string"
-		if typ.Field == "seq" {
+		if typ.Field == "generation" || typ.Field == "seq" {
 			want = "a whole number, 0 or more"
 		}
 		return l, fmt.Errorf("%q is %s, want %s", typ.Field, jsonKind(typ.Value), want)
 	case err != nil:
 		return l, fmt.Errorf("not valid JSON: %w", err)
+	}
+	if l.Gen == nil {
+		l.Gen = l.OldGen
 	}
 	return l, nil
 }
@@ -286,6 +295,8 @@ func jsonKind(v string) string {
 		return "an array"
 	case v == "object":
 		return "an object"
+	case v == "string":
+		return "a string"
 	}
 	return v
 }
@@ -293,7 +304,8 @@ func jsonKind(v string) string {
 // printStats prints the coordinator's final stats.
 func printStats(w io.Writer, c *rolefsm.Coordinator) {
 	st := c.Stats()
-	fmt.Fprintf(w, "role: %v\ngeneration: %d\nleader changes: %d\nelection thrash: %d\n", st.Role, st.Generation, st.LeaderChanges, st.ElectionThrash)
+	fmt.Fprintf(w, "role: %v\ngeneration: %d\nleader changes: %d\nelection thrash: %d\ncold starts: %d\n",
+		st.Role, st.Generation, st.LeaderChanges, st.ElectionThrash, st.ColdStarts)
 	keys := make([]rolefsm.Transition, 0, len(st.Transitions))
 	for t := range st.Transitions {
 		keys = append(keys, t)

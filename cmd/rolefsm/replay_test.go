@@ -17,7 +17,7 @@ import (
 func TestReplaySteps(t *testing.T) {
 	in := `{"to":"Replica","signal":"CapabilitySelected"}
 
-{"to":"Candidate","signal":"MissedHeartbeats"}
+{"to":"Candidate","signal":"MissedHeartbeats","cold_start":true}
 {"to":"Leader","signal":"ElectionWon"}
 {"to":"Idle","signal":"ChannelClose"}
 {"to":"Idle","signal":"ChannelClose"}
@@ -33,7 +33,8 @@ line 6: Idle → Idle (ChannelClose) ok, generation 4
 role: Idle
 generation: 4
 leader changes: 1
-election thrash: 1
+election thrash: 0
+cold starts: 1
 transitions:
   Candidate → Leader (ElectionWon): 1
   Idle → Replica (CapabilitySelected): 1
@@ -137,11 +138,11 @@ func TestReplayAuditLogInconsistencies(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "line 2: the log says from Candidate, the replay is in Replica")
 
-	// A seq that the replay does not reach.
-	tampered := strings.Replace(lines[1], `"seq":2`, `"seq":7`, 1)
+	// A generation that the replay does not reach.
+	tampered := strings.Replace(lines[1], `"generation":2`, `"generation":7`, 1)
 	code, _, errOut = runCLI(lines[0]+tampered, "replay", "-")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, errOut, "line 2: the log says seq 7, the replay reached generation 2")
+	assert.Contains(t, errOut, "line 2: the log says generation 7, the replay reached 2")
 }
 
 func TestReplayName(t *testing.T) {
@@ -175,6 +176,7 @@ func TestReplayMalformed(t *testing.T) {
 		"bad from":       {`{"from":"X","to":"Replica","signal":"CapabilitySelected"}`, `line 1: unknown role "X"`},
 		"non-UTF-8":      {"{\"to\":\"\xff\xfe\",\"signal\":\"ChannelClose\"}", "line 1: unknown role"},
 		"negative seq":   {`{"to":"Replica","signal":"CapabilitySelected","seq":-1}`, `line 1: "seq" is -1, want a whole number, 0 or more`},
+		"bad generation": {`{"to":"Replica","signal":"CapabilitySelected","generation":"one"}`, `line 1: "generation" is a string, want a whole number, 0 or more`},
 		"huge role name": {`{"to":"` + strings.Repeat("R", 100000) + `","signal":"ChannelClose"}`, "(100000 bytes)"},
 	}
 	for name, c := range cases {
