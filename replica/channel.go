@@ -51,6 +51,7 @@ type Channel struct {
 	lease         rolefsm.Lease
 
 	leaderGone bool // the leader followed said goodbye
+	leaderLeft bool // the leader followed spoke as a non-Leader since its latest claim
 	// hadLeader: the channel has followed a leader, or led, since it
 	// opened; until then its elections are cold starts (not thrash).
 	hadLeader bool

@@ -16,14 +16,14 @@ import (
 )
 
 func (n *Node) follow(ch *Channel, id NodeID, tail uint64, claimed bool) {
-	ch.leader, ch.following, ch.leaderGone = id, true, false
+	ch.leader, ch.following, ch.leaderGone, ch.leaderLeft = id, true, false, false
 	ch.leaderTail, ch.leaderClaimed = tail, claimed
 	ch.hadLeader = ch.hadLeader || id != 0
 	ch.since, ch.claimAt, ch.contact = n.now, 0, n.now
 }
 
 func (n *Node) waitForLeader(ch *Channel) {
-	ch.leader, ch.following, ch.leaderGone = 0, false, false
+	ch.leader, ch.following, ch.leaderGone, ch.leaderLeft = 0, false, false, false
 	ch.leaderTail, ch.leaderClaimed = 0, false
 	ch.since, ch.claimAt, ch.contact = n.now, 0, n.now
 }
@@ -68,7 +68,7 @@ func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
 			// the next claim from anyone is followed at once. If it
 			// says goodbye, there is no leader to wait for: the
 			// channel stands on its next Tick.
-			ch.leaderClaimed = false
+			ch.leaderClaimed, ch.leaderLeft = false, true
 			ch.leaderGone = e.Role == rolefsm.Idle
 			if ch.leaderGone {
 				n.wake = n.now
@@ -80,7 +80,7 @@ func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
 		// The backend names the leader: a claim only refreshes the
 		// leader's tail when it comes from the node followed.
 		if ch.following && ch.leader == id {
-			ch.leaderTail, ch.leaderClaimed = e.Tail, true
+			ch.leaderTail, ch.leaderClaimed, ch.leaderLeft = e.Tail, true, false
 			ch.claimAt, ch.contact = n.now, n.now
 		}
 		return
@@ -88,7 +88,7 @@ func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
 	switch ch.coord.Role() {
 	case rolefsm.Replica:
 		if ch.following && ch.leader == id {
-			ch.leaderTail, ch.leaderClaimed = e.Tail, true
+			ch.leaderTail, ch.leaderClaimed, ch.leaderLeft = e.Tail, true, false
 			ch.claimAt, ch.contact = n.now, n.now
 			return
 		}

@@ -15,7 +15,9 @@ type Status struct {
 	Generation uint64
 	Tail       uint64
 	// Leader is the node the channel follows as leader: the node itself
-	// when it leads, 0 when it follows nobody.
+	// when it leads, 0 when it follows nobody: a Candidate, an Idle
+	// channel, or a Replica whose leader has spoken as a non-Leader since
+	// its latest claim (it stepped down or said goodbye).
 	Leader NodeID
 	// LeaderTail is the tail the followed leader last reported, and
 	// LeaderClaimed whether it has claimed Leader since it was followed
@@ -96,7 +98,9 @@ func (ch *Channel) Status() Status {
 	switch {
 	case l.Role == rolefsm.Leader:
 		s.Leader = n.id
-	case ch.following:
+	case l.Role == rolefsm.Replica && ch.following && !ch.leaderLeft:
+		// A Candidate follows nobody; nor does a Replica whose leader
+		// has since spoken as a non-Leader (stepped down, said goodbye).
 		s.Leader = ch.leader
 	}
 	return s

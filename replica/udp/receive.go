@@ -37,16 +37,29 @@ func (t *Transport) read(countsDrops bool) {
 		t.recv.Add(1)
 		t.recvBytes.Add(uint64(n))
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
-		t.mu.Lock()
-		from, in, r, ok := t.handle(t.now(), src, buf[:n])
-		t.mu.Unlock()
-		switch {
-		case !ok:
-			t.dropped[r].Add(1)
-		case from != 0 && !t.in.push(from, in):
+		if from, in, _, ok := t.receive(t.now(), src, buf[:n]); ok && from != 0 && !t.in.push(from, in) {
 			t.dropped[InboxFull].Add(1)
 		}
 	}
+}
+
+// receive handles one datagram from src under t.mu and counts it: a
+// drop by its reason (and against the peer whose configured address
+// src is), a delivery against its sender.
+func (t *Transport) receive(now time.Time, src netip.AddrPort, d []byte) (replica.NodeID, replica.Inbound, Reason, bool) {
+	t.mu.Lock()
+	from, in, r, ok := t.handle(now, src, d)
+	switch p := t.byAddr[src]; {
+	case !ok && p != nil:
+		p.dropped[r]++
+	case ok && from != 0:
+		t.peers[from].delivered++
+	}
+	t.mu.Unlock()
+	if !ok {
+		t.dropped[r].Add(1)
+	}
+	return from, in, r, ok
 }
 
 // handle acts on one datagram from src: it returns the batch to

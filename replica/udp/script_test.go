@@ -45,6 +45,7 @@ import (
 //	inject to=S from=A         send the hex bytes of the input, from A
 //	advance D                  move the clock
 //	stats name=S               the process's non-zero counters
+//	peers name=S               what the process knows of each peer (Transport.Peers)
 //
 // Every command prints what the processes logged, then its own output.
 func TestScripts(t *testing.T) {
@@ -184,12 +185,9 @@ func (w *wireNet) deliverOne(g dgram) string {
 	if w.capture {
 		w.captured = append(w.captured, g)
 	}
-	p.t.mu.Lock()
-	from, in, r, ok := p.t.handle(w.now, g.from, g.d)
-	p.t.mu.Unlock()
+	from, in, r, ok := p.t.receive(w.now, g.from, g.d)
 	switch {
 	case !ok:
-		p.t.dropped[r].Add(1)
 		return head + "dropped " + r.String()
 	case from == 0:
 		return head + "ok"
@@ -408,6 +406,20 @@ func (w *wireNet) run(t *testing.T, d *datadriven.TestData) string {
 		fmt.Fprintf(out, "handshakes sent=%d answered=%d completed=%d\n", s.HandshakesSent, s.HandshakesAnswered, s.HandshakesCompleted)
 		if s.DuplicateIdentity != 0 {
 			fmt.Fprintf(out, "duplicate identity: %d\n", s.DuplicateIdentity)
+		}
+	case "peers":
+		p := w.proc(t, d, "name")
+		for _, ps := range p.t.Peers() {
+			fmt.Fprintf(out, "peer %d at %s: session=%t handshakes=%d boots=%d delivered=%d", ps.ID, ps.Addr, ps.Session, ps.Handshakes, ps.Boots, ps.Delivered)
+			if ps.From != "" && ps.From != ps.Addr {
+				fmt.Fprintf(out, " from=%s", ps.From)
+			}
+			for _, r := range Reasons() {
+				if ps.Dropped[r] != 0 {
+					fmt.Fprintf(out, " %s=%d", r, ps.Dropped[r])
+				}
+			}
+			out.WriteString("\n")
 		}
 	default:
 		t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)

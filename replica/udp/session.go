@@ -82,6 +82,8 @@ type peer struct {
 	counter    uint64    // insecure: the next counter to send with
 	warned     [numWarnings]warning
 	limiter    bucket // handshakes from its configured address, and responses to ours
+	dropped    [NumReasons]uint64 // datagrams from its configured address dropped, by reason
+	delivered  uint64             // batches of its delivered
 }
 
 // echo is the latest send time heard from a peer, and when it arrived

@@ -329,6 +329,53 @@ func (t *Transport) Close() error {
 // never 0.
 func (t *Transport) clock(now time.Time) uint64 { return uint64(max(now.Sub(t.start), 0)) + 1 }
 
+// PeerStats is what the transport knows of one peer: enough to tell a
+// peer that was never heard (a wrong address or port, a firewall) from
+// one that is heard but fails authentication (another cluster's key, a
+// rotated key not configured) or one heard from elsewhere.
+type PeerStats struct {
+	ID   replica.NodeID
+	Addr string // its configured address
+	// From is the address its latest authenticated datagram came from
+	// ("" if none came).
+	From string
+	// Session reports whether a session with it is confirmed (with
+	// Insecure: whether it was heard).
+	Session bool
+	// Handshakes counts this node's initiations to it that went
+	// unanswered in a row (0 once one is answered).
+	Handshakes int
+	// Boots counts the boots of it heard (Batch.Incarnation).
+	Boots uint64
+	// Delivered counts its batches delivered.
+	Delivered uint64
+	// Dropped counts the datagrams from its configured address that
+	// were dropped, by reason (Dropped[BadTag] are authentication
+	// failures).
+	Dropped [NumReasons]uint64
+}
+
+// Peers returns every configured peer, by id.
+func (t *Transport) Peers() []PeerStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ps := make([]PeerStats, 0, len(t.order))
+	for _, p := range t.order {
+		s := PeerStats{ID: p.id, Addr: p.addr.String(), Handshakes: p.attempts, Boots: p.epoch,
+			Delivered: p.delivered, Dropped: p.dropped}
+		if p.from.IsValid() {
+			s.From = p.from.String()
+		}
+		if t.cfg.Insecure {
+			s.Session = p.delivered > 0
+		} else {
+			s.Session = p.current != nil
+		}
+		ps = append(ps, s)
+	}
+	return ps
+}
+
 // Stats returns the transport's counters.
 func (t *Transport) Stats() Stats {
 	s := Stats{
