@@ -81,7 +81,7 @@ type peer struct {
 	lastRejoin time.Time // the latest handshake a notice made this node start
 	counter    uint64    // insecure: the next counter to send with
 	warned     [numWarnings]warning
-	limiter    bucket // handshakes from its configured address, and responses to ours
+	limiter    bucket             // handshakes from its configured address, and responses to ours
 	dropped    [NumReasons]uint64 // datagrams from its configured address dropped, by reason
 	delivered  uint64             // batches of its delivered
 }
