@@ -68,6 +68,9 @@ var (
 	// ErrRunning is returned by Run when the elector already runs or
 	// has run.
 	ErrRunning = errors.New("rolefsmetcd: elector already ran")
+	// ErrNoSession is returned by Ready while the node holds no
+	// session it may act on.
+	ErrNoSession = errors.New("rolefsmetcd: no etcd session")
 )
 
 func (c *Config) fill() error {

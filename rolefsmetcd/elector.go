@@ -112,6 +112,20 @@ func (e *Elector) Stats() Stats {
 	}
 }
 
+// Ready returns nil while the node may act on its session (the latest
+// keep-alive that succeeded was sent less than TTL − Margin ago), for a
+// readiness probe (server.Server.Ready asks it); otherwise an error
+// matching ErrNoSession.
+func (e *Elector) Ready() error {
+	switch {
+	case e.lease.Load() == 0:
+		return fmt.Errorf("%w: none granted", ErrNoSession)
+	case !e.valid.valid(e.now()):
+		return fmt.Errorf("%w: no keep-alive succeeded within TTL − Margin (%v)", ErrNoSession, e.cfg.TTL-e.cfg.Margin)
+	}
+	return nil
+}
+
 // Token returns the fencing token of the channel's current term, if
 // the node leads it. It is there before the ElectionWon commit, so an
 // observer of that record can read it.

@@ -2,6 +2,8 @@ package rolefsmetcd
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +90,27 @@ func TestViewKeys(t *testing.T) {
 	v.del([]byte("/p/a/2"))
 	if _, _, ok := v.leader("a"); ok || len(v.chans) != 0 {
 		t.Errorf("a leader with no key: %v", v.chans)
+	}
+}
+
+// TestReady: ready only on a session the node may act on, by the
+// elector's clock.
+func TestReady(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e := &Elector{cfg: Config{TTL: 10 * time.Second, Margin: 2 * time.Second, Now: func() time.Time { return now }}}
+	e.valid = validity{ttl: e.cfg.TTL, margin: e.cfg.Margin}
+	err := e.Ready()
+	if !errors.Is(err, ErrNoSession) || err.Error() != "rolefsmetcd: no etcd session: none granted" {
+		t.Fatalf("before a grant: %v", err)
+	}
+	e.lease.Store(0x2a)
+	e.valid.renewed(now, e.cfg.TTL)
+	if err := e.Ready(); err != nil {
+		t.Fatalf("just granted: %v", err)
+	}
+	now = now.Add(8 * time.Second)
+	if err := e.Ready(); !errors.Is(err, ErrNoSession) || !strings.Contains(err.Error(), "within TTL − Margin (8s)") {
+		t.Fatalf("8 s after the last keep-alive's send: %v", err)
 	}
 }
 

@@ -86,6 +86,9 @@ type Election interface {
 	Leave(ctx context.Context) error
 }
 
+// A backend that also has a method Ready() error (rolefsmetcd's
+// Elector does) is asked by Server.Ready.
+
 // ErrBadConfig is matched by every configuration error of New.
 var ErrBadConfig = errors.New("server: bad configuration")
 
@@ -275,32 +278,6 @@ func (s *Server) Close() error {
 		return replica.ErrRunning
 	}
 	return s.tr.Close()
-}
-
-// Status is the node's view of itself.
-type Status struct {
-	ID replica.NodeID
-	// Insecure says the node runs without keys; PublicKey is its key
-	// otherwise.
-	Insecure  bool
-	PublicKey udp.PublicKey
-	// Channels are the channels, in the order of Config.Channels.
-	Channels []replica.Status
-}
-
-// Status reads every channel's state, under the driver's lock.
-func (s *Server) Status() Status {
-	st := Status{ID: s.cfg.ID, Insecure: s.cfg.Insecure, PublicKey: s.tr.PublicKey(),
-		Channels: make([]replica.Status, 0, len(s.cfg.Channels))}
-	_ = s.driver.Do(func(n *replica.Node, _ time.Time) error {
-		for _, name := range s.cfg.Channels {
-			if cs, err := n.Status(name); err == nil {
-				st.Channels = append(st.Channels, cs)
-			}
-		}
-		return nil
-	})
-	return st
 }
 
 // Addr returns the UDP address the node listens on.

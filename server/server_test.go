@@ -119,7 +119,21 @@ func TestServersElectFailOverAndEndTerms(t *testing.T) {
 		assert.True(t, servers[tm.node-1].Coordinator(tm.channel).Holds(tm.lease), "the term's lease holds")
 	}
 	first := leaders["orders"]
+	await(t, "every server ready", func() bool {
+		for _, s := range servers {
+			if s.Ready() != nil {
+				return false
+			}
+		}
+		return true
+	})
 	st := servers[first.node-1].Status()
+	require.Len(t, st.Peers, 2)
+	for _, p := range st.Peers {
+		assert.True(t, p.Heard && p.Healthy && p.Transport.Session, "peer %d: %+v", p.ID, p)
+		assert.Equal(t, p.ID, p.Transport.ID)
+		assert.Zero(t, p.Transport.Handshakes)
+	}
 	assert.Equal(t, first.node, st.ID)
 	assert.Equal(t, servers[first.node-1].Transport().PublicKey(), st.PublicKey)
 	require.Len(t, st.Channels, 2)
@@ -158,6 +172,59 @@ func TestServersElectFailOverAndEndTerms(t *testing.T) {
 		assert.Positive(t, st.DatagramsReceived)
 	}
 }
+
+// await polls cond every 10 ms for up to bound.
+func await(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(bound); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+	}
+}
+
+// TestNotReadyAlone: a server whose one peer never answers elects
+// itself but is not ready, and its status says why: the peer was never
+// heard, no session, its handshakes unanswered. A backend's readiness
+// counts too.
+func TestNotReadyAlone(t *testing.T) {
+	cfg := configs(t, 2, nil, nil)[0]
+	cfg.OnStartedLeading = nil
+	s, err := New(cfg)
+	require.NoError(t, err)
+	err = s.Ready()
+	require.ErrorIs(t, err, ErrNotReady)
+	assert.EqualError(t, err, "server: not ready: no peer heard within the heartbeat timeout (of 1); no leader on orders, payments")
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	await(t, "it leads both channels alone", func() bool {
+		st := s.Status()
+		return st.Channels[0].Role == rolefsm.Leader && st.Channels[1].Role == rolefsm.Leader && st.Peers[0].Transport.Handshakes > 1
+	})
+	assert.EqualError(t, s.Ready(), "server: not ready: no peer heard within the heartbeat timeout (of 1)")
+	p := s.Status().Peers[0]
+	assert.False(t, p.Heard)
+	assert.False(t, p.Transport.Session)
+	assert.Equal(t, cfg.Peers[2].Addr, p.Transport.Addr)
+	stop()
+	require.NoError(t, <-done)
+
+	cfg = configs(t, 1, nil, nil)[0]
+	cfg.OnStartedLeading = nil
+	cfg.Election = func(*replica.Driver) (Election, error) { return readyElection{errors.New("no etcd session")}, nil }
+	s, err = New(cfg)
+	require.NoError(t, err)
+	assert.EqualError(t, s.Ready(), "server: not ready: no leader on orders, payments; no etcd session")
+	require.NoError(t, s.Close())
+}
+
+// readyElection is a backend that reports readiness.
+type readyElection struct{ err error }
+
+func (readyElection) Run(ctx context.Context) error { <-ctx.Done(); return nil }
+func (readyElection) Leave(context.Context) error   { return nil }
+func (r readyElection) Ready() error                { return r.err }
 
 // fakeElection records what the server asks of it.
 type fakeElection struct {

@@ -10,6 +10,7 @@
 //	rolefsm pubkey -key-file FILE   print a private key file's public key
 //	rolefsm node -id N -listen ADDR -peers ID=ADDR@PUBLICKEY,... -channels LIST -key-file FILE [-http ADDR]
 //	                                run one replica node over UDP (see "rolefsm node -h")
+//	rolefsm status HOST:PORT...     one table of the cluster, from each node's -http address
 //	rolefsm version                 print the module versions the binary was built from
 //
 // Names are matched without regard to case. A name that is not a role
@@ -58,6 +59,7 @@ commands:
   pubkey -key-file FILE   print the public key of a node's private key file
   node -id N -listen ADDR -peers ID=ADDR@PUBLICKEY,... -channels LIST -key-file FILE [-http ADDR]
                           run one replica node: UDP heartbeats, GET /status and /metrics
+  status HOST:PORT...     one table of the cluster from every node's GET /status
   version                 print the versions of the modules the binary was built from
 
 Run "rolefsm <command> -h" for a command's options.
@@ -85,6 +87,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runNode(args[1:], stdout, stderr)
 	case "version":
 		return runVersion(args[1:], stdout, stderr)
+	case "status":
+		return runStatus(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

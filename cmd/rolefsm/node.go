@@ -184,6 +184,17 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			w.Header().Set("Content-Type", "application/json")
 			_ = json.NewEncoder(w).Encode(status(s, el))
 		})
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "ok\n") // the process serves
+		})
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if err := s.Ready(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, userError(err)+"\n")
+				return
+			}
+			_, _ = io.WriteString(w, "ready\n")
+		})
 		srv, ln = newHTTPServer(ln, mux, defaultHTTPLimits, logger)
 		httpAddr = ln.Addr().String()
 		go func() {
@@ -224,6 +235,7 @@ type nodeStatus struct {
 	Insecure  bool            `json:"insecure"`
 	PublicKey string          `json:"public_key,omitempty"`
 	Channels  []channelStatus `json:"channels"`
+	Peers     []peerStatus    `json:"peers"`
 	// Etcd is there with -election etcd only.
 	Etcd *rolefsmetcd.Stats `json:"etcd,omitempty"`
 }
@@ -236,6 +248,29 @@ type channelStatus struct {
 	Tail       uint64         `json:"tail"`
 	// Token is the etcd fencing token of a leader's term (-election etcd).
 	Token *rolefsmetcd.Token `json:"token,omitempty"`
+}
+
+// peerStatus is one peer in GET /status: whether it was ever heard,
+// and if not, what came from its address.
+type peerStatus struct {
+	ID   replica.NodeID `json:"id"`
+	Addr string         `json:"addr"`
+	// Heard says a batch of its ever arrived; LastHeard is when the
+	// latest did, Healthy whether that was within the heartbeat
+	// timeout.
+	Heard     bool       `json:"heard"`
+	LastHeard *time.Time `json:"last_heard,omitempty"`
+	Healthy   bool       `json:"healthy"`
+	// RTTms is the latest round trip measured, in milliseconds.
+	RTTms *float64 `json:"rtt_ms,omitempty"`
+	// Session says a session with it is up; HandshakesUnanswered counts
+	// this node's initiations to it unanswered in a row.
+	Session              bool `json:"session"`
+	HandshakesUnanswered int  `json:"handshakes_unanswered"`
+	// AuthFailures counts the datagrams from its address that failed
+	// authentication; Dropped every drop from its address, by reason.
+	AuthFailures uint64            `json:"auth_failures"`
+	Dropped      map[string]uint64 `json:"dropped"`
 }
 
 func status(s *server.Server, el *rolefsmetcd.Elector) nodeStatus {
@@ -256,6 +291,26 @@ func status(s *server.Server, el *rolefsmetcd.Elector) nodeStatus {
 			}
 		}
 		st.Channels = append(st.Channels, cs)
+	}
+	st.Peers = make([]peerStatus, 0, len(ss.Peers))
+	for _, p := range ss.Peers {
+		ps := peerStatus{ID: p.ID, Addr: p.Transport.Addr, Heard: p.Heard, Healthy: p.Healthy,
+			Session: p.Transport.Session, HandshakesUnanswered: p.Transport.Handshakes,
+			AuthFailures: p.Transport.Dropped[udp.BadTag], Dropped: map[string]uint64{}}
+		if p.Heard {
+			at := p.LastHeard.UTC()
+			ps.LastHeard = &at
+		}
+		if p.HasRTT {
+			ms := float64(p.RTT.Microseconds()) / 1000
+			ps.RTTms = &ms
+		}
+		for _, r := range udp.Reasons() {
+			if n := p.Transport.Dropped[r]; n > 0 {
+				ps.Dropped[r.String()] = n
+			}
+		}
+		st.Peers = append(st.Peers, ps)
 	}
 	return st
 }

@@ -242,7 +242,7 @@ func TestNodeProcessesFailOver(t *testing.T) {
 	require.NoError(t, err)
 	var shape map[string]any
 	require.NoError(t, json.Unmarshal(body, &shape))
-	assert.ElementsMatch(t, []string{"id", "insecure", "public_key", "channels"}, keys(shape))
+	assert.ElementsMatch(t, []string{"id", "insecure", "public_key", "channels", "peers"}, keys(shape))
 	assert.Equal(t, 1.0, shape["id"])
 	assert.Equal(t, false, shape["insecure"])
 	assert.Equal(t, c.Keys[1].Public().String(), shape["public_key"])
