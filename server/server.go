@@ -23,6 +23,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rolefsm/rolefsm"
@@ -105,6 +106,8 @@ type Server struct {
 	terms   map[string]context.CancelFunc // the channels led, and how to end their term's context
 	running sync.WaitGroup                // OnStartedLeading calls
 	ran     bool
+
+	lonelyAt atomic.Int64 // the latest warning of lonely's, UnixNano
 }
 
 // New builds the node: it listens, opens every channel, and builds the
@@ -145,6 +148,9 @@ func New(cfg Config) (*Server, error) {
 		if cfg.OnStartedLeading != nil {
 			opts = append(opts, rolefsm.WithObserver(s.observe))
 		}
+		if len(cfg.Peers) > 0 {
+			opts = append(opts, rolefsm.WithObserver(s.lonely))
+		}
 		if err := s.node.Open(context.Background(), now, replica.ChannelConfig{Name: name, Replicas: replicas, Options: opts}); err != nil {
 			return fail(err)
 		}
@@ -181,6 +187,33 @@ func (s *Server) observe(_ context.Context, r rolefsm.Record) {
 			s.cfg.OnStartedLeading(ctx, r.Name, r.Lease())
 		}()
 	}
+}
+
+// LonelyWarnInterval is the least time between two of a server's
+// warnings that it took office without ever hearing a peer.
+const LonelyWarnInterval = time.Minute
+
+// lonely warns, at most once a LonelyWarnInterval, when the node takes
+// office on a channel while no peer has ever been heard: with a wrong
+// address, port or key in its peers' configuration (or theirs), every
+// node of a cluster elects itself. The transport is asked, not the node:
+// an observer runs under the driver's lock.
+func (s *Server) lonely(_ context.Context, r rolefsm.Record) {
+	if r.Err != nil || r.To != rolefsm.Leader {
+		return
+	}
+	for _, p := range s.tr.Peers() {
+		if p.Delivered > 0 {
+			return
+		}
+	}
+	now := time.Now()
+	if last := s.lonelyAt.Load(); last != 0 && now.Sub(time.Unix(0, last)) < LonelyWarnInterval {
+		return
+	}
+	s.lonelyAt.Store(now.UnixNano())
+	s.log.Warn("took office without ever hearing a peer: check the peers' addresses and keys here and theirs of this node (rolefsm status shows who hears whom)",
+		"channel", r.Name, "peers", len(s.cfg.Peers))
 }
 
 // Run runs the node until ctx ends, then leaves gracefully: the
