@@ -2,6 +2,7 @@ package rolefsmprom
 
 import (
 	"errors"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,10 @@ import (
 //	rolefsm_transport_handshakes_total{kind}     sent, answered, completed
 //	rolefsm_transport_duplicate_identity_total   two processes found speaking with one node's key
 //	rolefsm_transport_insecure                   1 if the transport runs without keys
+//	rolefsm_transport_peer_session{peer}         1 while a session with the peer is up (insecure: once heard)
+//	rolefsm_transport_peer_delivered_total{peer} the peer's batches delivered
+//	rolefsm_transport_peer_auth_failures_total{peer}
+//	                                             datagrams from the peer's address that failed authentication
 //
 // Every reason's series is there from the first scrape, at zero until
 // a datagram is dropped for it, so that an alert on a rate sees it
@@ -40,6 +45,9 @@ func NewTransportCollector(t *udp.Transport, opts ...Option) prometheus.Collecto
 		handshakes:    d("handshakes_total", "Handshakes: initiations sent, initiations answered, and ours completed.", "kind"),
 		duplicates:    d("duplicate_identity_total", "Times two processes were found speaking with one node's key (a peer's, or this node's)."),
 		insecure:      d("insecure", "1 if the transport runs without keys: unauthenticated, in the clear."),
+		peerSession:   d("peer_session", "1 while a session with the peer is up (without keys: once it was heard).", "peer"),
+		peerDelivered: d("peer_delivered_total", "The peer's batches delivered.", "peer"),
+		peerAuth:      d("peer_auth_failures_total", "Datagrams from the peer's configured address that failed authentication.", "peer"),
 	}
 }
 
@@ -47,11 +55,12 @@ type transportCollector struct {
 	t                                                 *udp.Transport
 	sent, received, bytesSent, bytesReceived, dropped *prometheus.Desc
 	kernel, handshakes, duplicates, insecure          *prometheus.Desc
+	peerSession, peerDelivered, peerAuth              *prometheus.Desc
 }
 
 func (x *transportCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{x.sent, x.received, x.bytesSent, x.bytesReceived, x.dropped,
-		x.kernel, x.handshakes, x.duplicates, x.insecure} {
+		x.kernel, x.handshakes, x.duplicates, x.insecure, x.peerSession, x.peerDelivered, x.peerAuth} {
 		ch <- d
 	}
 }
@@ -82,6 +91,16 @@ func (x *transportCollector) Collect(ch chan<- prometheus.Metric) {
 		insecure = 1
 	}
 	ch <- prometheus.MustNewConstMetric(x.insecure, prometheus.GaugeValue, insecure)
+	for _, p := range x.t.Peers() {
+		id := strconv.FormatUint(uint64(p.ID), 10)
+		up := 0.0
+		if p.Session {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(x.peerSession, prometheus.GaugeValue, up, id)
+		counter(x.peerDelivered, p.Delivered, id)
+		counter(x.peerAuth, p.Dropped[udp.BadTag], id)
+	}
 }
 
 // DriverErrors counts, by reason, what a replica.Driver reports through

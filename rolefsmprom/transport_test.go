@@ -96,6 +96,15 @@ rolefsm_transport_insecure 1
 # HELP rolefsm_transport_kernel_drops_total Datagrams the kernel dropped because the socket's buffer was full.
 # TYPE rolefsm_transport_kernel_drops_total counter
 rolefsm_transport_kernel_drops_total 0
+# HELP rolefsm_transport_peer_auth_failures_total Datagrams from the peer's configured address that failed authentication.
+# TYPE rolefsm_transport_peer_auth_failures_total counter
+rolefsm_transport_peer_auth_failures_total{peer="1"} 0
+# HELP rolefsm_transport_peer_delivered_total The peer's batches delivered.
+# TYPE rolefsm_transport_peer_delivered_total counter
+rolefsm_transport_peer_delivered_total{peer="1"} 1
+# HELP rolefsm_transport_peer_session 1 while a session with the peer is up (without keys: once it was heard).
+# TYPE rolefsm_transport_peer_session gauge
+rolefsm_transport_peer_session{peer="1"} 1
 `, size+2*7)
 	col := NewTransportCollector(b)
 	require.NoError(t, testutil.CollectAndCompare(col, strings.NewReader(want)))

@@ -54,7 +54,15 @@ func etcdCollector(el *rolefsmetcd.Elector) []prometheus.Collector {
 			Help: "Requests to etcd that returned an error."}, func() float64 { return float64(el.Stats().Failed) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rolefsm_etcd_stale_session_step_downs_total",
 			Help: "Times a leader left office because its etcd session could not be renewed in time."},
-			func() float64 { return float64(el.Stats().StepDowns) }))
+			func() float64 { return float64(el.Stats().StepDowns) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rolefsm_etcd_session_valid",
+			Help: "1 while the node may act on its etcd session (a keep-alive succeeded within TTL - margin), 0 otherwise."},
+			func() float64 {
+				if el.Ready() != nil {
+					return 0
+				}
+				return 1
+			}))
 	return cs
 }
 
