@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/rolefsm/rolefsm/replica"
 	"github.com/rolefsm/rolefsm/rolefsmetcd/etcdtest"
@@ -24,16 +28,69 @@ import (
 // per channel, each with a fencing token of etcd's; a leader killed with
 // SIGKILL is replaced once its session's TTL runs out; a leader stopped
 // with SIGTERM hands over through etcd, and the new terms' tokens are
-// above the old.
+// above the old. Against the etcd server the client module embeds and,
+// when $ROLEFSM_TEST_ETCD names an etcd binary (CI: Debian's
+// etcd-server, 3.4), against that server too.
 func TestNodeProcessesElectInEtcd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
 	}
-	etcd, err := etcdtest.Start(t.TempDir(), 1)
+	t.Run("embedded", func(t *testing.T) {
+		etcd, err := etcdtest.Start(t.TempDir(), 1)
+		require.NoError(t, err)
+		t.Cleanup(etcd.Close) // after the nodes are stopped: cleanups run last first
+		electInEtcd(t, etcd.Endpoint(0))
+	})
+	bin := os.Getenv("ROLEFSM_TEST_ETCD")
+	if bin == "" {
+		t.Log("$ROLEFSM_TEST_ETCD unset: no external etcd server tested")
+		return
+	}
+	t.Run(filepath.Base(bin), func(t *testing.T) { electInEtcd(t, startEtcdBinary(t, bin)) })
+}
+
+// startEtcdBinary starts the etcd server at bin, one member on loopback
+// ports in a temporary directory, waits until it answers, and returns
+// its client endpoint; the process is killed with the test.
+func startEtcdBinary(t *testing.T, bin string) string {
+	t.Helper()
+	port := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer l.Close()
+		return l.Addr().String()
+	}
+	client, peer := port(), port()
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "--name", "t", "--data-dir", t.TempDir(),
+		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
+		"--listen-peer-urls", "http://"+peer, "--initial-advertise-peer-urls", "http://"+peer,
+		"--initial-cluster", "t=http://"+peer)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	out, err := exec.Command(bin, "--version").Output()
 	require.NoError(t, err)
-	t.Cleanup(etcd.Close) // after the nodes are stopped: cleanups run last first
+	t.Logf("%s", strings.SplitN(string(out), "\n", 2)[0])
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{client}, DialTimeout: time.Second, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer cli.Close()
+	for deadline := time.Now().Add(patience); ; time.Sleep(50 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := cli.Status(ctx, client)
+		cancel()
+		if err == nil {
+			return client
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("etcd at %s never answered: %v\n%s", client, err, logs.String())
+		}
+	}
+}
+
+func electInEtcd(t *testing.T, endpoint string) {
 	c := newCluster(t, []replica.NodeID{1, 2, 3}, "-channels", "orders,payments,users", "-heartbeat", "100ms",
-		"-election", "etcd", "-etcd", etcd.Endpoint(0), "-etcd-ttl", "2s")
+		"-election", "etcd", "-etcd", endpoint, "-etcd-ttl", "2s")
 	for id := range c.UDP {
 		c.start(id)
 	}
