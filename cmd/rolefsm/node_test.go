@@ -440,7 +440,7 @@ func TestNodeProcessDropsBadDatagrams(t *testing.T) {
 	for i, id := range []replica.NodeID{1, 2} {
 		after, err := c.status(id)
 		require.NoError(t, err)
-		assert.Equal(t, before[i], after, "node %d: no role changed", id)
+		assert.Equal(t, before[i].Channels, after.Channels, "node %d: no role changed", id)
 	}
 }
 
