@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	sweep := fs.Int("sweep", 0, "run this many seeds across all cores and report violating seeds")
 	workers := fs.Int("workers", 0, "with -sweep, seeds run in parallel (default: GOMAXPROCS)")
 	quiet := fs.Bool("q", false, "print the summary only, not the timeline")
+	format := fs.String("format", "text", "output: text (the timeline and the summary) or svg (the run drawn as swim lanes; the summary goes to stderr)")
 	if code := parseFlags(fs, args); code >= 0 {
 		return code
 	}
@@ -37,6 +39,12 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		return usageError(fs, fmt.Errorf("unexpected argument %q", fs.Arg(0)))
 	}
 	usageErr := func(err error) int { return usageError(fs, err) }
+	switch {
+	case *format != "text" && *format != "svg":
+		return usageErr(fmt.Errorf("-format %q: want text or svg", *format))
+	case *format == "svg" && (*sweep > 0 || *quiet):
+		return usageErr(fmt.Errorf("-format svg draws a single run: not with -sweep or -q"))
+	}
 	// Every value is checked here, with its flag and its range: none is
 	// quietly replaced by a default or clamped.
 	switch {
@@ -83,14 +91,42 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 		defer stop()
 		return runSweep(ctx, cfg, policies, *sweep, *workers, out, stderr, usageErr)
 	}
+	if *format == "svg" {
+		return runSVG(cfg, out, stderr, usageErr)
+	}
 	return runOne(cfg, *quiet, out, stderr, usageErr)
 }
 
-// usageErr reports a configuration the simulator refuses, as a usage error.
-func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer, usageErr func(error) int) int {
+// runSVG draws one run as SVG on out; the summary goes to stderr.
+func runSVG(cfg sim.Config, out *bufio.Writer, stderr io.Writer, usageErr func(error) int) int {
+	var trace, summary bytes.Buffer
+	sw := bufio.NewWriter(&summary)
+	code := runOne(cfg, false, sw, stderr, usageErr, &trace)
+	_ = sw.Flush()
+	if code == exitUsage {
+		return code
+	}
+	res, err := sim.Run(cfg, nil) // the same run again (runs are reproducible), for its Result
+	if err != nil {
+		return usageErr(err)
+	}
+	if err := renderSVG(out, trace.String(), res); err != nil {
+		fmt.Fprintln(stderr, "rolefsm sim:", err)
+		return exitRejected
+	}
+	_, _ = io.Copy(stderr, &summary)
+	return code
+}
+
+// usageErr reports a configuration the simulator refuses, as a usage
+// error. With traceTo, the timeline goes there rather than to out.
+func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer, usageErr func(error) int, traceTo ...io.Writer) int {
 	var trace io.Writer = out
 	if quiet {
 		trace = nil
+	}
+	if len(traceTo) > 0 {
+		trace = traceTo[0]
 	}
 	// A long run says it is alive: every tenth, on stderr.
 	var progress func(done, total int)
@@ -106,7 +142,7 @@ func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer, usa
 		return usageErr(err)
 	}
 	c := res.Config
-	if !quiet {
+	if !quiet && len(traceTo) == 0 {
 		fmt.Fprintln(out)
 	}
 	fmt.Fprintf(out, "seed %d · %d %s · %d steps of %v (%s) · heartbeat %v, miss %d · policy %s · faults %v",
