@@ -8,6 +8,7 @@
 #
 #   bash bench/failover.sh                         # what bench/recorded/failover.txt holds
 #   bash bench/failover.sh -kills 3 -steady 0      # a quick look
+#   bash bench/failover.sh -steady 0 -svg failover.svg   # and a chart of every failover
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(mktemp -d)/rolefsm

@@ -25,7 +25,7 @@ serve "$work/repo" "$work"
 
 # The README's install lines, without their comments.
 mapfile -t lines < <(grep -E "^go (get|install) $core" "$root/README.md" | sed 's/[[:space:]]*#.*//')
-[ "${#lines[@]}" = 4 ] || fail "the README has ${#lines[@]} install lines, want 4 (go get ×3, go install)"
+[ "${#lines[@]}" = 5 ] || fail "the README has ${#lines[@]} install lines, want 5 (go get ×4, go install)"
 
 # program MODULE: the program run against MODULE, and what it prints.
 program() {
@@ -82,6 +82,39 @@ func main() {
 }
 GO
     want="7 metric families" ;;
+  "$core/rolefsmotel")
+    cat > main.go <<'GO'
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rolefsm/rolefsm"
+	"github.com/rolefsm/rolefsm/rolefsmotel"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+)
+
+func main() {
+	reader := sdkmetric.NewManualReader()
+	set, err := rolefsmotel.NewSet(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("consumer"))
+	if err != nil {
+		panic(err)
+	}
+	c, _ := rolefsm.NewCoordinator(rolefsm.WithName("orders"))
+	if err := set.Add(c); err != nil {
+		panic(err)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		panic(err)
+	}
+	fmt.Println(len(rm.ScopeMetrics[0].Metrics), "instruments") // no transition has fired: 7 of the 8
+}
+GO
+    go get go.opentelemetry.io/otel/sdk/metric@v1.47.0 >/dev/null 2>&1
+    want="7 instruments" ;;
   "$core/rolefsmetcd")
     cat > main.go <<'GO'
 package main

@@ -38,7 +38,7 @@ pseudo() {
 
 # released: the module directories released beside the core, in the
 # order their requirements need (the command requires the others).
-released=(rolefsmprom rolefsmetcd cmd/rolefsm)
+released=(rolefsmprom rolefsmetcd rolefsmotel cmd/rolefsm)
 
 # syncwork: in go.work, every version of our modules that a go.mod here
 # requires is replaced by its directory, since a workspace would fetch
@@ -51,7 +51,7 @@ syncwork() {
   {
     printf '\n%s: each version of our modules that a go.mod here\n' "$marker"
     echo "// requires is the local directory (a workspace would fetch its go.mod)."
-    grep -hE "^[[:space:]]+$core(/rolefsmprom|/rolefsmetcd)? v[^ ]+( //.*)?\$" rolefsmprom/go.mod rolefsmetcd/go.mod cmd/rolefsm/go.mod |
+    grep -hE "^[[:space:]]+$core(/rolefsmprom|/rolefsmetcd|/rolefsmotel)? v[^ ]+( //.*)?\$" rolefsmprom/go.mod rolefsmetcd/go.mod rolefsmotel/go.mod cmd/rolefsm/go.mod |
       awk '{print $1, $2}' | sort -u | while read -r path version; do
         case $path in
         "$core") dir=./ ;;

@@ -55,9 +55,9 @@ commit() { # commit SUBJECT: the go.mod and go.sum changes, if any
   fi
 }
 
-stage "$rev" rolefsmprom rolefsmetcd
+stage "$rev" rolefsmprom rolefsmetcd rolefsmotel
 syncwork
-commit "rolefsmprom, rolefsmetcd: require the core at $(git rev-parse --short=12 "$rev")
+commit "rolefsmprom, rolefsmetcd, rolefsmotel: require the core at $(git rev-parse --short=12 "$rev")
 
 release/pin.sh: a consumer's build reads these requirements, and
 go.work supplies the local modules inside the repository."

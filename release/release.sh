@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Cuts release VERSION (vX.Y.Z) of every released module, all or
 # nothing. It checks first (a clean main, a well-formed version, none
-# of the four tags taken), then works in a throwaway clone that it
+# of the five tags taken), then works in a throwaway clone that it
 # serves to the go command as github.com/rolefsm/rolefsm: it tags the
-# core; makes rolefsmprom and rolefsmetcd require the core's tag and
-# tags each; makes the command require all three and tags it; and
+# core; makes rolefsmprom, rolefsmetcd and rolefsmotel require the
+# core's tag and tags each; makes the command require all three and tags it; and
 # builds every module as a consumer builds it. Only when all of that
 # has passed does it bring the commits and the tags into this
 # repository (main fast-forwards), and, with PUSH=1, push main and the
-# four tags in one atomic push. On any failure it leaves no tag and the
+# five tags in one atomic push. On any failure it leaves no tag and the
 # tree as it found it. See RELEASING.md.
 #
 #   bash release/release.sh v0.1.0
@@ -45,13 +45,14 @@ git tag -l | xargs -r git tag -d >/dev/null # only the release's own tags are re
   # 1. The core.
   git tag "$v"
   # 2. rolefsmprom and rolefsmetcd require the core's tag.
-  for m in rolefsmprom rolefsmetcd; do
+  for m in rolefsmprom rolefsmetcd rolefsmotel; do
     (cd "$m" && go mod edit -require="$core@$v" && go mod tidy)
   done
   syncwork
-  git commit -qam "rolefsmprom, rolefsmetcd: require $core $v"
+  git commit -qam "rolefsmprom, rolefsmetcd, rolefsmotel: require $core $v"
   git tag "rolefsmprom/$v"
   git tag "rolefsmetcd/$v"
+  git tag "rolefsmotel/$v"
   # 3. The command requires the three tags.
   (cd cmd/rolefsm && go mod edit -require="$core@$v" -require="$core/rolefsmprom@$v" -require="$core/rolefsmetcd@$v" &&
     go mod tidy)

@@ -51,6 +51,7 @@ func main() {
 	ttls := flag.String("etcd-ttl", "2s", "with -etcd: session TTLs, comma-separated, one row each")
 	rate := flag.Duration("etcd-rate", 0, "with -etcd: also run one node this long and report its etcd requests per second")
 	rateChannels := flag.Int("etcd-rate-channels", 1000, "channels of the node of -etcd-rate")
+	svg := flag.String("svg", "", "also draw the failover times as an SVG chart in this file")
 	flag.Parse()
 	if *bin == "" || *nodes < 2 || *channels < 1 || *kills < 0 || *steadyChannels < 1 {
 		fmt.Fprintln(os.Stderr, "failover: give -bin, at least 2 -nodes, 1 -channels")
@@ -64,11 +65,19 @@ func main() {
 		dir = tmp
 	}
 
+	var title string
+	var rows []chartRow
 	switch {
 	case *kills > 0 && *etcd != "":
-		etcdFailovers(*bin, dir, *etcd, *nodes, *channels, *kills, *ttls, *signals, *poll, *seed)
+		title, rows = etcdFailovers(*bin, dir, *etcd, *nodes, *channels, *kills, *ttls, *signals, *poll, *seed)
 	case *kills > 0:
-		failovers(*bin, dir, *nodes, *channels, *kills, *miss, *heartbeats, *signals, *poll, *seed)
+		title, rows = failovers(*bin, dir, *nodes, *channels, *kills, *miss, *heartbeats, *signals, *poll, *seed)
+	}
+	if *svg != "" && len(rows) > 0 {
+		f, err := os.Create(*svg)
+		check(err)
+		check(writeChart(f, title, rows))
+		check(f.Close())
 	}
 	if *rate > 0 && *etcd != "" {
 		etcdRate(*bin, dir, *etcd, *rateChannels, *rate)
@@ -80,9 +89,10 @@ func main() {
 
 // failovers prints the failover table: kills failovers per heartbeat
 // setting and signal.
-func failovers(bin, dir string, nodes, channels, kills, miss int, heartbeats, signals string, poll time.Duration, seed uint64) {
-	fmt.Printf("rolefsm failover: %d nodes, %d channels, -miss %d, %d failovers per row; polled every %v\n\n",
-		nodes, channels, miss, kills, poll)
+func failovers(bin, dir string, nodes, channels, kills, miss int, heartbeats, signals string, poll time.Duration, seed uint64) (string, []chartRow) {
+	title := fmt.Sprintf("rolefsm failover: %d nodes, %d channels, -miss %d, %d failovers per row", nodes, channels, miss, kills)
+	var rows []chartRow
+	fmt.Printf("%s; polled every %v\n\n", title, poll)
 	fmt.Printf("%-9s  %-7s  %4s  %8s  %8s  %8s  %13s  %13s  %s\n",
 		"heartbeat", "signal", "runs", "p50", "p99", "max", "p50/interval", "max/interval", "longest dual leader")
 	for _, hbText := range strings.Split(heartbeats, ",") {
@@ -95,16 +105,19 @@ func failovers(bin, dir string, nodes, channels, kills, miss int, heartbeats, si
 			fmt.Printf("%-9v  %-7s  %4d  %8v  %8v  %8v  %12.1fx  %12.1fx  %v\n", hb, "SIG"+sigName, len(times),
 				ms(quantile(times, 0.5)), ms(quantile(times, 0.99)), ms(times[len(times)-1]),
 				float64(quantile(times, 0.5))/float64(hb), float64(times[len(times)-1])/float64(hb), ms(dual))
+			rows = append(rows, chartRow{fmt.Sprintf("heartbeat %v SIG%s", hb, sigName), times})
 		}
 	}
+	return title, rows
 }
 
 // etcdFailovers prints the failover table of nodes that elect in etcd:
 // kills failovers per TTL and signal, at a 100 ms heartbeat.
-func etcdFailovers(bin, dir, etcd string, nodes, channels, kills int, ttls, signals string, poll time.Duration, seed uint64) {
+func etcdFailovers(bin, dir, etcd string, nodes, channels, kills int, ttls, signals string, poll time.Duration, seed uint64) (string, []chartRow) {
 	const hb = 100 * time.Millisecond
-	fmt.Printf("rolefsm failover, -election etcd: %d nodes, %d channels, heartbeat %v, %d failovers per row; polled every %v\n\n",
-		nodes, channels, hb, kills, poll)
+	title := fmt.Sprintf("rolefsm failover, -election etcd: %d nodes, %d channels, heartbeat %v, %d failovers per row", nodes, channels, hb, kills)
+	var rows []chartRow
+	fmt.Printf("%s; polled every %v\n\n", title, poll)
 	fmt.Printf("%-8s  %-7s  %4s  %8s  %8s  %8s  %8s  %8s  %s\n",
 		"etcd TTL", "signal", "runs", "p50", "p99", "max", "p50/TTL", "max/TTL", "longest dual leader")
 	for _, ttlText := range strings.Split(ttls, ",") {
@@ -120,8 +133,10 @@ func etcdFailovers(bin, dir, etcd string, nodes, channels, kills int, ttls, sign
 			fmt.Printf("%-8v  %-7s  %4d  %8v  %8v  %8v  %7.2fx  %7.2fx  %v\n", ttl, "SIG"+sigName, len(times),
 				ms(quantile(times, 0.5)), ms(quantile(times, 0.99)), ms(times[len(times)-1]),
 				float64(quantile(times, 0.5))/float64(ttl), float64(times[len(times)-1])/float64(ttl), ms(dual))
+			rows = append(rows, chartRow{fmt.Sprintf("etcd TTL %v SIG%s", ttl, sigName), times})
 		}
 	}
+	return title, rows
 }
 
 // etcdRate runs one node holding channels channels, electing in etcd,
