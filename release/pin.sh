@@ -51,7 +51,8 @@ stage() {
 
 commit() { # commit SUBJECT: the go.mod and go.sum changes, if any
   if [ -n "$(git status --porcelain)" ]; then
-    git -c user.name="$GIT_NAME" -c user.email="$GIT_EMAIL" commit -qam "$1"
+    git add -A -- go.work '*go.mod' '*go.sum' # a new module's go.sum too
+    git -c user.name="$GIT_NAME" -c user.email="$GIT_EMAIL" commit -qm "$1"
   fi
 }
 

@@ -78,7 +78,7 @@ func TestSetExportsTheCoordinators(t *testing.T) {
 
 	got := points(t, reader)
 	assert.Equal(t, map[string]int64{
-		"channel=orders,from=Idle,signal=CapabilitySelected,to=Replica":   1,
+		"channel=orders,from=Idle,signal=CapabilitySelected,to=Replica":    1,
 		"channel=orders,from=Replica,signal=MissedHeartbeats,to=Candidate": 1,
 		"channel=orders,from=Candidate,signal=ElectionWon,to=Leader":       1,
 	}, got["rolefsm.transitions"])
