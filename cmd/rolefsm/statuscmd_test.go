@@ -128,6 +128,13 @@ func TestStatusCommand(t *testing.T) {
 	assert.Equal(t, []replica.NodeID{1}, v.Channels[0].Leaders)
 	assert.True(t, v.Channels[0].OK)
 
+	// -watch redraws (home, clear) until its context ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &cancelAfter{n: 2, cancel: cancel}
+	require.Equal(t, exitOK, statusCommand(ctx, []string{"-watch", "100ms", a, b, c}, w, &errOut))
+	assert.Equal(t, 2, strings.Count(w.String(), "\x1b[H\x1b[2J"), "two redraws, then the context ended")
+	assert.Equal(t, 2, strings.Count(w.String(), "ok: 1 leads"))
+
 	for _, tc := range []struct {
 		args []string
 		msg  string
@@ -223,4 +230,20 @@ func TestStatusOfNodeProcessesDuringAFailover(t *testing.T) {
 		return code == exitOK
 	})
 	t.Logf("rolefsm status, the node back:\n%s", out)
+}
+
+// cancelAfter is a writer that cancels a context once it has seen n
+// redraws.
+type cancelAfter struct {
+	bytes.Buffer
+	n      int
+	cancel context.CancelFunc
+}
+
+func (w *cancelAfter) Write(p []byte) (int, error) {
+	n, err := w.Buffer.Write(p)
+	if strings.Count(w.String(), "ok: 1 leads") >= w.n {
+		w.cancel()
+	}
+	return n, err
 }
