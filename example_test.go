@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 
 	"github.com/rolefsm/rolefsm"
 )
@@ -56,13 +57,14 @@ func ExampleCoordinator() {
 			return a
 		},
 	}))
-	terms := make(chan rolefsm.Lease, 1)
+	var term atomic.Pointer[rolefsm.Lease] // the current term's lease
 	c, err := rolefsm.NewCoordinator(
 		rolefsm.WithName("orders"),
 		rolefsm.WithLogger(logger),
 		rolefsm.WithObserver(func(_ context.Context, r rolefsm.Record) {
 			if r.Err == nil && r.To == rolefsm.Leader {
-				terms <- r.Lease() // the term's lease, exact: taken from the record that began it
+				l := r.Lease() // exact: taken from the record that began the term
+				term.Store(&l) // an observer runs on the committing goroutine: never block in it
 			}
 		}),
 	)
@@ -75,7 +77,7 @@ func ExampleCoordinator() {
 			panic(err)
 		}
 	}
-	lease := <-terms
+	lease := *term.Load()
 	// The append path: every write is fenced by the term's lease.
 	appendEntry := func(entry string) {
 		if !c.Holds(lease) {
