@@ -16,10 +16,13 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
+	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/replica"
 )
 
@@ -88,10 +91,12 @@ func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return usageError(fs, fmt.Errorf("%q is not HOST:PORT", a))
 		}
 	}
-	client := &http.Client{Timeout: *timeout}
+	client := &http.Client{Timeout: *timeout,
+		// A node answers itself: a redirect elsewhere is not its answer.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	for {
 		v := gather(ctx, client, addrs)
-		if *watch > 0 {
+		if *watch > 0 && *format == "table" {
 			fmt.Fprint(stdout, "\x1b[H\x1b[2J") // home, clear: a redraw
 			fmt.Fprintf(stdout, "%s, every %v\n\n", time.Now().Format(time.TimeOnly), *watch)
 		}
@@ -157,12 +162,39 @@ func ask(ctx context.Context, client *http.Client, addr string) nodeAnswer {
 		return a
 	}
 	var st nodeStatus
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&st); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxStatusBody)).Decode(&st); err != nil {
+		a.Error = "GET /status: not a rolefsm node's status: " + err.Error()
+		return a
+	}
+	if err := st.check(); err != nil {
 		a.Error = "GET /status: not a rolefsm node's status: " + err.Error()
 		return a
 	}
 	a.Status = &st
 	return a
+}
+
+// maxStatusBody bounds one node's answer: 100,000 channels' status is
+// some 8 MiB.
+const maxStatusBody = 16 << 20
+
+// check refuses an answer that no rolefsm node gives: no id, a role
+// that is not one, a peer of id 0.
+func (st *nodeStatus) check() error {
+	if st.ID == 0 {
+		return errors.New("no node id")
+	}
+	for _, c := range st.Channels {
+		if _, err := rolefsm.ParseRole(c.Role); err != nil || c.Name == "" {
+			return fmt.Errorf("channel %q with role %q", c.Name, c.Role)
+		}
+	}
+	for _, p := range st.Peers {
+		if p.ID == 0 || p.ID == st.ID {
+			return fmt.Errorf("a peer of id %d", p.ID)
+		}
+	}
+	return nil
 }
 
 // judge builds the view: every channel's verdict, and the problems.
@@ -171,11 +203,21 @@ func judge(answers []nodeAnswer) statusView {
 	var order []string
 	byName := map[string]*channelVerdict{}
 	var up []replica.NodeID
-	for _, a := range answers {
+	seen := map[replica.NodeID]string{}
+	for i, a := range answers {
 		if a.Status == nil {
 			v.Problems = append(v.Problems, fmt.Sprintf("%s: %s", a.Addr, a.Error))
 			continue
 		}
+		if other, dup := seen[a.Status.ID]; dup {
+			// Two processes with one id (or one address given twice):
+			// the second is not counted.
+			v.Problems = append(v.Problems, fmt.Sprintf("%s and %s both answer as node %d: two processes with one id, or an address given twice", other, a.Addr, a.Status.ID))
+			answers[i].Error = fmt.Sprintf("answers as node %d, as %s does", a.Status.ID, other)
+			answers[i].Status = nil
+			continue
+		}
+		seen[a.Status.ID] = a.Addr
 		up = append(up, a.Status.ID)
 		for _, c := range a.Status.Channels {
 			cv := byName[c.Name]
@@ -271,6 +313,19 @@ func peerProblems(answers []nodeAnswer, up []replica.NodeID) []string {
 	return out
 }
 
+// printable escapes what a terminal would act on (control characters,
+// escape sequences, a tab that would forge a column): what a node
+// reports is shown, never obeyed.
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			q := strconv.Quote(s)
+			return q[1 : len(q)-1]
+		}
+	}
+	return s
+}
+
 // render prints the view as a table, then the nodes that did not
 // answer and the problems.
 func (v statusView) render(w io.Writer) {
@@ -288,7 +343,7 @@ func (v statusView) render(w io.Writer) {
 	}
 	fmt.Fprintln(tw, "\tVERDICT")
 	for _, cv := range v.Channels {
-		fmt.Fprint(tw, cv.Name)
+		fmt.Fprint(tw, printable(cv.Name))
 		for _, id := range ids {
 			c, ok := cv.Roles[id]
 			switch {
@@ -296,21 +351,21 @@ func (v statusView) render(w io.Writer) {
 				fmt.Fprint(tw, "\t-")
 			case c.Role == "Replica" || c.Role == "Candidate":
 				if c.Leader != 0 {
-					fmt.Fprintf(tw, "\t%s→%d", c.Role, c.Leader)
+					fmt.Fprintf(tw, "\t%s→%d", printable(c.Role), c.Leader)
 				} else {
-					fmt.Fprintf(tw, "\t%s", c.Role)
+					fmt.Fprintf(tw, "\t%s", printable(c.Role))
 				}
 			default:
-				fmt.Fprintf(tw, "\t%s", c.Role)
+				fmt.Fprintf(tw, "\t%s", printable(c.Role))
 			}
 		}
-		fmt.Fprintf(tw, "\t%s\n", cv.Verdict)
+		fmt.Fprintf(tw, "\t%s\n", printable(cv.Verdict))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 	for _, a := range v.Nodes {
 		if a.Status != nil {
-			fmt.Fprintf(w, "node %d at %s: %s, %s\n", a.Status.ID, a.Addr, countOf(len(a.Status.Channels), "channel"), countOf(len(a.Status.Peers), "peer"))
+			fmt.Fprintf(w, "node %d at %s: %s, %s\n", a.Status.ID, printable(a.Addr), countOf(len(a.Status.Channels), "channel"), countOf(len(a.Status.Peers), "peer"))
 		}
 	}
 	if len(v.Problems) == 0 {
@@ -319,6 +374,6 @@ func (v statusView) render(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%s:\n", countOf(len(v.Problems), "problem"))
 	for _, p := range v.Problems {
-		fmt.Fprintln(w, "  "+p)
+		fmt.Fprintln(w, "  "+printable(p))
 	}
 }

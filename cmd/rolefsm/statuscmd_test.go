@@ -238,12 +238,60 @@ type cancelAfter struct {
 	bytes.Buffer
 	n      int
 	cancel context.CancelFunc
+	marker string // what counts as a redraw; "ok: 1 leads" if empty
 }
 
 func (w *cancelAfter) Write(p []byte) (int, error) {
 	n, err := w.Buffer.Write(p)
-	if strings.Count(w.String(), "ok: 1 leads") >= w.n {
+	marker := w.marker
+	if marker == "" {
+		marker = "ok: 1 leads"
+	}
+	if strings.Count(w.String(), marker) >= w.n {
 		w.cancel()
 	}
 	return n, err
+}
+
+// TestStatusRefusesHostileAnswers: what a node answers is shown, never
+// obeyed or believed blindly: a name that carries terminal escapes is
+// printed escaped, answers no rolefsm node gives are refused, two
+// answers with one id are reported, and a redirect is not followed.
+func TestStatusRefusesHostileAnswers(t *testing.T) {
+	all := map[replica.NodeID]bool{1: true, 2: true, 3: true}
+	serveBody := func(h http.HandlerFunc) string {
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		return strings.TrimPrefix(srv.URL, "http://")
+	}
+	serve := func(st *nodeStatus) string {
+		return serveBody(func(w http.ResponseWriter, _ *http.Request) { _ = json.NewEncoder(w).Encode(st) })
+	}
+	evil := fakeNode(1, []string{"orders:Leader:1"}, all, 0)
+	evil.Channels[0].Name = "orders\x1b]0;pwned\x07\tNODE 9"
+	a := serve(evil)
+	b := serve(fakeNode(2, []string{"orders:Replica:1"}, all, 0))
+	twin := serve(fakeNode(2, []string{"orders:Replica:1"}, all, 0))
+	empty := serveBody(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("{}")) })
+	emperor := fakeNode(3, []string{"orders:Emperor:3"}, all, 0)
+	bad := serve(emperor)
+	away := serveBody(func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "http://"+b+"/status", http.StatusFound) })
+
+	var out, errOut bytes.Buffer
+	code := statusCommand(context.Background(), []string{a, b, twin, empty, bad, away}, &out, &errOut)
+	assert.Equal(t, exitRejected, code)
+	got := out.String()
+	assert.NotContains(t, got, "\x1b", "no escape reaches the terminal")
+	assert.NotContains(t, got, "\x07")
+	assert.Contains(t, got, `orders\x1b]0;pwned\a\tNODE 9`)
+	assert.Contains(t, got, b+" and "+twin+" both answer as node 2")
+	assert.Contains(t, got, empty+": GET /status: not a rolefsm node's status: no node id")
+	assert.Contains(t, got, bad+`: GET /status: not a rolefsm node's status: channel "orders" with role "Emperor"`)
+	assert.Contains(t, got, away+": GET /status: 302 Found")
+
+	// -watch in JSON writes JSON only: no redraw codes.
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &cancelAfter{n: 1, cancel: cancel, marker: `"leaders"`}
+	statusCommand(ctx, []string{"-format", "json", "-watch", "100ms", b}, w, &errOut)
+	assert.NotContains(t, w.String(), "\x1b")
 }
