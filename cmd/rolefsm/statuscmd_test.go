@@ -275,7 +275,9 @@ func TestStatusRefusesHostileAnswers(t *testing.T) {
 	empty := serveBody(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("{}")) })
 	emperor := fakeNode(3, []string{"orders:Emperor:3"}, all, 0)
 	bad := serve(emperor)
-	away := serveBody(func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "http://"+b+"/status", http.StatusFound) })
+	away := serveBody(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://"+b+"/status", http.StatusFound)
+	})
 
 	var out, errOut bytes.Buffer
 	code := statusCommand(context.Background(), []string{a, b, twin, empty, bad, away}, &out, &errOut)
