@@ -204,6 +204,17 @@ grep -q "rolefsmetcd does not build from its go.mod" "$work/broken.log" || { cat
 [ -z "$(git tag -l)" ] || fail "a failed release left tags: $(git tag -l | tr '\n' ' ')"
 [ "$(git rev-parse HEAD)" = "$before" ] && [ -z "$(git status --porcelain)" ] || fail "a failed release moved main or left changes"
 tail -1 "$work/broken.log"
+# A failure at step 2 (go mod tidy cannot resolve an import), after
+# the core's tag was made in the clone: nothing either.
+git reset -q --hard HEAD~1
+printf 'package rolefsmotel\n\nimport _ "example.invalid/nosuch"\n' > rolefsmotel/broken.go
+git add -A && git commit -qm "unresolvable on purpose"
+before=$(git rev-parse HEAD)
+if bash release/release.sh v0.1.0 > "$work/tidy.log" 2>&1; then fail "a release whose go mod tidy fails succeeded"; fi
+grep -q "nothing was tagged" "$work/tidy.log" || { cat "$work/tidy.log" >&2; fail "not the failure expected"; }
+[ -z "$(git tag -l)" ] && [ "$(git rev-parse HEAD)" = "$before" ] && [ -z "$(git status --porcelain)" ] ||
+  fail "a release failing at go mod tidy left tags, moved main or left changes"
+tail -1 "$work/tidy.log"
 if bash release/release.sh v0.1 > "$work/badversion.log" 2>&1; then fail "release v0.1 was accepted"; fi
 tail -1 "$work/badversion.log"
 echo "release check: ok"

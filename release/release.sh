@@ -40,31 +40,40 @@ git clone -q "$root" "$work/repo"
 cd "$work/repo"
 git checkout -q -B main "$start"
 git tag -l | xargs -r git tag -d >/dev/null # only the release's own tags are resolved
-(
+# cut does the work in the clone. Every step checks itself: set -e
+# does not hold in a function whose status is tested (as below).
+cut() {
   serve "$work/repo" "$work"
   # 1. The core.
-  git tag "$v"
-  # 2. rolefsmprom and rolefsmetcd require the core's tag.
+  git tag "$v" || return 1
+  # 2. rolefsmprom, rolefsmetcd and rolefsmotel require the core's tag.
   for m in rolefsmprom rolefsmetcd rolefsmotel; do
-    (cd "$m" && go mod edit -require="$core@$v" && go mod tidy)
+    (cd "$m" && go mod edit -require="$core@$v" && go mod tidy) || return 1
   done
-  syncwork
-  git commit -qam "rolefsmprom, rolefsmetcd, rolefsmotel: require $core $v"
-  git tag "rolefsmprom/$v"
-  git tag "rolefsmetcd/$v"
-  git tag "rolefsmotel/$v"
+  syncwork || return 1
+  git commit -qam "rolefsmprom, rolefsmetcd, rolefsmotel: require $core $v" || return 1
+  for m in rolefsmprom rolefsmetcd rolefsmotel; do
+    git tag "$m/$v" || return 1
+  done
   # 3. The command requires the three tags.
   (cd cmd/rolefsm && go mod edit -require="$core@$v" -require="$core/rolefsmprom@$v" -require="$core/rolefsmetcd@$v" &&
-    go mod tidy)
-  syncwork
-  git commit -qam "cmd/rolefsm: require $core, rolefsmprom and rolefsmetcd $v"
-  git tag "cmd/rolefsm/$v"
+    go mod tidy) || return 1
+  syncwork || return 1
+  git commit -qam "cmd/rolefsm: require $core, rolefsmprom and rolefsmetcd $v" || return 1
+  git tag "cmd/rolefsm/$v" || return 1
   # 4. Every released module builds, tests included, as a consumer's
-  # build sees it: from its own go.mod, without the workspace.
+  # build sees it: from its own go.mod, without the workspace, and
+  # without changing it (-mod=readonly: a go.mod or go.sum that needs
+  # repair fails here, it is not repaired untagged).
   for m in . "${released[@]}"; do
-    (cd "$m" && go vet ./...) || { echo "release: $m does not build from its go.mod" >&2; exit 1; }
+    (cd "$m" && GOFLAGS=-mod=readonly go vet ./...) || { echo "release: $m does not build from its go.mod" >&2; return 1; }
   done
-) || { echo "release: nothing was tagged; the repository is as it was" >&2; exit 1; }
+  [ -z "$(git status --porcelain)" ] || { echo "release: building changed the tagged tree:" >&2; git status --short >&2; return 1; }
+}
+if ! (cut); then
+  echo "release: nothing was tagged; the repository is as it was" >&2
+  exit 1
+fi
 cd "$root"
 
 # Bring it home: main fast-forwards, then the tags. Undo both if either
@@ -86,9 +95,10 @@ if ! bring; then
   exit 1
 fi
 if [ "${PUSH:-0}" = 1 ]; then
-  git push --atomic origin main "${tags[@]/#/refs/tags/}" || {
-    echo "release: the push failed; the tags and commits are local (push them with: git push --atomic origin main ${tags[*]})" >&2
+  if ! git push --atomic origin main "${tags[@]/#/refs/tags/}"; then
+    # --atomic: origin got nothing. Nor does this repository keep any.
+    undo
     exit 1
-  }
+  fi
 fi
 echo "released $v: ${tags[*]}"
