@@ -17,12 +17,18 @@
 //	rolefsm.role{channel,role}                    gauge: 1 for the current role, 0 for the others
 //	rolefsm.generation{channel}                   gauge: the fencing generation
 //
-//	rolefsm.transport.datagrams{direction}        counter: sent, received
+//	rolefsm.transport.datagrams{direction}        counter: sent, received (every datagram read, dropped or not)
+//	rolefsm.transport.bytes{direction}            counter: their bytes
+//	rolefsm.transport.kernel_drops                counter: dropped by the kernel for a full socket buffer (Linux)
+//	rolefsm.transport.handshakes{kind}            counter: sent, answered, completed
+//	rolefsm.transport.duplicate_identity          counter: two processes found speaking with one node's key
+//	rolefsm.transport.insecure                    gauge: 1 if the transport runs without keys
 //	rolefsm.transport.dropped{reason}             counter: one point per udp.Reason
 //	rolefsm.transport.peer.session{peer}          gauge: 1 while a session with the peer is up
 //	rolefsm.transport.peer.delivered{peer}        counter: the peer's batches delivered
 //	rolefsm.transport.peer.auth_failures{peer}    counter: datagrams from its address that failed authentication
 //
-// The module is apart from the core, as rolefsmprom is, so that the
-// core pulls in no metrics API.
+// What a replica.Driver reports through OnError (rolefsmprom's
+// DriverErrors) has no instrument here yet. The module is apart from
+// the core, as rolefsmprom is, so that the core pulls in no metrics API.
 package rolefsmotel

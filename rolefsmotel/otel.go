@@ -151,11 +151,18 @@ func RegisterTransport(meter metric.Meter, t *udp.Transport) (metric.Registratio
 		return c
 	}
 	datagrams := counter("rolefsm.transport.datagrams", "{datagram}", "Datagrams sent, and read from the socket (dropped or not).")
+	bytes := counter("rolefsm.transport.bytes", "By", "Bytes sent and read from the socket, in datagrams.")
+	kernel := counter("rolefsm.transport.kernel_drops", "{datagram}", "Datagrams the kernel dropped because the socket's buffer was full.")
+	handshakes := counter("rolefsm.transport.handshakes", "{handshake}", "Handshakes: initiations sent, initiations answered, and ours completed.")
+	duplicates := counter("rolefsm.transport.duplicate_identity", "{event}", "Times two processes were found speaking with one node's key.")
 	dropped := counter("rolefsm.transport.dropped", "{datagram}", "Datagrams dropped and never acted on, by reason.")
 	delivered := counter("rolefsm.transport.peer.delivered", "{batch}", "The peer's batches delivered.")
 	auth := counter("rolefsm.transport.peer.auth_failures", "{datagram}", "Datagrams from the peer's configured address that failed authentication.")
 	session, err := meter.Int64ObservableGauge("rolefsm.transport.peer.session", metric.WithUnit("1"),
 		metric.WithDescription("1 while a session with the peer is up (without keys: once it was heard)."))
+	errs = append(errs, err)
+	insecure, err := meter.Int64ObservableGauge("rolefsm.transport.insecure", metric.WithUnit("1"),
+		metric.WithDescription("1 if the transport runs without keys: unauthenticated, in the clear."))
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("rolefsmotel: %w", err)
@@ -164,6 +171,18 @@ func RegisterTransport(meter metric.Meter, t *udp.Transport) (metric.Registratio
 		st := t.Stats()
 		o.ObserveInt64(datagrams, int64(st.DatagramsSent), metric.WithAttributes(attribute.String("direction", "sent")))
 		o.ObserveInt64(datagrams, int64(st.DatagramsReceived), metric.WithAttributes(attribute.String("direction", "received")))
+		o.ObserveInt64(bytes, int64(st.BytesSent), metric.WithAttributes(attribute.String("direction", "sent")))
+		o.ObserveInt64(bytes, int64(st.BytesReceived), metric.WithAttributes(attribute.String("direction", "received")))
+		o.ObserveInt64(kernel, int64(st.KernelDrops))
+		o.ObserveInt64(handshakes, int64(st.HandshakesSent), metric.WithAttributes(attribute.String("kind", "sent")))
+		o.ObserveInt64(handshakes, int64(st.HandshakesAnswered), metric.WithAttributes(attribute.String("kind", "answered")))
+		o.ObserveInt64(handshakes, int64(st.HandshakesCompleted), metric.WithAttributes(attribute.String("kind", "completed")))
+		o.ObserveInt64(duplicates, int64(st.DuplicateIdentity))
+		in := int64(0)
+		if st.Insecure {
+			in = 1
+		}
+		o.ObserveInt64(insecure, in)
 		for _, r := range udp.Reasons() {
 			o.ObserveInt64(dropped, int64(st.Dropped[r]), metric.WithAttributes(attribute.String("reason", r.String())))
 		}
@@ -178,7 +197,7 @@ func RegisterTransport(meter metric.Meter, t *udp.Transport) (metric.Registratio
 			o.ObserveInt64(auth, int64(p.Dropped[udp.BadTag]), peer)
 		}
 		return nil
-	}, datagrams, dropped, delivered, auth, session)
+	}, datagrams, bytes, kernel, handshakes, duplicates, dropped, delivered, auth, session, insecure)
 	if err != nil {
 		return nil, fmt.Errorf("rolefsmotel: %w", err)
 	}

@@ -141,6 +141,12 @@ func TestTransport(t *testing.T) {
 	assert.Equal(t, map[string]int64{"peer=1": 1}, got["rolefsm.transport.peer.session"])
 	assert.Equal(t, map[string]int64{"peer=1": 1}, got["rolefsm.transport.peer.delivered"])
 	assert.Equal(t, map[string]int64{"peer=1": 0}, got["rolefsm.transport.peer.auth_failures"])
+	assert.Equal(t, int64(0), got["rolefsm.transport.bytes"]["direction=sent"])
+	assert.Greater(t, got["rolefsm.transport.bytes"]["direction=received"], int64(7), "the garbage and the batch")
+	assert.Equal(t, map[string]int64{"kind=sent": 0, "kind=answered": 0, "kind=completed": 0}, got["rolefsm.transport.handshakes"], "insecure: none")
+	assert.Equal(t, map[string]int64{"": 1}, got["rolefsm.transport.insecure"])
+	assert.Equal(t, map[string]int64{"": 0}, got["rolefsm.transport.duplicate_identity"])
+	assert.Contains(t, got, "rolefsm.transport.kernel_drops")
 
 	_, err = RegisterTransport(provider.Meter("test"), nil)
 	assert.Error(t, err)
