@@ -115,6 +115,12 @@ func replay(in io.Reader, start *rolefsm.Role, name string, stdout io.Writer) (i
 	lineNo, content, steps, skipped, rejections := 0, 0, 0, 0, 0
 	channels := map[string]int{} // the steps of each channel named in the log
 	first := ""                  // the channel of the first named step, without -name
+	// malformed ends the replay at a line it cannot read (exit 2), with
+	// the same verdict line as every other ending.
+	malformed := func(err error) (int, error) {
+		fmt.Fprintf(stdout, "replayed %s, skipped %s; stopped at line %d: malformed\n", countOf(steps, "step"), countOf(skipped, "line"), lineNo)
+		return exitUsage, &replayError{lineNo, err}
+	}
 	for sc.Scan() {
 		lineNo++
 		raw := bytes.TrimSpace(sc.Bytes())
@@ -127,7 +133,7 @@ func replay(in io.Reader, start *rolefsm.Role, name string, stdout io.Writer) (i
 		content++
 		l, err := parseLine(raw)
 		if err != nil {
-			return exitUsage, &replayError{lineNo, err}
+			return malformed(err)
 		}
 		if l.To == nil && l.Signal == nil {
 			skipped++ // some other log line
@@ -143,25 +149,25 @@ func replay(in io.Reader, start *rolefsm.Role, name string, stdout io.Writer) (i
 		case name == "" && l.Name != nil && first == "":
 			first = *l.Name
 		case name == "" && l.Name != nil && *l.Name != first:
-			return exitUsage, &replayError{lineNo, fmt.Errorf("this line is channel %q, the lines before it channel %q: "+
-				"the log holds several channels; replay one at a time with -name CHANNEL", *l.Name, first)}
+			return malformed(fmt.Errorf("this line is channel %q, the lines before it channel %q: "+
+				"the log holds several channels; replay one at a time with -name CHANNEL", *l.Name, first))
 		}
 		if l.To == nil || l.Signal == nil {
-			return exitUsage, &replayError{lineNo, errors.New(`a step needs both "to" and "signal"`)}
+			return malformed(errors.New(`a step needs both "to" and "signal"`))
 		}
 		to, err := rolefsm.ParseRole(*l.To)
 		if err != nil {
-			return exitUsage, &replayError{lineNo, err}
+			return malformed(err)
 		}
 		sig, err := rolefsm.ParseSignal(*l.Signal)
 		if err != nil {
-			return exitUsage, &replayError{lineNo, err}
+			return malformed(err)
 		}
 		var from *rolefsm.Role
 		if l.From != nil {
 			r, err := rolefsm.ParseRole(*l.From)
 			if err != nil {
-				return exitUsage, &replayError{lineNo, err}
+				return malformed(err)
 			}
 			from = &r
 		}
@@ -213,7 +219,8 @@ func replay(in io.Reader, start *rolefsm.Role, name string, stdout io.Writer) (i
 		if errors.Is(err, bufio.ErrTooLong) {
 			err = fmt.Errorf("longer than %d MiB", maxLine>>20)
 		}
-		return exitUsage, &replayError{lineNo + 1, err}
+		lineNo++
+		return malformed(err)
 	}
 	if steps == 0 && rejections == 0 {
 		fmt.Fprintf(stdout, "nothing replayed: %s\n", nothingReason(name, content, channels))

@@ -72,6 +72,11 @@ func TestReplayVerdictIsTheLastLine(t *testing.T) {
 	assert.Contains(t, out, "line 2: inconsistent: the log says from Candidate, the replay is in Replica\n")
 	assert.Contains(t, errOut, "line 2: the log says from Candidate, the replay is in Replica: a line is missing or out of order")
 
+	// A line it cannot read ends it too (exit 2), with the verdict last.
+	code, out, _ = runCLI(`{"to":"Replica","signal":"CapabilitySelected"}`+"\nnot json\n", "replay", "-")
+	assert.Equal(t, exitUsage, code)
+	assert.True(t, strings.HasSuffix(out, "\nreplayed 1 step, skipped 0 lines; stopped at line 2: malformed\n"), out)
+
 	steps := `{"to":"Replica","signal":"CapabilitySelected"}` + "\n"
 	code, out, errOut = runCLI(steps, "replay", "-name", "nosuch", "-")
 	assert.Equal(t, 1, code)
