@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"golang.org/x/net/netutil"
@@ -68,4 +69,35 @@ func newHTTPServer(ln net.Listener, h http.Handler, lim httpLimits, logger *slog
 // warning of logger's with "component":"http".
 func httpErrorLog(logger *slog.Logger) *log.Logger {
 	return slog.NewLogLogger(logger.With("component", httpComponent).Handler(), slog.LevelWarn)
+}
+
+// statusMaxAge is how long GET /status and GET /readyz answer from one
+// reading of the node: each reading takes the driver's lock over every
+// channel, so a flood of requests must not become a flood of readings
+// (at most four a second, whatever the request rate).
+const statusMaxAge = 250 * time.Millisecond
+
+// snapshot caches compute's result for maxAge. It is safe for
+// concurrent use; a request that finds it stale computes it again while
+// the others wait for that reading.
+type snapshot struct {
+	maxAge  time.Duration
+	now     func() time.Time
+	compute func() ([]byte, error)
+
+	mu    sync.Mutex
+	at    time.Time
+	body  []byte
+	err   error
+	valid bool
+}
+
+func (s *snapshot) get() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now := s.now(); !s.valid || now.Sub(s.at) >= s.maxAge || now.Before(s.at) {
+		s.body, s.err = s.compute()
+		s.at, s.valid = now, true
+	}
+	return s.body, s.err
 }

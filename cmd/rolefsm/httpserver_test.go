@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -248,4 +249,30 @@ func TestHTTPErrorLogLevel(t *testing.T) {
 	assert.Equal(t, "WARN", line["level"])
 	assert.Equal(t, "http: Accept error: too many open files; retrying in 5ms", line["msg"])
 	assert.Equal(t, "http", line["component"])
+}
+
+// TestSnapshotBoundsReadings: /status and /readyz read the node at most
+// once per maxAge, however many requests come; a clock stepped back
+// reads again.
+func TestSnapshotBoundsReadings(t *testing.T) {
+	now := time.Unix(1000, 0)
+	readings := 0
+	s := &snapshot{maxAge: 250 * time.Millisecond, now: func() time.Time { return now }, compute: func() ([]byte, error) {
+		readings++
+		return []byte(fmt.Sprint(readings)), nil
+	}}
+	for range 100 {
+		body, err := s.get()
+		require.NoError(t, err)
+		assert.Equal(t, "1", string(body))
+	}
+	now = now.Add(249 * time.Millisecond)
+	body, _ := s.get()
+	assert.Equal(t, "1", string(body))
+	now = now.Add(time.Millisecond)
+	body, _ = s.get()
+	assert.Equal(t, "2", string(body), "stale at maxAge")
+	now = now.Add(-time.Second)
+	body, _ = s.get()
+	assert.Equal(t, "3", string(body), "a clock stepped back reads again")
 }

@@ -188,15 +188,23 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		}
+		snap := &snapshot{maxAge: statusMaxAge, now: time.Now, compute: func() ([]byte, error) {
+			body, err := json.Marshal(status(s, el))
+			if err != nil {
+				return nil, err
+			}
+			return append(body, '\n'), s.Ready()
+		}}
 		mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(status(s, el))
+			body, _ := snap.get()
+			_, _ = w.Write(body)
 		})
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = io.WriteString(w, "ok\n") // the process serves
 		})
 		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-			if err := s.Ready(); err != nil {
+			if _, err := snap.get(); err != nil {
 				w.WriteHeader(http.StatusServiceUnavailable)
 				_, _ = io.WriteString(w, userError(err)+"\n")
 				return
