@@ -52,6 +52,7 @@ type Channel struct {
 
 	leaderGone bool // the leader followed said goodbye
 	leaderLeft bool // the leader followed spoke as a non-Leader since its latest claim
+	sayIdle    bool // handed over since the last heartbeat: the next one carries an Idle entry
 	// hadLeader: the channel has followed a leader, or led, since it
 	// opened; until then its elections are cold starts (not thrash).
 	hadLeader bool
@@ -226,7 +227,8 @@ func (n *Node) Leave(ctx context.Context, now time.Time) []Message {
 		_ = n.transition(ctx, ch, rolefsm.Idle, rolefsm.ChannelClose) // from Idle: nothing
 	}
 	n.out = n.out[:0]
-	return n.heartbeat(func(*Channel) (rolefsm.Role, bool) { return rolefsm.Idle, true })
+	n.sayIdle = 0 // the goodbyes say it of every channel
+	return n.heartbeat(func(ch *Channel) (rolefsm.Role, bool) { ch.sayIdle = false; return rolefsm.Idle, true })
 }
 
 // Rejoin ends a Close or Relinquish: the channel joins as a Replica
@@ -300,9 +302,16 @@ func (n *Node) transition(ctx context.Context, ch *Channel, to rolefsm.Role, sig
 		// is not thrash (every node's, at a cluster's first start).
 		ctx = rolefsm.ColdStart(ctx)
 	}
-	_, err := ch.coord.Transition(ctx, to, sig)
+	t, err := ch.coord.Transition(ctx, to, sig)
 	if err == nil && to == rolefsm.Leader {
 		ch.hadLeader = true
+	}
+	if err == nil && sig == rolefsm.GracefulRelinquish && t.From == rolefsm.Leader {
+		// Handed over: a heartbeat says so at once, so that the
+		// followers stand on their next tick rather than wait out the
+		// timeout (as after a goodbye).
+		ch.sayIdle = true
+		n.sayIdle++
 	}
 	n.wake = n.now
 	return err

@@ -1,6 +1,7 @@
 package replica_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -28,6 +29,7 @@ import (
 //	partition N...            cut the nodes given off from the others
 //	heal
 //	stop N | start N | leave N
+//	relinquish N ch           node N hands channel ch over (Node.Relinquish)
 //	status                    every running node's role and leader per channel
 //	tail N ch=V               node N's log on channel ch ends at V
 //	lease N ch                remember node N's lease of channel ch
@@ -149,6 +151,12 @@ func (e *interaction) run(t *testing.T, d *datadriven.TestData) string {
 			}
 			fmt.Fprintf(&out, "node %d: %s\n", id, strings.Join(parts, " "))
 		}
+	case "relinquish":
+		id, ch := e.nodeAndChannel(t, d)
+		if err := e.c.Node(id).Relinquish(context.Background(), e.c.Now(), ch); err != nil {
+			t.Fatalf("%s: %v", d.Pos, err)
+		}
+		out.WriteString("ok\n")
 	case "tail":
 		id, ch := e.nodeAndChannel(t, d)
 		var v uint64

@@ -64,6 +64,9 @@ type Node struct {
 	// the node makes, a leader's goodbye) set wake to now.
 	wake  int64
 	scans uint64 // how many Ticks visited the channels, for the tests
+	// sayIdle counts the channels handed over since the last heartbeat:
+	// the next Tick sends one at once, telling their peers.
+	sayIdle int
 
 	peers []peer   // in the order first seen: indices are stable
 	byID  []int32  // indices into peers, sorted by id
@@ -314,15 +317,28 @@ func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
 		n.scan(ctx)
 	}
 	n.out = slices.Grow(n.out[:0], len(n.byID))
-	if t < n.nextBeat {
+	switch {
+	case t >= n.nextBeat:
+		n.nextBeat += n.interval
+		if n.nextBeat <= t {
+			n.nextBeat = t + n.interval // missed beats are skipped, not made up
+		}
+	case n.sayIdle == 0:
 		return n.out
 	}
-	n.nextBeat += n.interval
-	if n.nextBeat <= t {
-		n.nextBeat = t + n.interval // missed beats are skipped, not made up
-	}
+	// On schedule, or at once because a channel was handed over
+	// (Relinquish): its followers hear it now, mid-interval, and stand on
+	// their next tick, when the batches they last heard from each other
+	// still carry the channel (as after a goodbye). The batch is a whole
+	// heartbeat, so the other channels' evidence stays whole.
+	n.sayIdle = 0
 	return n.heartbeat(func(ch *Channel) (rolefsm.Role, bool) {
 		r := ch.coord.Role()
+		if r == rolefsm.Idle && ch.sayIdle {
+			ch.sayIdle = false
+			return r, true // once: it handed the channel over
+		}
+		ch.sayIdle = false
 		return r, r == rolefsm.Leader || r == rolefsm.Replica
 	})
 }
