@@ -110,6 +110,9 @@ type nodeConfig struct {
 	etcdPfx   string
 }
 
+// logQueue is how many log lines may wait for stderr.
+const logQueue = 8192
+
 func runNode(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -126,7 +129,13 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "rolefsm node:", userError(err))
 		return exitRejected
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	// Every log line (the audit lines, the warnings) goes to stderr
+	// through a bounded queue: a stderr that does not keep up (a pipe
+	// nobody reads) drops lines, counted in rolefsm_log_dropped_total,
+	// and never stalls the node's heartbeats.
+	logs := rolefsm.NewAsyncHandler(slog.NewJSONHandler(stderr, nil), logQueue)
+	defer logs.Close() // written out before the process exits
+	logger := slog.New(logs)
 
 	var ln net.Listener
 	var err error
@@ -171,7 +180,10 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(set, drops, rolefsmprom.NewTransportCollector(s.Transport()),
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rolefsm_log_dropped_total",
+			Help: "Log lines (audit lines and warnings) dropped because stderr did not keep up."},
+			func() float64 { return float64(logs.Dropped()) }))
 	if el != nil {
 		reg.MustRegister(etcdCollector(el)...)
 	}
