@@ -125,10 +125,6 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code >= 0 {
 		return code
 	}
-	fail := func(err error) int {
-		fmt.Fprintln(stderr, "rolefsm node:", userError(err))
-		return exitRejected
-	}
 	// Every log line (the audit lines, the warnings) goes to stderr
 	// through a bounded queue: a stderr that does not keep up (a pipe
 	// nobody reads) drops lines, counted in rolefsm_log_dropped_total,
@@ -136,6 +132,11 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logs := rolefsm.NewAsyncHandler(slog.NewJSONHandler(stderr, nil), logQueue)
 	defer logs.Close() // written out before the process exits
 	logger := slog.New(logs)
+	fail := func(err error) int {
+		logs.Close() // the queued lines first, and no writer beside this one
+		fmt.Fprintln(stderr, "rolefsm node:", userError(err))
+		return exitRejected
+	}
 
 	var ln net.Listener
 	var err error
