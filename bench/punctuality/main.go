@@ -19,15 +19,17 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
-var sink uint64
+// sink is what a burner busies itself with.
+var sink atomic.Uint64
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "-burn" {
 		for { // a CPU hog: one busy process
-			sink++
+			sink.Add(1)
 		}
 	}
 	bin := flag.String("bin", "", "the rolefsm binary (required)")
