@@ -105,8 +105,11 @@ func receive(t *testing.T, tr *Transport) replica.Inbound {
 	return replica.Inbound{}
 }
 
-// settle waits until a's and b's handshakes are done, so that what
-// follows is not queued behind them.
+// settle waits until a's and b's handshakes are done and every session
+// is confirmed and heard both ways, so that what follows is not queued
+// behind them and no keep-alive that confirms a session is still to
+// come (with crossed handshakes, the responder's keep-alive follows
+// the initiator's, after both handshakes are done).
 func settle(t *testing.T, trs ...*Transport) {
 	t.Helper()
 	for range 1000 { // a bound: 10 s
@@ -115,6 +118,9 @@ func settle(t *testing.T, trs ...*Transport) {
 			tr.mu.Lock()
 			for _, p := range tr.peers {
 				done = done && p.current != nil && p.hs == nil
+				for _, s := range p.sessions {
+					done = done && (tr.cfg.Insecure || s.confirmed && s.heard)
+				}
 			}
 			tr.mu.Unlock()
 		}
