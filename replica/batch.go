@@ -1,6 +1,9 @@
 package replica
 
 import (
+	"math"
+	"time"
+
 	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/policy"
 )
@@ -40,6 +43,28 @@ type Batch struct {
 	// incarnation is stale.
 	Incarnation uint64
 	Entries     []Entry
+	// Heard is what the sender last heard of each node it shares a
+	// channel with, the receiver among them: the evidence a Replica
+	// weighs before it stands (Config.Evidence). It is per node, not
+	// per channel, and a transport that splits a heartbeat repeats it
+	// in every part. A node never heard has the Age NeverHeard; a
+	// sender that weighs no reports (OwnSilence) sends none.
+	Heard []Report
+}
+
+// NeverHeard is the Age of a node a report's sender has never heard.
+const NeverHeard = time.Duration(math.MaxInt64)
+
+// Report is what a batch's sender last heard of one node.
+type Report struct {
+	Node NodeID
+	// Age is how long before the batch was built Node sent the latest
+	// batch the sender took in from it (the time since it arrived, plus
+	// half the RTT to Node when one is known). The receiver dates that
+	// contact in its own clock, at the report's arrival less Age and
+	// less half its RTT to the sender, so no clocks need agree. A
+	// negative Age is refused.
+	Age time.Duration
 }
 
 // Message is a batch to send to a peer.

@@ -28,21 +28,37 @@ func (n *Node) waitForLeader(ch *Channel) {
 	ch.since, ch.claimAt, ch.contact = n.now, 0, n.now
 }
 
-// leaderLost is the MissedHeartbeats condition: the leader followed has
-// not claimed Leader for the timeout, counted from its latest claim or
-// from its adoption, whichever is later; or the channel follows nobody
-// and has waited that long. Heartbeats in which the followed node
-// speaks as a Replica do not count: they would keep a node waiting
-// forever for a leader that never took office.
-func (n *Node) leaderLost(ch *Channel) bool {
+// ownSilence is upstream's MissedHeartbeats condition: the leader
+// followed has not claimed Leader for the timeout, counted from its
+// latest claim or from its adoption, whichever is later; or the channel
+// follows nobody and has waited that long. Heartbeats in which the
+// followed node speaks as a Replica do not count: they would keep a node
+// waiting forever for a leader that never took office.
+func (n *Node) ownSilence(ch *Channel) bool {
 	if ch.following && ch.leaderGone {
 		return true
 	}
+	return n.silent(n.lastWord(ch))
+}
+
+// lastWord is when the silence ownSilence measures began.
+func (n *Node) lastWord(ch *Channel) int64 {
 	last := ch.since
 	if ch.following {
 		last = max(last, ch.claimAt)
 	}
-	return n.silent(last)
+	return last
+}
+
+// leaderLost is the MissedHeartbeats condition: ownSilence, and, under
+// Corroborated evidence, no member of the replica set reports hearing
+// the leader within the timeout either.
+func (n *Node) leaderLost(ch *Channel) bool {
+	if !n.ownSilence(ch) {
+		return false
+	}
+	v, ok := n.vouched(ch)
+	return !ok || n.silent(v)
 }
 
 // deadline is when leaderLost becomes true if nothing is heard.
@@ -50,9 +66,9 @@ func (n *Node) deadline(ch *Channel) int64 {
 	if ch.following && ch.leaderGone {
 		return n.now
 	}
-	last := ch.since
-	if ch.following {
-		last = max(last, ch.claimAt)
+	last := n.lastWord(ch)
+	if v, ok := n.vouched(ch); ok {
+		last = max(last, v)
 	}
 	if timeout := int64(n.rule.Timeout()); last <= math.MaxInt64-timeout {
 		return last + timeout
@@ -68,11 +84,11 @@ func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
 			// the next claim from anyone is followed at once. If it
 			// says goodbye, there is no leader to wait for: the
 			// channel stands on its next Tick.
+			// Either way the reports stop vouching for it, and the
+			// deadline may come nearer: the next Tick looks again.
 			ch.leaderClaimed, ch.leaderLeft = false, true
 			ch.leaderGone = e.Role == rolefsm.Idle
-			if ch.leaderGone {
-				n.wake = n.now
-			}
+			n.wake = n.now
 		}
 		return
 	}
@@ -93,14 +109,16 @@ func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
 			return
 		}
 		// Stay with the current leader only if its claim to office is
-		// fresh and it outranks the newcomer.
-		if ch.following && ch.leaderClaimed && !n.leaderLost(ch) &&
+		// fresh, as heard here (a report says the leader is heard, not
+		// that it still leads this channel), and it outranks the
+		// newcomer.
+		if ch.following && ch.leaderClaimed && !n.ownSilence(ch) &&
 			policy.KeepLeadership(ch.leader, ch.leaderTail, id, e.Tail) {
 			return
 		}
 		n.follow(ch, id, e.Tail, true)
 	case rolefsm.Leader:
-		if policy.KeepLeadership(n.id, ch.tail, id, e.Tail) {
+		if policy.KeepLeadership(n.id, ch.tail, id, e.Tail) && !n.deaf(&n.peers[ch.member(id).peer]) {
 			return
 		}
 		if n.transition(ctx, ch, rolefsm.Replica, rolefsm.PeerLeaderObserved) == nil {

@@ -47,6 +47,9 @@ var (
 	// heartbeat already received from the same sender (a late part of
 	// a heartbeat, reordered on the way): it changes nothing.
 	ErrStaleBatch = errors.New("replica: batch older than the sender's latest heartbeat")
+	// ErrBadReport is returned by Step for a batch whose Heard lists a
+	// negative age or node 0: it changes nothing.
+	ErrBadReport = errors.New("replica: bad report of what the sender heard")
 	// ErrNegativeRTT is returned by ObserveRTT for an RTT below zero.
 	ErrNegativeRTT = errors.New("replica: negative RTT")
 	// ErrNotExternal is returned by Stand, Elected, StepDown and

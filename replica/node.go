@@ -29,6 +29,11 @@ type Config struct {
 	// what it decides with Stand, Elected, StepDown and Follow (see
 	// external.go). Heartbeats still carry roles, tails and health.
 	External bool
+	// Evidence is what a Replica weighs before it stands: Corroborated
+	// asks the replica set; OwnSilence is upstream's rule. The default
+	// is Corroborated, or OwnSilence under policy.Upstream, so that
+	// upstream's election is upstream's behaviour exactly.
+	Evidence Evidence
 	// Limits are what the node's transport can carry (a transport
 	// states them: udp.Transport.Limits); Open refuses a channel whose
 	// name the transport could not send. The zero Limits bound nothing.
@@ -52,6 +57,7 @@ type Node struct {
 	interval int64 // ns
 	elect    policy.Policy
 	external bool
+	evidence Evidence
 	limits   Limits
 	epoch    time.Time
 	now      int64     // ns since epoch: the latest time passed in
@@ -61,7 +67,8 @@ type Node struct {
 	// (an election, a timeout): between heartbeats, a Tick before it
 	// leaves the channels alone. Hearing a leader only moves a deadline
 	// later; the changes that can bring one closer (every role change
-	// the node makes, a leader's goodbye) set wake to now.
+	// the node makes, a leader that says goodbye or speaks as a
+	// Replica, a reporter's restart) set wake to now.
 	wake  int64
 	scans uint64 // how many Ticks visited the channels, for the tests
 	// sayIdle counts the channels handed over since the last heartbeat:
@@ -78,11 +85,13 @@ type Node struct {
 	out  []Message
 	beat uint64 // heartbeats sent
 	view []policy.Member
+	said []Report // the reports of the latest heartbeat
 }
 
 // peer is what the node knows of another node, shared by all channels.
 type peer struct {
 	id      NodeID
+	index   int32  // its own index in the node's peers
 	refs    int    // channels whose replica set holds it
 	batches uint64 // batches received from it
 	beat    uint64 // its latest heartbeat, by the sender's Seq (plus base) or our count
@@ -95,6 +104,16 @@ type peer struct {
 	rtt               time.Duration
 	hasRTT            bool
 	out               []Entry // the next batch to it
+	// What it reports, dated in the node's clock: saw[k] when it last
+	// heard the peer of index k (never if unreported), heardMe when it
+	// last heard this node, and met when it was first heard after a
+	// silence of the timeout (or at all, or in a new boot).
+	saw          []int64
+	heardMe, met int64
+	// reported: a batch since met carried reports (a sender that sends
+	// none, under OwnSilence or over a transport that drops them, gives
+	// no evidence either way).
+	reported bool
 }
 
 // NewNode returns a node holding no channel, its clock at now.
@@ -105,11 +124,19 @@ func NewNode(cfg Config, now time.Time) (*Node, error) {
 		return nil, fmt.Errorf("%w: node id 0 (ids are 1-based)", ErrBadConfig)
 	case cfg.Phase < 0 || cfg.Phase >= iv:
 		return nil, fmt.Errorf("%w: phase %v, want 0 up to the heartbeat interval %v", ErrBadConfig, cfg.Phase, iv)
+	case cfg.Evidence > OwnSilence:
+		return nil, fmt.Errorf("%w: evidence %v", ErrBadConfig, cfg.Evidence)
 	case cfg.Limits.MaxChannelName < 0:
 		return nil, fmt.Errorf("%w: limits: max channel name %d", ErrBadConfig, cfg.Limits.MaxChannelName)
 	}
 	if cfg.Policy == nil {
 		cfg.Policy = policy.HighestTail
+	}
+	if cfg.Evidence == DefaultEvidence {
+		cfg.Evidence = Corroborated
+		if cfg.Policy == policy.Upstream {
+			cfg.Evidence = OwnSilence
+		}
 	}
 	return &Node{
 		id:       cfg.ID,
@@ -117,6 +144,7 @@ func NewNode(cfg Config, now time.Time) (*Node, error) {
 		interval: int64(iv),
 		elect:    cfg.Policy,
 		external: cfg.External,
+		evidence: cfg.Evidence,
 		limits:   cfg.Limits,
 		epoch:    now,
 		nextBeat: int64(cfg.Phase),
@@ -178,7 +206,7 @@ func (n *Node) addPeer(id NodeID) int32 {
 	i, ok := slices.BinarySearch(n.ids, id)
 	if !ok {
 		k := int32(len(n.peers))
-		n.peers = append(n.peers, peer{id: id})
+		n.peers = append(n.peers, peer{id: id, index: k, heardMe: never})
 		n.byID = slices.Insert(n.byID, i, k)
 		n.ids = slices.Insert(n.ids, i, id)
 		if id < denseIDs {
@@ -260,13 +288,17 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 	if p == nil || p.refs == 0 {
 		return fmt.Errorf("%w: node %d", ErrUnknownPeer, b.From)
 	}
+	if err := checkReports(b.From, b.Heard); err != nil {
+		return err
+	}
+	base, restarted := p.base, false
 	switch {
 	case b.Incarnation < p.incarnation:
 		return fmt.Errorf("%w: incarnation %d of node %d after %d", ErrStaleBatch, b.Incarnation, b.From, p.incarnation)
 	case b.Incarnation > p.incarnation:
-		p.incarnation, p.base = b.Incarnation, p.beat // restarted: its numbering starts over
+		base, restarted = p.beat, true // restarted: its numbering starts over
 	}
-	beat := p.base + b.Seq
+	beat := base + b.Seq
 	switch {
 	case b.Seq == 0:
 		beat = p.beat + 1
@@ -274,9 +306,22 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 		return fmt.Errorf("%w: heartbeat %d from node %d after %d", ErrStaleBatch, b.Seq, b.From, p.beat-p.base)
 	}
 	t := n.advance(now)
+	if restarted || !p.heard {
+		// A new process: what the old one heard is not its evidence.
+		p.incarnation, p.base, p.heardMe = b.Incarnation, base, never
+		for i := range p.saw {
+			p.saw[i] = never
+		}
+		n.wake = n.now // a deadline its reports put off may come nearer
+	}
+	if restarted || !p.heard || n.silent(p.lastSeen) {
+		p.met, p.reported = t, false // heard again after a silence: its reports start over
+	}
+	p.reported = p.reported || len(b.Heard) > 0
 	p.heard, p.lastSeen = true, t
 	p.batches++
 	p.beat = beat
+	n.takeReports(p, t, b.Heard)
 	var dropped []EntryError
 	for _, e := range b.Entries {
 		ch := n.chans[e.Channel]
@@ -376,6 +421,7 @@ func (n *Node) scan(ctx context.Context) {
 // there is one to send.
 func (n *Node) heartbeat(role func(ch *Channel) (rolefsm.Role, bool)) []Message {
 	n.beat++
+	said := n.reports()
 	for i := range n.peers {
 		n.peers[i].out = n.peers[i].out[:0]
 	}
@@ -392,7 +438,7 @@ func (n *Node) heartbeat(role func(ch *Channel) (rolefsm.Role, bool)) []Message 
 	}
 	for _, k := range n.byID {
 		if p := &n.peers[k]; len(p.out) > 0 {
-			n.out = append(n.out, Message{To: p.id, Batch: Batch{From: n.id, Seq: n.beat, Entries: p.out}})
+			n.out = append(n.out, Message{To: p.id, Batch: Batch{From: n.id, Seq: n.beat, Entries: p.out, Heard: said}})
 		}
 	}
 	return n.out

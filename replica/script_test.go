@@ -21,10 +21,14 @@ import (
 // prints what came out. Refresh the expected output with -rewrite, then
 // read the diff.
 //
-//	node id=1 [heartbeat=500ms] [miss=3] [policy=tail|upstream|nobody] [phase=0ms] [external]
+//	node id=1 [heartbeat=500ms] [miss=3] [policy=tail|upstream|nobody] [phase=0ms] [external] [evidence=peers|own]
 //	open ch=a replicas=(1,2,3) [tail=N] [pressure] [closed] [t=MS]
-//	step t=MS from=N [seq=N]  (input: one entry a line: CHANNEL ROLE TAIL)
-//	tick t=MS
+//	step t=MS from=N [seq=N] [heard=(N@MS,...)]
+//	                         (input: one entry a line: CHANNEL ROLE TAIL;
+//	                         heard: what the sender reports it last heard
+//	                         of node N, MS milliseconds before it sent,
+//	                         or N@never)
+//	tick t=MS                (prints the batches, then the reports they carry)
 //	leave t=MS               (a graceful shutdown: prints the goodbyes)
 //	rtt peer=N d=DURATION
 //	tail ch=a n=N
@@ -85,6 +89,11 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		cfg.Heartbeat = hb
 		cfg.Phase = durArg(t, d, "phase", 0)
 		cfg.External = d.HasArg("external")
+		if d.HasArg("evidence") {
+			if cfg.Evidence, err = ParseEvidence(strArg(t, d, "evidence")); err != nil {
+				return "error: " + err.Error()
+			}
+		}
 		if d.HasArg("policy") {
 			var name string
 			d.ScanArgs(t, "policy", &name)
@@ -116,6 +125,21 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		err = h.n.Open(ctx, h.at(t, d), cfg)
 	case "step":
 		b := Batch{From: NodeID(intArg(t, d, "from", 0)), Seq: uint64(intArg(t, d, "seq", 0)), Incarnation: uint64(intArg(t, d, "inc", 0))}
+		if arg, ok := d.Arg("heard"); ok {
+			for _, v := range arg.Vals {
+				var id uint64
+				var age int64
+				r := Report{Age: NeverHeard}
+				if _, serr := fmt.Sscanf(v, "%d@never", &id); serr != nil {
+					if _, serr := fmt.Sscanf(v, "%d@%d", &id, &age); serr != nil {
+						t.Fatalf("%s: heard %q: want N@MS or N@never", d.Pos, v)
+					}
+					r.Age = time.Duration(age) * time.Millisecond
+				}
+				r.Node = NodeID(id)
+				b.Heard = append(b.Heard, r)
+			}
+		}
 		for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
 			if line == "" {
 				continue
@@ -136,7 +160,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		if d.Cmd == "leave" {
 			msgs = h.n.Leave
 		}
+		var heard []Report
 		for _, m := range msgs(ctx, h.at(t, d)) {
+			heard = m.Batch.Heard // every batch of a heartbeat carries the same
 			fmt.Fprintf(&out, "→ n%d #%d:", m.To, m.Batch.Seq)
 			for i, e := range m.Batch.Entries {
 				sep := ","
@@ -144,6 +170,17 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 					sep = ""
 				}
 				fmt.Fprintf(&out, "%s %s %v %d", sep, e.Channel, e.Role, e.Tail)
+			}
+			out.WriteString("\n")
+		}
+		if len(heard) > 0 {
+			out.WriteString("  heard:")
+			for _, r := range heard {
+				if r.Age == NeverHeard {
+					fmt.Fprintf(&out, " n%d@never", r.Node)
+					continue
+				}
+				fmt.Fprintf(&out, " n%d@%s", r.Node, ms(r.Age))
 			}
 			out.WriteString("\n")
 		}
@@ -181,6 +218,12 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 				fmt.Fprintf(&out, " leader-tail=%d claimed=%t", st.LeaderTail, st.LeaderClaimed)
 			}
 			fmt.Fprintf(&out, " contact=%s", ms(st.Contact.Sub(h.start)))
+			if !st.Vouched.IsZero() {
+				fmt.Fprintf(&out, " vouched=%s", ms(st.Vouched.Sub(h.start)))
+			}
+			if st.CutOff {
+				out.WriteString(" cut-off")
+			}
 			if st.Lease != (rolefsm.Lease{}) {
 				fmt.Fprintf(&out, " lease=%v/%d", st.Lease.Role, st.Lease.Generation)
 			}

@@ -28,6 +28,13 @@ type Status struct {
 	// Contact is when the followed leader last claimed Leader, or when
 	// the channel began to wait for one.
 	Contact time.Time
+	// Vouched is the latest contact with the followed leader that a
+	// member of the replica set reports (zero when no report counts:
+	// see Corroborated). CutOff is set on a Replica whose own silence
+	// has run the timeout while such a report is fresh: cut off alone
+	// from a leader the others hear, it waits instead of standing.
+	Vouched time.Time
+	CutOff  bool
 	// Lease is the fencing token taken when the node last won the
 	// channel's election; it holds only while that term lasts.
 	Lease rolefsm.Lease
@@ -85,6 +92,17 @@ func (ch *Channel) Follows() (leader NodeID, tail uint64, claimed bool) {
 // rule measures starts no earlier.
 func (ch *Channel) Contact() time.Time { return ch.node.time(ch.contact) }
 
+// Vouched returns the latest contact with the followed leader that a
+// member of the replica set reports, and whether one counts (see
+// Corroborated).
+func (ch *Channel) Vouched() (time.Time, bool) {
+	v, ok := ch.node.vouched(ch)
+	if !ok {
+		return time.Time{}, false
+	}
+	return ch.node.time(v), true
+}
+
 // Status returns the channel's state.
 func (ch *Channel) Status() Status {
 	n := ch.node
@@ -102,6 +120,10 @@ func (ch *Channel) Status() Status {
 		// A Candidate follows nobody; nor does a Replica whose leader
 		// has since spoken as a non-Leader (stepped down, said goodbye).
 		s.Leader = ch.leader
+	}
+	if v, ok := n.vouched(ch); ok {
+		s.Vouched = n.time(v)
+		s.CutOff = l.Role == rolefsm.Replica && n.ownSilence(ch) && !n.silent(v)
 	}
 	return s
 }

@@ -53,6 +53,10 @@ type Config struct {
 	// 3, policy.HighestTail).
 	Heartbeat policy.Heartbeat
 	Policy    policy.Policy
+	// Evidence is what a Replica weighs before it stands (default:
+	// the replica set's reports, or its own silence under
+	// policy.Upstream; see replica.Config).
+	Evidence replica.Evidence
 	// Options are given to every channel's coordinator (an audit
 	// logger with rolefsm.WithLogger, observers).
 	Options []rolefsm.Option
@@ -134,7 +138,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	now := time.Now()
-	if s.node, err = replica.NewNode(replica.Config{ID: cfg.ID, Heartbeat: cfg.Heartbeat, Policy: cfg.Policy,
+	if s.node, err = replica.NewNode(replica.Config{ID: cfg.ID, Heartbeat: cfg.Heartbeat, Policy: cfg.Policy, Evidence: cfg.Evidence,
 		External: cfg.Election != nil, Limits: tr.Limits()}, now); err != nil {
 		return fail(err)
 	}

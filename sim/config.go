@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rolefsm/rolefsm/policy"
+	"github.com/rolefsm/rolefsm/replica"
 )
 
 // Defaults, as upstream's deterministic simulation.
@@ -165,6 +166,10 @@ type Config struct {
 	Heartbeat policy.Heartbeat
 	// Policy decides elections (default policy.HighestTail).
 	Policy policy.Policy
+	// Evidence is what a Replica weighs before it stands (default
+	// replica.Corroborated, the replica set's reports, or
+	// replica.OwnSilence under policy.Upstream: see replica.Config).
+	Evidence replica.Evidence
 	// Faults are the kinds injected at random, each step with
 	// probability FaultRate (default 0.02), until FaultsUntil (default
 	// three quarters of the run), when every random fault still in

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/policy"
+	"github.com/rolefsm/rolefsm/replica"
 )
 
 // The defects below re-create upstream's, around a correct replica:
@@ -146,9 +147,11 @@ func TestSettleWindowAsWritten(t *testing.T) {
 // own live tail with the other's tail as of the heartbeat received, so
 // both can keep office for more than one heartbeat round, past Settle.
 // These are all six seeds of the grid that fail with a miss threshold
-// of 2 or 3, under both elections. Each is a dual-leader window that
-// is resolved late, not never; with leaders that do not append, the
-// same runs (same faults) converge in time.
+// of 2 or 3, under both elections, with each node's own silence the
+// evidence (the tail election's seed converges in time with the
+// replica set's reports). Each is a dual-leader window that is resolved
+// late, not never; with leaders that do not append, the same runs (same
+// faults) converge in time.
 func TestTiebreakDriftsWhileBothLeadersAppend(t *testing.T) {
 	for _, tc := range []struct {
 		seed   uint64
@@ -166,7 +169,7 @@ func TestTiebreakDriftsWhileBothLeadersAppend(t *testing.T) {
 	} {
 		hb, err := policy.NewHeartbeat(tc.ms*time.Millisecond, tc.miss)
 		require.NoError(t, err)
-		cfg := Config{Seed: tc.seed, Nodes: tc.nodes, Heartbeat: hb, Policy: tc.policy, Faults: AllFaults}
+		cfg := Config{Seed: tc.seed, Nodes: tc.nodes, Heartbeat: hb, Policy: tc.policy, Faults: AllFaults, Evidence: replica.OwnSilence}
 		res, err := Run(cfg, nil)
 		require.NoError(t, err)
 		require.False(t, res.OK(), "%+v", tc)
@@ -177,6 +180,13 @@ func TestTiebreakDriftsWhileBothLeadersAppend(t *testing.T) {
 		assert.Positive(t, res.Count(rolefsm.PeerLeaderObserved), "%+v", tc)
 		assert.GreaterOrEqual(t, res.Converged, 0, "%+v: resolved late, not never", tc)
 
+		if tc.policy == policy.HighestTail {
+			peers := cfg
+			peers.Evidence = replica.DefaultEvidence
+			res, err := Run(peers, nil)
+			require.NoError(t, err)
+			assert.True(t, res.OK(), "%+v with the replica set's reports: %v", tc, res.Violations)
+		}
 		res, err = simulate(cfg, nil, hooks{quietLeaders: true}, nil)
 		require.NoError(t, err)
 		assert.True(t, res.OK(), "%+v: %v", tc, res.Violations)

@@ -71,6 +71,11 @@ func (r *run) checkStep() {
 		case rolefsm.Replica:
 			r.activeIn[r.comp[i]] = true
 			contact := max(int(n.ch.Contact().Sub(r.epoch)/r.cfg.Step), n.reported)
+			if v, ok := n.ch.Vouched(); ok {
+				// A word from the leader, as a member of the replica
+				// set reports it: a Replica cut off alone waits.
+				contact = max(contact, int(v.Sub(r.epoch)/r.cfg.Step))
+			}
 			if r.step-contact > r.timeoutSteps+1 {
 				r.violate(InvReplica, n.num, "no word from a leader since step %d", contact)
 				n.reported = r.step // report it once per timeout

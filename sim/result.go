@@ -36,7 +36,8 @@ type Result struct {
 	Transitions   int // committed transitions
 	Elections     int // Candidate → Leader or Replica
 	LeaderChanges int // entries into Leader
-	Thrash        int // MissedHeartbeats transitions
+	Thrash        int // MissedHeartbeats transitions, but cold starts
+	ColdStarts    int // MissedHeartbeats transitions of a first election (no leader since the node started)
 	Concessions   int // PeerLeaderObserved transitions
 	Appends       int // entries appended by leaders
 	Fenced        int // writes refused because the lease no longer held

@@ -33,7 +33,8 @@ const channelName = "ch"
 // slot's arena.
 type msg struct {
 	from, to int // 0-based
-	off, n   int
+	off, n   int // its entries in the slot's arena
+	hoff, hn int // its reports in the slot's heard arena
 }
 
 type node struct {
@@ -102,8 +103,9 @@ type run struct {
 	side     []bool          // partition side of each node
 	parted   bool
 
-	ring    [][]msg           // batches by delivery step modulo len(ring)
-	arena   [][]replica.Entry // their entries, by the same slot
+	ring    [][]msg            // batches by delivery step modulo len(ring)
+	arena   [][]replica.Entry  // their entries, by the same slot
+	heard   [][]replica.Report // their reports, by the same slot
 	endings []ending
 	script  int // next scripted event
 	faults  []Faults
@@ -153,6 +155,7 @@ func newRun(cfg Config, trace io.Writer, h hooks) *run {
 	r.maxDelay = 1 + int(maxRTT/cfg.Step)
 	r.ring = make([][]msg, r.maxDelay+1)
 	r.arena = make([][]replica.Entry, r.maxDelay+1)
+	r.heard = make([][]replica.Report, r.maxDelay+1)
 	for i := range r.ring {
 		r.ring[i] = make([]msg, 0, 2*n*n)
 		r.arena[i] = make([]replica.Entry, 0, 2*n*n)
@@ -219,6 +222,7 @@ func (r *run) boot(n *node) error {
 		ID:        n.id,
 		Heartbeat: r.cfg.Heartbeat,
 		Policy:    r.cfg.Policy,
+		Evidence:  r.cfg.Evidence,
 		Phase:     time.Duration(wait) * r.cfg.Step,
 	}, r.now())
 	if err != nil {
@@ -275,7 +279,11 @@ func (r *run) observe(n *node, rec rolefsm.Record) {
 	res.bySignal[rec.Signal]++
 	switch rec.Signal {
 	case rolefsm.MissedHeartbeats:
-		res.Thrash++
+		if rec.ColdStart {
+			res.ColdStarts++
+		} else {
+			res.Thrash++
+		}
 	case rolefsm.ElectionWon, rolefsm.ElectionLost:
 		res.Elections++
 	case rolefsm.PeerLeaderObserved:
@@ -323,7 +331,7 @@ func (r *run) deliver() {
 		}
 		from := policy.NodeID(m.from + 1)
 		r.refused(to, "rtt", to.rn.ObserveRTT(from, r.rtt[m.from*r.n+m.to]))
-		b := replica.Batch{From: from, Entries: r.arena[slot][m.off : m.off+m.n]}
+		b := replica.Batch{From: from, Entries: r.arena[slot][m.off : m.off+m.n], Heard: r.heard[slot][m.hoff : m.hoff+m.hn]}
 		r.delivered++
 		if err := to.rn.Step(r.ctx, now, b); err != nil {
 			r.violate(InvNoRejection, to.num, "step: %v", err)
@@ -331,6 +339,7 @@ func (r *run) deliver() {
 	}
 	r.ring[slot] = r.ring[slot][:0]
 	r.arena[slot] = r.arena[slot][:0]
+	r.heard[slot] = r.heard[slot][:0]
 }
 
 // land completes n's write in flight, if the lease still holds.
@@ -397,8 +406,10 @@ func (r *run) send(n *node, m *replica.Message) {
 	rtt := r.rtt[k]
 	oneWay := rtt/2 + time.Duration(r.rng.Int64N(int64(rtt/2)+1))
 	slot := (r.step + 1 + int(oneWay/r.cfg.Step)) % len(r.ring)
-	r.ring[slot] = append(r.ring[slot], msg{from: from, to: to, off: len(r.arena[slot]), n: len(m.Batch.Entries)})
+	r.ring[slot] = append(r.ring[slot], msg{from: from, to: to, off: len(r.arena[slot]), n: len(m.Batch.Entries),
+		hoff: len(r.heard[slot]), hn: len(m.Batch.Heard)})
 	r.arena[slot] = append(r.arena[slot], m.Batch.Entries...)
+	r.heard[slot] = append(r.heard[slot], m.Batch.Heard...)
 }
 
 func (r *run) connected(i, j int) bool {

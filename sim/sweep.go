@@ -21,9 +21,9 @@ type Sweep struct {
 	Violating []*Result
 
 	// Totals over all seeds.
-	Transitions, Elections, LeaderChanges, Thrash, Concessions int
-	DualLeaderSteps, LeaderlessSteps                           int
-	Appends, Fenced, StaleAppends                              int
+	Transitions, Elections, LeaderChanges, Thrash, ColdStarts, Concessions int
+	DualLeaderSteps, LeaderlessSteps                                       int
+	Appends, Fenced, StaleAppends                                          int
 	// DualLeaderRuns counts the seeds with at least one dual-leader step.
 	DualLeaderRuns int
 	// NotConverged counts the seeds that never reached a single leader
@@ -127,6 +127,7 @@ func (s *Sweep) add(r *Result) {
 	s.Elections += r.Elections
 	s.LeaderChanges += r.LeaderChanges
 	s.Thrash += r.Thrash
+	s.ColdStarts += r.ColdStarts
 	s.Concessions += r.Concessions
 	s.DualLeaderSteps += r.DualLeaderSteps
 	s.LeaderlessSteps += r.LeaderlessSteps

@@ -67,7 +67,7 @@ func etcdCollector(el *rolefsmetcd.Elector) []prometheus.Collector {
 }
 
 const nodeSynopsis = `node -id N -listen ADDR [-peers ID=ADDR@PUBLICKEY,... | -peers-file FILE] -channels LIST|-channels-n N
-        (-key-file FILE | -insecure) [-http ADDR] [-heartbeat 500ms] [-miss 3] [-policy tail|upstream]
+        (-key-file FILE | -insecure) [-http ADDR] [-heartbeat 500ms] [-miss 3] [-policy tail|upstream] [-evidence peers|own]
         [-election heartbeat|etcd -etcd ENDPOINT,... [-etcd-ttl 10s] [-etcd-prefix /rolefsm/election]
           [-etcd-ca FILE] [-etcd-cert FILE -etcd-key FILE] [-etcd-user NAME [-etcd-password-file FILE]]]
 
@@ -104,6 +104,7 @@ type nodeConfig struct {
 	pprof     bool
 	heartbeat policy.Heartbeat
 	policy    policy.Policy
+	evidence  replica.Evidence
 	etcd      []string // endpoints: etcd elects (-election etcd)
 	etcdConn  etcdAccess
 	etcdTTL   time.Duration
@@ -148,7 +149,7 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	drops := rolefsmprom.NewDriverErrors(nil)
 	scfg := server.Config{ID: cfg.id, Listen: cfg.listen, Key: cfg.key, Insecure: cfg.insecure, Peers: cfg.peers,
-		Channels: cfg.channels, Heartbeat: cfg.heartbeat, Policy: cfg.policy, Logger: logger, OnError: drops.Observe,
+		Channels: cfg.channels, Heartbeat: cfg.heartbeat, Policy: cfg.policy, Evidence: cfg.evidence, Logger: logger, OnError: drops.Observe,
 		Options: []rolefsm.Option{rolefsm.WithLogger(logger)}}
 	var el *rolefsmetcd.Elector
 	if cfg.etcd != nil {
@@ -275,6 +276,11 @@ type channelStatus struct {
 	Generation uint64         `json:"generation"`
 	Leader     replica.NodeID `json:"leader"`
 	Tail       uint64         `json:"tail"`
+	// CutOff: a Replica that has not heard its leader for the timeout
+	// waits, because a member of the replica set still hears it;
+	// Vouched is the latest contact a member reports.
+	CutOff  bool       `json:"cut_off,omitempty"`
+	Vouched *time.Time `json:"vouched,omitempty"`
 	// Token is the etcd fencing token of a leader's term (-election etcd).
 	Token *rolefsmetcd.Token `json:"token,omitempty"`
 }
@@ -313,7 +319,11 @@ func status(s *server.Server, el *rolefsmetcd.Elector) nodeStatus {
 		st.Etcd = &es
 	}
 	for _, c := range ss.Channels {
-		cs := channelStatus{Name: c.Channel, Role: c.Role.String(), Generation: c.Generation, Leader: c.Leader, Tail: c.Tail}
+		cs := channelStatus{Name: c.Channel, Role: c.Role.String(), Generation: c.Generation, Leader: c.Leader, Tail: c.Tail, CutOff: c.CutOff}
+		if !c.Vouched.IsZero() {
+			v := c.Vouched.UTC()
+			cs.Vouched = &v
+		}
 		if el != nil && c.Role == rolefsm.Leader {
 			if tok, ok := el.Token(c.Channel); ok {
 				cs.Token = &tok

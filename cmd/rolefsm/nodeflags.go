@@ -38,6 +38,7 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	miss := fs.Int("miss", policy.DefaultMissThreshold, "missed heartbeats before a leader is presumed gone, 2 or more")
 	allowMiss1 := fs.Bool("allow-miss-1", false, "accept -miss 1, which deposes a live leader on one late heartbeat")
 	pol := fs.String("policy", "tail", "election policy: tail or upstream")
+	evid := fs.String("evidence", "", "what a replica weighs before it stands: peers (its replica set's reports: it stands only when none hears the leader) or own (its own silence, upstream's rule); default peers, own with -policy upstream")
 	election := fs.String("election", "heartbeat", "who elects leaders: heartbeat (the nodes) or etcd")
 	etcdEndpoints := fs.String("etcd", "", "etcd endpoints, comma-separated: HOST:PORT, http://HOST:PORT or https://HOST:PORT (with -election etcd)")
 	etcdConn := etcdFlags{
@@ -182,6 +183,11 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	}
 	if cfg.policy, err = policy.ParsePolicy(strings.ToLower(*pol)); err != nil {
 		return bad("-policy: %v", err)
+	}
+	if *evid != "" {
+		if cfg.evidence, err = replica.ParseEvidence(strings.ToLower(*evid)); err != nil {
+			return bad("-evidence: %v", err)
+		}
 	}
 	return cfg, -1
 }

@@ -14,10 +14,11 @@ import (
 	"time"
 
 	"github.com/rolefsm/rolefsm/policy"
+	"github.com/rolefsm/rolefsm/replica"
 	"github.com/rolefsm/rolefsm/sim"
 )
 
-const simSynopsis = "sim [-nodes 5] [-seed N] [-steps 400] [-faults partition,kill,disk,close,loss] [-policy tail|upstream] [-sweep N]"
+const simSynopsis = "sim [-nodes 5] [-seed N] [-steps 400] [-faults partition,kill,disk,close,loss] [-policy tail|upstream] [-evidence peers|own] [-sweep N]"
 
 func runSim(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("sim", simSynopsis, stderr)
@@ -26,6 +27,7 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	steps := fs.Int("steps", sim.DefaultSteps, "steps to run, of 50ms of virtual time each")
 	faults := fs.String("faults", "all", "fault kinds to inject at random: a comma list of partition, kill, disk, close, loss; or all, none")
 	pol := fs.String("policy", "tail", "election policy: tail (highest tail, then lowest id) or upstream (lowest RTT, then lowest id); with -sweep, a comma list to compare")
+	evid := fs.String("evidence", "", "what a Replica weighs before it stands: peers (the replica set's reports) or own (its own silence, upstream's rule); default peers, own with -policy upstream; with -sweep, a comma list to compare")
 	interval := fs.Duration("heartbeat", policy.DefaultInterval, "heartbeat interval (at least 100ms)")
 	miss := fs.Int("miss", policy.DefaultMissThreshold, "missed heartbeats after which the leader is lost")
 	sweep := fs.Int("sweep", 0, "run this many seeds across all cores and report violating seeds")
@@ -82,14 +84,36 @@ func runSim(args []string, stdout, stderr io.Writer) int {
 	if len(policies) > 1 && *sweep == 0 {
 		return usageErr(fmt.Errorf("-policy %s: a single run takes one policy; compare them with -sweep", *pol))
 	}
-	cfg := sim.Config{Nodes: *nodes, Seed: *seed, Steps: *steps, Heartbeat: hb, Policy: policies[0], Faults: f}
+	evidences := []replica.Evidence{replica.DefaultEvidence}
+	if *evid != "" {
+		evidences = evidences[:0]
+		for _, name := range strings.Split(*evid, ",") {
+			e, err := replica.ParseEvidence(strings.ToLower(strings.TrimSpace(name)))
+			if err != nil {
+				return usageErr(fmt.Errorf("-evidence: %w", err))
+			}
+			evidences = append(evidences, e)
+		}
+	}
+	if len(evidences) > 1 && *sweep == 0 {
+		return usageErr(fmt.Errorf("-evidence %s: a single run takes one; compare them with -sweep", *evid))
+	}
+	cfg := sim.Config{Nodes: *nodes, Seed: *seed, Steps: *steps, Heartbeat: hb, Policy: policies[0], Evidence: evidences[0], Faults: f}
+	var variants []sim.Config
+	for _, p := range policies {
+		for _, e := range evidences {
+			v := cfg
+			v.Policy, v.Evidence = p, e
+			variants = append(variants, v)
+		}
+	}
 
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
 	if *sweep > 0 {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
-		return runSweep(ctx, cfg, policies, *sweep, *workers, out, stderr, usageErr)
+		return runSweep(ctx, variants, *sweep, *workers, out, stderr, usageErr)
 	}
 	if *format == "svg" {
 		return runSVG(cfg, out, stderr, usageErr)
@@ -147,7 +171,7 @@ func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer, usa
 	}
 	fmt.Fprintf(out, "seed %d · %d %s · %d steps of %v (%s) · heartbeat %v, miss %d · policy %s · faults %v",
 		c.Seed, c.Nodes, plural(c.Nodes, "node", "nodes"), c.Steps, c.Step, fmtDur(res.TimeOf(c.Steps)),
-		c.Heartbeat.Interval(), c.Heartbeat.MissThreshold(), c.Policy.Name(), c.Faults)
+		c.Heartbeat.Interval(), c.Heartbeat.MissThreshold(), variant(c), c.Faults)
 	if res.Calm > 0 {
 		fmt.Fprintf(out, " until %s", fmtDur(res.TimeOf(res.Calm)))
 	}
@@ -159,8 +183,8 @@ func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer, usa
 		bucket = (per + bucket - 1) / bucket * bucket // whole intervals
 	}
 	fmt.Fprintf(out, "leaders per %v:  %s\n", time.Duration(bucket)*c.Step, leaderStrip(res.Leaders, bucket))
-	fmt.Fprintf(out, "transitions:       %d (elections %d, leader changes %d, thrash %d, concessions %d)\n",
-		res.Transitions, res.Elections, res.LeaderChanges, res.Thrash, res.Concessions)
+	fmt.Fprintf(out, "transitions:       %d (elections %d, leader changes %d, thrash %d, cold starts %d, concessions %d)\n",
+		res.Transitions, res.Elections, res.LeaderChanges, res.Thrash, res.ColdStarts, res.Concessions)
 	fmt.Fprintf(out, "dual-leader steps: %d of %d; leaderless steps: %d\n", res.DualLeaderSteps, c.Steps, res.LeaderlessSteps)
 	fmt.Fprintf(out, "appends:           %d landed, %d fenced by a lost lease, %d stale\n", res.Appends, res.Fenced, res.StaleAppends)
 	conv := "one leader per component: not reached"
@@ -191,19 +215,19 @@ func runOne(cfg sim.Config, quiet bool, out *bufio.Writer, stderr io.Writer, usa
 
 var invariants = []string{sim.InvValid, sim.InvNoRejection, sim.InvSingleLeader, sim.InvCandidate, sim.InvReplica, sim.InvFencing, sim.InvReproducible}
 
-func runSweep(ctx context.Context, cfg sim.Config, policies []policy.Policy, seeds, workers int, out *bufio.Writer, stderr io.Writer,
+func runSweep(ctx context.Context, variants []sim.Config, seeds, workers int, out *bufio.Writer, stderr io.Writer,
 	usageErr func(error) int) int {
 	var sweeps []*sim.Sweep
 	interrupted := false
 	start := time.Now()
-	for _, p := range policies {
-		cfg.Policy = p
+	for _, cfg := range variants {
+		name := variant(cfg)
 		tenth := max(seeds/10, 1)
 		s, err := sim.RunSweep(ctx, cfg, seeds, sim.SweepOptions{
 			Workers: workers,
 			Progress: func(done, violating int) {
 				if done%tenth == 0 || done == seeds {
-					fmt.Fprintf(stderr, "sweep %s: %d/%d seeds, %d violating\n", p.Name(), done, seeds, violating)
+					fmt.Fprintf(stderr, "sweep %s: %d/%d seeds, %d violating\n", name, done, seeds, violating)
 				}
 			},
 		})
@@ -224,7 +248,7 @@ func runSweep(ctx context.Context, cfg sim.Config, policies []policy.Policy, see
 	if interrupted {
 		ran := make([]string, len(sweeps))
 		for i, s := range sweeps {
-			ran[i] = fmt.Sprintf("%s %d", s.Config.Policy.Name(), s.Seeds)
+			ran[i] = fmt.Sprintf("%s %d", variant(s.Config), s.Seeds)
 		}
 		fmt.Fprintf(stderr, "rolefsm sim: interrupted; seeds that ran: %s\n", strings.Join(append(ran, "none else"), ", "))
 		if len(sweeps) == 0 {
@@ -249,11 +273,12 @@ func runSweep(ctx context.Context, cfg sim.Config, policies []policy.Policy, see
 	count := func(get func(s *sim.Sweep) int) func(s *sim.Sweep) string {
 		return func(s *sim.Sweep) string { return fmt.Sprint(get(s)) }
 	}
-	row("policy", func(s *sim.Sweep) string { return s.Config.Policy.Name() })
+	row("policy", func(s *sim.Sweep) string { return variant(s.Config) })
 	row("violating seeds", count(func(s *sim.Sweep) int { return len(s.Violating) }))
 	row("elections per run", avg(func(s *sim.Sweep) int { return s.Elections }))
 	row("leader changes per run", avg(func(s *sim.Sweep) int { return s.LeaderChanges }))
 	row("thrash per run", avg(func(s *sim.Sweep) int { return s.Thrash }))
+	row("cold starts per run", avg(func(s *sim.Sweep) int { return s.ColdStarts }))
 	row("concessions per run", avg(func(s *sim.Sweep) int { return s.Concessions }))
 	row("dual-leader steps per run", avg(func(s *sim.Sweep) int { return s.DualLeaderSteps }))
 	row("runs with a dual leader", count(func(s *sim.Sweep) int { return s.DualLeaderRuns }))
@@ -268,7 +293,7 @@ func runSweep(ctx context.Context, cfg sim.Config, policies []policy.Policy, see
 		for _, r := range s.Violating {
 			code = exitRejected
 			fmt.Fprintf(out, "\nseed %d (policy %s): %s, first: %v\n  reproduce with: %s\n",
-				r.Config.Seed, r.Config.Policy.Name(), fmt.Sprintf("%d %s", r.ViolationCount, plural(r.ViolationCount, "violation", "violations")),
+				r.Config.Seed, variant(r.Config), fmt.Sprintf("%d %s", r.ViolationCount, plural(r.ViolationCount, "violation", "violations")),
 				r.Violations[0], reproduce(r.Config))
 		}
 	}
@@ -279,10 +304,23 @@ func runSweep(ctx context.Context, cfg sim.Config, policies []policy.Policy, see
 	return code
 }
 
+// variant names a sweep's column: the policy, and the evidence rule
+// when one was chosen (policy/evidence).
+func variant(c sim.Config) string {
+	if c.Evidence == replica.DefaultEvidence {
+		return c.Policy.Name()
+	}
+	return c.Policy.Name() + "/" + c.Evidence.String()
+}
+
 // reproduce returns the command line that runs c again.
 func reproduce(c sim.Config) string {
-	return fmt.Sprintf("rolefsm sim -seed %d -nodes %d -steps %d -faults %v -policy %s -heartbeat %v -miss %d",
+	s := fmt.Sprintf("rolefsm sim -seed %d -nodes %d -steps %d -faults %v -policy %s -heartbeat %v -miss %d",
 		c.Seed, c.Nodes, c.Steps, c.Faults, c.Policy.Name(), c.Heartbeat.Interval(), c.Heartbeat.MissThreshold())
+	if c.Evidence != replica.DefaultEvidence {
+		s += " -evidence " + c.Evidence.String()
+	}
+	return s
 }
 
 // leaderStrip draws the most Leaders alive at once in each bucket of

@@ -208,8 +208,10 @@ func TestSweepInterruptedPrintsWhatRan(t *testing.T) {
 	defer cancel()
 	var out, errBuf bytes.Buffer
 	w := bufio.NewWriter(&out)
-	code := runSweep(ctx, sim.Config{Seed: 1, Steps: 50, Faults: sim.AllFaults, Policy: policy.HighestTail},
-		[]policy.Policy{policy.HighestTail, policy.Upstream}, 1000, 2, w, cancelOnWrite{cancel, &errBuf}, failTest(t))
+	base := sim.Config{Seed: 1, Steps: 50, Faults: sim.AllFaults, Policy: policy.HighestTail}
+	up := base
+	up.Policy = policy.Upstream
+	code := runSweep(ctx, []sim.Config{base, up}, 1000, 2, w, cancelOnWrite{cancel, &errBuf}, failTest(t))
 	require.NoError(t, w.Flush())
 	assert.Equal(t, exitInterrupted, code)
 	assert.Regexp(t, `rolefsm sim: interrupted; seeds that ran: tail \d+, none else`, errBuf.String())
@@ -221,7 +223,7 @@ func TestSweepInterruptedPrintsWhatRan(t *testing.T) {
 	errBuf.Reset()
 	done, stop := context.WithCancel(context.Background())
 	stop()
-	code = runSweep(done, sim.Config{Seed: 1, Steps: 50}, []policy.Policy{policy.HighestTail}, 10, 1, w, &errBuf, failTest(t))
+	code = runSweep(done, []sim.Config{{Seed: 1, Steps: 50, Policy: policy.HighestTail}}, 10, 1, w, &errBuf, failTest(t))
 	require.NoError(t, w.Flush())
 	assert.Equal(t, exitInterrupted, code)
 	assert.Empty(t, out.String())

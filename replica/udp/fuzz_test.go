@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/replica"
@@ -19,11 +20,13 @@ func FuzzDecode(f *testing.F) {
 	for _, e := range es {
 		p = appendEntry(p, e)
 	}
-	f.Add(p)
-	f.Add([]byte{0})
-	f.Add([]byte{1, 0, 1, 0})
+	f.Add(appendReports(bytes.Clone(p), []replica.Report{{Node: 2, Age: 150 * time.Millisecond}, {Node: 3, Age: replica.NeverHeard}}))
+	f.Add(appendReports(p, nil))
+	f.Add([]byte{0, 0})
+	f.Add([]byte{1, 0, 1, 0, 0})
+	f.Add([]byte{0, 1, 1, 0})
 	f.Fuzz(func(t *testing.T, p []byte) {
-		got, err := decode(p, nil)
+		got, rs, err := decode(p, nil)
 		if err != nil {
 			return
 		}
@@ -31,6 +34,7 @@ func FuzzDecode(f *testing.F) {
 		for _, e := range got {
 			q = appendEntry(q, e)
 		}
+		q = appendReports(q, rs)
 		if !bytes.Equal(p, q) {
 			t.Fatalf("accepted %x, re-encodes to %x", p, q)
 		}

@@ -287,7 +287,7 @@ func (t *Transport) onBody(now time.Time, s *session, src netip.AddrPort, b []by
 		t.onNotice(now, p, src, rest)
 		return 0, none, 0, true
 	}
-	es, err := decode(rest, t.in.slab())
+	es, rs, err := decode(rest, t.in.slab())
 	if err != nil {
 		t.in.recycle(es)
 		return 0, none, Garbage, false
@@ -296,7 +296,7 @@ func (t *Transport) onBody(now time.Time, s *session, src netip.AddrPort, b []by
 	if bd.sent > p.echo.sent {
 		p.echo = echo{sent: bd.sent, at: at}
 	}
-	in := replica.Inbound{Batch: replica.Batch{From: p.id, Seq: bd.beat, Incarnation: p.epoch, Entries: es}}
+	in := replica.Inbound{Batch: replica.Batch{From: p.id, Seq: bd.beat, Incarnation: p.epoch, Entries: es, Heard: rs}}
 	in.RTT, in.HasRTT = roundTrip(bd, at)
 	return p.id, in, 0, true
 }

@@ -62,13 +62,21 @@ func (t *Transport) encode(now time.Time, p *peer, b replica.Batch) error {
 func (t *Transport) encodeEntries(now time.Time, p *peer, b replica.Batch) error {
 	room := t.max - Overhead
 	if t.cfg.Insecure {
-		room = t.max - PlainHeaderSize - BodyHeaderSize
+		room = t.max - PlainHeaderSize - BodyHeaderSize - 1
 	}
 	s := t.sendSession(now, p)
 	if s == nil {
 		p.queue = p.queue[:0] // the newest heartbeat replaces the ones waiting
 	}
 	entries := b.Entries
+	// The reports go in every part, so that each stands alone: as many
+	// as fit half a datagram (all of them but in a cluster of dozens of
+	// peers at the smallest MaxDatagram), the lowest ids first.
+	heard := b.Heard[:min(len(b.Heard), MaxReports)]
+	for len(heard) > 0 && reportsSize(heard) > room/2 {
+		heard = heard[:len(heard)-1]
+	}
+	room -= reportsSize(heard)
 	for first := true; first || len(entries) > 0; first = false {
 		used, n := uvarintLen(uint64(len(entries))), 0
 		for n < len(entries) && used+entrySize(entries[n]) <= room {
@@ -83,6 +91,7 @@ func (t *Transport) encodeEntries(now time.Time, p *peer, b replica.Batch) error
 		for _, e := range entries[:n] {
 			bd = appendEntry(bd, e)
 		}
+		bd = appendReports(bd, heard)
 		t.body = bd
 		entries = entries[n:]
 		switch {

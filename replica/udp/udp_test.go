@@ -323,3 +323,33 @@ func TestHeartbeatWaitsForTheHandshake(t *testing.T) {
 	assert.Len(t, in.Batch.Entries, 3)
 	assert.Equal(t, uint64(1), in.Batch.Incarnation)
 }
+
+// TestReportsRideEveryPart: what the sender heard of each node goes in
+// every part of a split heartbeat, to the microsecond, a node never
+// heard as such; and it costs the entries room, not correctness.
+func TestReportsRideEveryPart(t *testing.T) {
+	a, b := pair(t, false)
+	settle(t, a, b)
+	heard := []replica.Report{{Node: 1, Age: 1500 * time.Microsecond}, {Node: 2, Age: 0}, {Node: 3, Age: replica.NeverHeard}}
+	es := entries(100, 32)
+	require.NoError(t, a.Send(context.Background(), 2, replica.Batch{From: 1, Seq: 3, Entries: es, Heard: heard}))
+	var got []replica.Entry
+	for len(got) < len(es) {
+		part := receive(t, b).Batch
+		assert.Equal(t, heard, part.Heard, "every part carries the reports")
+		got = append(got, part.Entries...)
+	}
+	assert.Equal(t, es, got)
+
+	// No reports: none arrive.
+	require.NoError(t, a.Send(context.Background(), 2, replica.Batch{From: 1, Seq: 4}))
+	assert.Nil(t, receive(t, b).Batch.Heard)
+
+	// Past MaxReports, the lowest ids go.
+	many := make([]replica.Report, MaxReports+6)
+	for i := range many {
+		many[i] = replica.Report{Node: replica.NodeID(i + 1), Age: time.Millisecond}
+	}
+	require.NoError(t, a.Send(context.Background(), 2, replica.Batch{From: 1, Seq: 5, Heard: many}))
+	assert.Equal(t, many[:MaxReports], receive(t, b).Batch.Heard)
+}

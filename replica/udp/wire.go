@@ -14,6 +14,7 @@ package udp
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/replica"
@@ -66,10 +67,14 @@ import (
 // (nanoseconds between receiving that and this send), 8 bytes each;
 // then, for a heartbeat, a uvarint count of entries and per entry a
 // uvarint name length, the name, the role (one byte) and the tail
-// (uvarint); for a notice, the address of the other process that speaks
-// with the receiver's key.
+// (uvarint), then a uvarint count of reports (replica.Batch.Heard,
+// repeated in every part of a split heartbeat) and per report the node
+// id and the age in microseconds plus one, 0 for a node never heard
+// (both uvarints); for a notice, the address of the other process that
+// speaks with the receiver's key. Every uvarint is minimally encoded.
+// Version 3 added the reports.
 const (
-	Version = 2
+	Version = 3
 	// TagSize is the AEAD tag's size.
 	TagSize = 16
 	// DataHeaderSize is a data datagram's header, before the sealed
@@ -77,8 +82,9 @@ const (
 	DataHeaderSize = 16
 	// BodyHeaderSize is the body's fixed part, before the entries.
 	BodyHeaderSize = 33
-	// Overhead is a sealed heartbeat datagram's size less its entries'.
-	Overhead = DataHeaderSize + BodyHeaderSize + TagSize
+	// Overhead is a sealed heartbeat datagram's size less its entries'
+	// and its reports' (their count included: one byte).
+	Overhead = DataHeaderSize + BodyHeaderSize + TagSize + 1
 	// InitiationSize and ResponseSize are the handshake messages'.
 	InitiationSize = 128
 	ResponseSize   = 84
@@ -89,6 +95,9 @@ const (
 	DefaultMaxDatagram = 1400
 	// MaxChannelName bounds a channel name on the wire.
 	MaxChannelName = 255
+	// MaxReports bounds the reports a heartbeat datagram carries: a
+	// node with more peers reports the first MaxReports by id.
+	MaxReports = 64
 )
 
 // The message types.
@@ -164,50 +173,119 @@ func uvarint(p []byte) (uint64, int) {
 // never empty), the role and a one-byte tail.
 const minEntrySize = 4
 
+// appendReports appends a heartbeat's reports, at most MaxReports.
+func appendReports(p []byte, rs []replica.Report) []byte {
+	rs = rs[:min(len(rs), MaxReports)]
+	p = binary.AppendUvarint(p, uint64(len(rs)))
+	for _, r := range rs {
+		p = binary.AppendUvarint(p, uint64(r.Node))
+		p = binary.AppendUvarint(p, ageCode(r.Age))
+	}
+	return p
+}
+
+// reportsSize is the bytes appendReports adds but the count (one byte:
+// MaxReports is below 128).
+func reportsSize(rs []replica.Report) int {
+	rs = rs[:min(len(rs), MaxReports)]
+	n := 0
+	for _, r := range rs {
+		n += uvarintLen(uint64(r.Node)) + uvarintLen(ageCode(r.Age))
+	}
+	return n
+}
+
+// ageCode is an age on the wire: microseconds plus one, 0 for never.
+func ageCode(age time.Duration) uint64 {
+	if age == replica.NeverHeard || age < 0 {
+		return 0
+	}
+	return uint64(age/time.Microsecond) + 1
+}
+
+// maxAgeCode is the largest ageCode: decode refuses any above it, so
+// that a datagram has one meaning.
+const maxAgeCode = uint64(replica.NeverHeard/time.Microsecond) + 1
+
+// ageOf reads an ageCode up to maxAgeCode.
+func ageOf(code uint64) time.Duration {
+	if code == 0 {
+		return replica.NeverHeard
+	}
+	return time.Duration(code-1) * time.Microsecond
+}
+
 // decode parses a heartbeat's entries into es[:0] (reused when large
-// enough). It checks the whole payload before it keeps anything, so a
-// bad one costs no allocation; a good one costs one: a string of the
-// entries' bytes that the names are cut from. So decoding never
-// allocates more than the bytes received (the entries' slice is the
-// transport's to reuse).
-func decode(p []byte, es []replica.Entry) ([]replica.Entry, error) {
+// enough) and its reports. It checks the whole payload before it keeps
+// anything, so a bad one costs no allocation; a good one costs one: a
+// string of the entries' bytes that the names are cut from, and one
+// more for the reports if there are any (at most MaxReports). So
+// decoding never allocates more than a few times the bytes received
+// (the entries' slice is the transport's to reuse).
+func decode(p []byte, es []replica.Entry) ([]replica.Entry, []replica.Report, error) {
 	n, k := uvarint(p)
 	if k == 0 || n > uint64(len(p)-k)/minEntrySize {
-		return es[:0], errTruncated
+		return es[:0], nil, errTruncated
 	}
 	rest := p[k:]
 	for i := uint64(0); i < n; i++ { // first pass: the shape only
 		size, k := uvarint(rest)
 		if k == 0 || size == 0 || size > MaxChannelName || uint64(len(rest)-k) < size+2 {
-			return es[:0], errTruncated
+			return es[:0], nil, errTruncated
 		}
 		rest = rest[k+int(size)+1:]
 		if _, k = uvarint(rest); k == 0 {
-			return es[:0], errTruncated
+			return es[:0], nil, errTruncated
 		}
 		rest = rest[k:]
 	}
-	if len(rest) != 0 {
-		return es[:0], errTruncated
+	entries := p[k : len(p)-len(rest)]
+	nr, k2 := uvarint(rest)
+	if k2 == 0 || nr > MaxReports {
+		return es[:0], nil, errTruncated
+	}
+	reports := rest[k2:]
+	for i := uint64(0); i < nr; i++ {
+		id, k := uvarint(reports)
+		if k == 0 || id == 0 {
+			return es[:0], nil, errTruncated
+		}
+		code, k2 := uvarint(reports[k:])
+		if k2 == 0 || code > maxAgeCode {
+			return es[:0], nil, errTruncated
+		}
+		reports = reports[k+k2:]
+	}
+	if len(reports) != 0 {
+		return es[:0], nil, errTruncated
 	}
 	es = es[:0]
 	if uint64(cap(es)) < n {
 		es = make([]replica.Entry, 0, n)
 	}
-	if n == 0 {
-		return es, nil
+	if n > 0 {
+		all := string(entries)
+		for off := 0; off < len(all); {
+			size, k := uvarint(entries[off:])
+			off += k
+			e := replica.Entry{Channel: all[off : off+int(size)], Role: rolefsm.Role(all[off+int(size)])}
+			off += int(size) + 1
+			e.Tail, k = uvarint(entries[off:])
+			off += k
+			es = append(es, e)
+		}
 	}
-	all := string(p[k:])
-	for off := 0; off < len(all); {
-		size, k := uvarint(p[len(p)-len(all)+off:])
-		off += k
-		e := replica.Entry{Channel: all[off : off+int(size)], Role: rolefsm.Role(all[off+int(size)])}
-		off += int(size) + 1
-		e.Tail, k = uvarint(p[len(p)-len(all)+off:])
-		off += k
-		es = append(es, e)
+	var rs []replica.Report
+	if nr > 0 {
+		rs = make([]replica.Report, 0, nr)
+		for q := rest[k2:]; len(q) > 0; {
+			id, k := uvarint(q)
+			code, k2 := uvarint(q[k:])
+			q = q[k+k2:]
+			rs = append(rs, replica.Report{Node: replica.NodeID(id), Age: ageOf(code)})
+		}
 	}
-	return es, nil
+	return es, rs, nil
 }
 
 // checkName refuses a channel name the wire cannot carry.

@@ -46,8 +46,9 @@ func TestDecodeAllocations(t *testing.T) {
 	for i := range 230 {
 		good = appendEntry(good, replica.Entry{Channel: fmt.Sprintf("%03d", i), Role: rolefsm.Role(200)})
 	}
+	good = appendReports(good, nil)
 	require.LessOrEqual(t, len(good), 1400)
-	es, err := decode(good, nil)
+	es, _, err := decode(good, nil)
 	require.NoError(t, err)
 	require.Len(t, es, 230)
 	assert.Equal(t, "229", es[229].Channel)
@@ -55,7 +56,7 @@ func TestDecodeAllocations(t *testing.T) {
 	run := func(p []byte) (allocs, bytes float64) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		allocs = testing.AllocsPerRun(100, func() { es, _ = decode(p, es) })
+		allocs = testing.AllocsPerRun(100, func() { es, _, _ = decode(p, es) })
 		runtime.ReadMemStats(&after)
 		return allocs, float64(after.TotalAlloc-before.TotalAlloc) / 101
 	}
@@ -63,7 +64,7 @@ func TestDecodeAllocations(t *testing.T) {
 	assert.Equal(t, 1.0, allocs, "one string for the names; the entries reused")
 	assert.LessOrEqual(t, size, float64(2*len(good)), "at most twice the bytes received")
 	bad := bytes.Clone(good)
-	bad[len(bad)-1] = 0x80 // a truncated last tail
+	bad[len(bad)-2] = 0x80 // a truncated last tail
 	allocs, _ = run(bad)
 	assert.Zero(t, allocs, "a bad payload is refused before anything is kept")
 	allocs, _ = run(append(binary.AppendUvarint(nil, 1<<40), good...))
@@ -71,15 +72,15 @@ func TestDecodeAllocations(t *testing.T) {
 }
 
 // TestOverheadAndMaxDatagram pins the wire's size: a sealed heartbeat
-// is its entries plus Overhead bytes (65, against 96 for version 1's
-// header and tag), and an entry that fills MaxDatagram to the byte goes
-// out in one datagram.
+// is its entries and reports plus Overhead bytes (66, the reports'
+// count included, against 96 for version 1's header and tag), and an
+// entry that fills MaxDatagram to the byte goes out in one datagram.
 func TestOverheadAndMaxDatagram(t *testing.T) {
-	assert.Equal(t, 65, Overhead)
+	assert.Equal(t, 66, Overhead)
 	trs := mesh(t, false, func(c *Config) { c.MaxDatagram = 150 }, 1, 2)
 	a, b := trs[1], trs[2]
 	settle(t, a, b)
-	room := 150 - Overhead - 1 // one byte of count
+	room := 150 - Overhead - 1 // one byte of count (the reports' is in Overhead; none here)
 	name := strings.Repeat("n", room-3)
 	before := a.Stats()
 	require.NoError(t, a.Send(context.Background(), 2, replica.Batch{Seq: 1, Entries: []replica.Entry{{Channel: name, Role: rolefsm.Replica, Tail: 127}}}))
