@@ -53,7 +53,7 @@ func TestTransportCollector(t *testing.T) {
 		t.Fatal("nothing received")
 	}
 	size := a.Stats().BytesSent
-	require.Equal(t, uint64(udp.PlainHeaderSize+udp.BodyHeaderSize+1+1+6+1+1), size, "header, body header, count, name length, name, role, tail")
+	require.Equal(t, uint64(udp.PlainHeaderSize+udp.BodyHeaderSize+1+1+6+1+1+1), size, "header, body header, count, name length, name, role, tail, reports' count")
 
 	want := fmt.Sprintf(`
 # HELP rolefsm_transport_bytes_received_total Bytes read from the socket, in datagrams.
