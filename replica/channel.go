@@ -40,6 +40,8 @@ type Channel struct {
 	coord   *rolefsm.Coordinator
 	members []member // the replica set but self, by id
 	tail    uint64
+	// announced is the tail the latest heartbeat carried.
+	announced uint64
 
 	leader        NodeID // the leader followed, if following
 	following     bool
@@ -52,7 +54,7 @@ type Channel struct {
 
 	leaderGone bool // the leader followed said goodbye
 	leaderLeft bool // the leader followed spoke as a non-Leader since its latest claim
-	sayIdle    bool // handed over since the last heartbeat: the next one carries an Idle entry
+	sayIdle    bool // gone Idle since the last heartbeat: the next one carries an Idle entry
 	// hadLeader: the channel has followed a leader, or led, since it
 	// opened; until then its elections are cold starts (not thrash).
 	hadLeader bool
@@ -306,10 +308,11 @@ func (n *Node) transition(ctx context.Context, ch *Channel, to rolefsm.Role, sig
 	if err == nil && to == rolefsm.Leader {
 		ch.hadLeader = true
 	}
-	if err == nil && sig == rolefsm.GracefulRelinquish && t.From == rolefsm.Leader {
-		// Handed over: a heartbeat says so at once, so that the
-		// followers stand on their next tick rather than wait out the
-		// timeout (as after a goodbye).
+	if err == nil && to == rolefsm.Idle && (t.From == rolefsm.Leader || t.From == rolefsm.Replica || t.From == rolefsm.Candidate) {
+		// Handed over, closed or withdrawn under disk pressure: a
+		// heartbeat says so at once, so that the followers of a leader
+		// stand on their next tick rather than wait out the timeout
+		// (as after a goodbye), and nobody elects this node.
 		ch.sayIdle = true
 		n.sayIdle++
 	}

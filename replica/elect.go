@@ -53,6 +53,7 @@ func (n *Node) lastWord(ch *Channel) int64 {
 // leaderLost is the MissedHeartbeats condition: ownSilence, and, under
 // Corroborated evidence, no member of the replica set reports hearing
 // the leader within the timeout either.
+
 func (n *Node) leaderLost(ch *Channel) bool {
 	if !n.ownSilence(ch) {
 		return false
@@ -131,8 +132,18 @@ func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
 // replica set: a peer is eligible when it was heard within the timeout
 // and its latest batch carried this channel (it still leads or
 // replicates it).
+//
+// A Candidate that stood because its leader said goodbye weighs its own
+// tail as it last announced it, as its peers see it: their tails stopped
+// growing with the leader's, but each Candidate's view holds the others'
+// as of their last heartbeat, and weighing its own live tail against
+// those, two Candidates could each find themselves ahead and both win.
 func (n *Node) runElection(ctx context.Context, ch *Channel) {
-	n.view = append(n.view[:0], policy.Member{ID: n.id, Healthy: true, HasRTT: true, Tail: ch.tail})
+	self := ch.tail
+	if ch.following && ch.leaderGone {
+		self = min(self, ch.announced)
+	}
+	n.view = append(n.view[:0], policy.Member{ID: n.id, Healthy: true, HasRTT: true, Tail: self})
 	view := n.view
 	for i := range ch.members {
 		m := &ch.members[i]

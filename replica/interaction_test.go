@@ -30,6 +30,8 @@ import (
 //	heal
 //	stop N | start N | leave N
 //	relinquish N ch           node N hands channel ch over (Node.Relinquish)
+//	close N ch                node N closes channel ch (Node.Close)
+//	pressure N ch             disk pressure on node N's channel ch
 //	status                    every running node's role and leader per channel
 //	tail N ch=V               node N's log on channel ch ends at V
 //	lease N ch                remember node N's lease of channel ch
@@ -151,9 +153,15 @@ func (e *interaction) run(t *testing.T, d *datadriven.TestData) string {
 			}
 			fmt.Fprintf(&out, "node %d: %s\n", id, strings.Join(parts, " "))
 		}
-	case "relinquish":
+	case "relinquish", "close", "pressure":
 		id, ch := e.nodeAndChannel(t, d)
-		if err := e.c.Node(id).Relinquish(context.Background(), e.c.Now(), ch); err != nil {
+		n := e.c.Node(id)
+		do := map[string]func() error{
+			"relinquish": func() error { return n.Relinquish(context.Background(), e.c.Now(), ch) },
+			"close":      func() error { return n.Close(context.Background(), e.c.Now(), ch) },
+			"pressure":   func() error { return n.SetDiskPressure(context.Background(), e.c.Now(), ch, true) },
+		}[d.Cmd]
+		if err := do(); err != nil {
 			t.Fatalf("%s: %v", d.Pos, err)
 		}
 		out.WriteString("ok\n")

@@ -71,8 +71,9 @@ type Node struct {
 	// Replica, a reporter's restart) set wake to now.
 	wake  int64
 	scans uint64 // how many Ticks visited the channels, for the tests
-	// sayIdle counts the channels handed over since the last heartbeat:
-	// the next Tick sends one at once, telling their peers.
+	// sayIdle counts the channels gone Idle since the last heartbeat
+	// (handed over, closed, withdrawn): the next Tick sends one at once,
+	// telling their peers.
 	sayIdle int
 
 	peers []peer   // in the order first seen: indices are stable
@@ -371,8 +372,8 @@ func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
 	case n.sayIdle == 0:
 		return n.out
 	}
-	// On schedule, or at once because a channel was handed over
-	// (Relinquish): its followers hear it now, mid-interval, and stand on
+	// On schedule, or at once because a channel went Idle (Relinquish,
+	// Close, disk pressure): its followers hear it now, mid-interval, and stand on
 	// their next tick, when the batches they last heard from each other
 	// still carry the channel (as after a goodbye). The batch is a whole
 	// heartbeat, so the other channels' evidence stays whole.
@@ -431,6 +432,7 @@ func (n *Node) heartbeat(role func(ch *Channel) (rolefsm.Role, bool)) []Message 
 			continue
 		}
 		e := Entry{Channel: ch.name, Role: r, Tail: ch.tail}
+		ch.announced = ch.tail
 		for i := range ch.members {
 			p := &n.peers[ch.members[i].peer]
 			p.out = append(p.out, e)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/policy"
-	"github.com/rolefsm/rolefsm/replica"
 )
 
 // The defects below re-create upstream's, around a correct replica:
@@ -122,7 +121,8 @@ func TestInvariantCatchesInputsTheReplicaRefuses(t *testing.T) {
 // wrote it, instead of Settle's extra election round. The highest-tail
 // election holds it on all of seeds 1–1000; upstream's, whose
 // Candidates elect themselves and meet in the tiebreak a heartbeat
-// later, breaks it on these eight, which pass with the full round.
+// later, breaks it on a few (docs/simulation.md says how many), each
+// of which breaks nothing else and passes with the full round.
 func TestSettleWindowAsWritten(t *testing.T) {
 	strict := hooks{strictSettle: true}
 	cfg := Config{Seed: 1, Faults: AllFaults, Policy: policy.HighestTail}
@@ -131,14 +131,19 @@ func TestSettleWindowAsWritten(t *testing.T) {
 	assert.Empty(t, s.Violating)
 
 	cfg.Policy = policy.Upstream
-	for _, seed := range []uint64{55, 383, 401, 580, 639, 655, 798, 913} {
-		cfg.Seed = seed
-		res, err := simulate(cfg, nil, strict, nil)
+	s, err = sweepWith(context.Background(), cfg, 1000, SweepOptions{}, strict)
+	require.NoError(t, err)
+	require.NotEmpty(t, s.Violating, "upstream's election needs the extra round")
+	t.Logf("upstream breaks the window as written on %d seeds of 1000", len(s.Violating))
+	for _, v := range s.Violating {
+		c := cfg
+		c.Seed = v.Config.Seed
+		res, err := simulate(c, nil, strict, nil)
 		require.NoError(t, err)
-		assert.Equal(t, map[string]int{InvSingleLeader: res.ViolationCount}, res.ByInvariant, "seed %d", seed)
-		res, err = Run(cfg, nil)
+		assert.Equal(t, map[string]int{InvSingleLeader: res.ViolationCount}, res.ByInvariant, "seed %d", c.Seed)
+		res, err = Run(c, nil)
 		require.NoError(t, err)
-		assert.True(t, res.OK(), "seed %d", seed)
+		assert.True(t, res.OK(), "seed %d", c.Seed)
 	}
 }
 
@@ -146,12 +151,13 @@ func TestSettleWindowAsWritten(t *testing.T) {
 // bench/sim-grid.sh: two leaders that both append each compare their
 // own live tail with the other's tail as of the heartbeat received, so
 // both can keep office for more than one heartbeat round, past Settle.
-// These are all six seeds of the grid that fail with a miss threshold
-// of 2 or 3, under both elections, with each node's own silence the
-// evidence (the tail election's seed converges in time with the
-// replica set's reports). Each is a dual-leader window that is resolved
-// late, not never; with leaders that do not append, the same runs (same
-// faults) converge in time.
+// This is the one seed of the grid (bench/recorded/sim-grid.txt) that
+// fails with a miss threshold of 2 or 3: under upstream's election, with
+// its own-silence rule. (Before followers heard a Close or a withdrawal
+// at once, and before the replica set's reports, there were six, one of
+// them the highest-tail election's.) It is a dual-leader window that is
+// resolved late, not never; with leaders that do not append, the same
+// run (same faults) converges in time.
 func TestTiebreakDriftsWhileBothLeadersAppend(t *testing.T) {
 	for _, tc := range []struct {
 		seed   uint64
@@ -160,16 +166,11 @@ func TestTiebreakDriftsWhileBothLeadersAppend(t *testing.T) {
 		ms     time.Duration
 		policy policy.Policy
 	}{
-		{44, 3, 2, 100, policy.Upstream},
-		{257, 3, 2, 500, policy.Upstream},
-		{655, 5, 2, 500, policy.Upstream},
-		{908, 5, 2, 500, policy.Upstream},
-		{741, 5, 3, 100, policy.Upstream},
-		{262, 9, 2, 100, policy.HighestTail},
+		{65, 5, 2, 100, policy.Upstream},
 	} {
 		hb, err := policy.NewHeartbeat(tc.ms*time.Millisecond, tc.miss)
 		require.NoError(t, err)
-		cfg := Config{Seed: tc.seed, Nodes: tc.nodes, Heartbeat: hb, Policy: tc.policy, Faults: AllFaults, Evidence: replica.OwnSilence}
+		cfg := Config{Seed: tc.seed, Nodes: tc.nodes, Heartbeat: hb, Policy: tc.policy, Faults: AllFaults}
 		res, err := Run(cfg, nil)
 		require.NoError(t, err)
 		require.False(t, res.OK(), "%+v", tc)
@@ -180,13 +181,6 @@ func TestTiebreakDriftsWhileBothLeadersAppend(t *testing.T) {
 		assert.Positive(t, res.Count(rolefsm.PeerLeaderObserved), "%+v", tc)
 		assert.GreaterOrEqual(t, res.Converged, 0, "%+v: resolved late, not never", tc)
 
-		if tc.policy == policy.HighestTail {
-			peers := cfg
-			peers.Evidence = replica.DefaultEvidence
-			res, err := Run(peers, nil)
-			require.NoError(t, err)
-			assert.True(t, res.OK(), "%+v with the replica set's reports: %v", tc, res.Violations)
-		}
 		res, err = simulate(cfg, nil, hooks{quietLeaders: true}, nil)
 		require.NoError(t, err)
 		assert.True(t, res.OK(), "%+v: %v", tc, res.Violations)

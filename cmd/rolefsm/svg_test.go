@@ -40,11 +40,11 @@ func TestSimSVGIsTheREADMEPicture(t *testing.T) {
 		assert.Contains(t, out, lane)
 	}
 	_, text, _ := runCLI("", "sim")
-	for _, want := range []string{"<title>partition, 12.05s to 14.70s</title>", "<title>n1 crashed, 1.55s to 2.20s</title>",
+	for _, want := range []string{"<title>3.45s lossy n1 → n3 68% lost</title>", "<title>n1 crashed, 1.55s to 2.20s</title>",
 		"<title>3.75s n1 Candidate → Leader (ElectionWon)</title>"} {
 		assert.Contains(t, out, want)
 	}
-	assert.Contains(t, text, "12.05s  --  partition", "the picture's partition is the timeline's")
+	assert.Contains(t, text, "3.45s  --  lossy n1 → n3 68% lost", "the picture's faults are the timeline's")
 	steps := 0
 	for _, line := range strings.Split(text, "\n") {
 		if traceStep.MatchString(line) {
