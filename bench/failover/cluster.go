@@ -7,7 +7,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -111,6 +113,17 @@ func (c *cluster) settle(nodes []replica.NodeID) replica.NodeID {
 		return ok, nil
 	}))
 	return most
+}
+
+// post sends an empty POST to node id's path, which must answer 200.
+func (c *cluster) post(id replica.NodeID, path string) {
+	resp, err := http.Post("http://"+c.nc.Procs[id].HTTP+path, "text/plain", nil)
+	check(err)
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		check(fmt.Errorf("POST %s on node %d: %s: %s", path, id, resp.Status, body))
+	}
 }
 
 // stop stops every node with SIGTERM, which must exit 0.

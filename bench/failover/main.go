@@ -5,7 +5,9 @@
 // phase of its heartbeat interval, polls the
 // survivors' GET /status until every channel has exactly one Leader
 // that every survivor follows, restarts the stopped node and waits for
-// calm. It prints failover p50, p99 and max per setting and signal, and
+// calm. RELINQUISH, in place of a signal, hands every channel that node
+// leads over (rolefsm node -admin's POST /channels/NAME/relinquish) and
+// measures the same, then rejoins them. It prints failover p50, p99 and max per setting and signal, and
 // the longest time two live nodes both reported Leader for one channel.
 // With -steady D it also runs N nodes for D and reports each node's CPU
 // (from /proc) and its datagrams and bytes per peer per interval.
@@ -41,7 +43,7 @@ func main() {
 	kills := flag.Int("kills", 20, "failovers per heartbeat setting and signal")
 	heartbeats := flag.String("heartbeat", "100ms,500ms", "heartbeat intervals, comma-separated")
 	miss := flag.Int("miss", 3, "missed heartbeats before a leader is presumed gone")
-	signals := flag.String("signals", "KILL,TERM", "signals: KILL, TERM")
+	signals := flag.String("signals", "KILL,TERM", "signals: KILL, TERM, or RELINQUISH (a handover over HTTP)")
 	steady := flag.Duration("steady", 0, "also run a steady state this long (0: none)")
 	steadyChannels := flag.Int("steady-channels", 1000, "channels per node in the steady state")
 	poll := flag.Duration("poll", 5*time.Millisecond, "how often /status is polled")
@@ -100,16 +102,29 @@ func failovers(bin, dir string, nodes, channels, kills, miss int, heartbeats, si
 		check(err)
 		for _, sigName := range strings.Split(signals, ",") {
 			c := &cluster{bin: bin, dir: dir, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
-				args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String(), "-miss", strconv.Itoa(miss)}}
+				args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String(), "-miss", strconv.Itoa(miss), "-admin"}}
 			times, dual := c.row(nodes, kills, sigName, hb)
-			fmt.Printf("%-9v  %-7s  %4d  %8v  %8v  %8v  %12.1fx  %12.1fx  %v\n", hb, "SIG"+sigName, len(times),
+			fmt.Printf("%-9v  %-7s  %4d  %8v  %8v  %8v  %12.1fx  %12.1fx  %v\n", hb, label(sigName), len(times),
 				ms(quantile(times, 0.5)), ms(quantile(times, 0.99)), ms(times[len(times)-1]),
 				float64(quantile(times, 0.5))/float64(hb), float64(times[len(times)-1])/float64(hb), ms(dual))
-			rows = append(rows, chartRow{fmt.Sprintf("heartbeat %v SIG%s", hb, sigName), times})
+			rows = append(rows, chartRow{fmt.Sprintf("heartbeat %v %s", hb, label(sigName)), times})
 		}
 	}
 	return title, rows
 }
+
+// label names a way of stopping a leader in the table: SIGKILL,
+// SIGTERM, or relinquish.
+func label(name string) string {
+	if name == relinquish {
+		return "relinquish"
+	}
+	return "SIG" + name
+}
+
+// relinquish, in -signals, hands the leader's channels over instead of
+// stopping it.
+const relinquish = "RELINQUISH"
 
 // etcdFailovers prints the failover table of nodes that elect in etcd:
 // kills failovers per TTL and signal, at a 100 ms heartbeat.
@@ -188,7 +203,7 @@ func kinds(m map[string]float64) string {
 // longest dual leader.
 func (c *cluster) row(nodes, kills int, sigName string, phase time.Duration) ([]time.Duration, time.Duration) {
 	sig := map[string]syscall.Signal{"KILL": syscall.SIGKILL, "TERM": syscall.SIGTERM}[sigName]
-	if sig == 0 {
+	if sig == 0 && sigName != relinquish {
 		check(fmt.Errorf("unknown signal %q", sigName))
 	}
 	c.start(nodes)
@@ -238,9 +253,27 @@ func (c *cluster) failovers(k int, sig syscall.Signal, hb time.Duration) ([]time
 		// The cluster settles just after a leader's heartbeat: stop the
 		// leader at a random phase of its interval, as a crash would.
 		time.Sleep(time.Duration(c.rng.Int64N(int64(hb))))
+		var led []string
+		if sig == 0 {
+			leaders, ok := c.nc.Leaders(c.live()...)
+			if !ok {
+				check(errors.New("the cluster no longer agrees"))
+			}
+			for ch, id := range leaders {
+				if id == victim {
+					led = append(led, ch)
+				}
+			}
+		}
 		start := time.Now()
 		p := c.nc.Procs[victim]
-		check(p.Cmd.Process.Signal(sig))
+		if sig == 0 {
+			for _, ch := range led {
+				c.post(victim, "/channels/"+ch+"/relinquish")
+			}
+		} else {
+			check(p.Cmd.Process.Signal(sig))
+		}
 		survivors := slices.DeleteFunc(c.live(), func(id replica.NodeID) bool { return id == victim })
 		for {
 			ok, _, dual := c.observe(survivors)
@@ -253,6 +286,17 @@ func (c *cluster) failovers(k int, sig syscall.Signal, hb time.Duration) ([]time
 				check(errors.New("no failover within 2 minutes"))
 			}
 			time.Sleep(c.poll)
+		}
+		if sig == 0 {
+			for _, ch := range led {
+				c.post(victim, "/channels/"+ch+"/rejoin")
+			}
+			c.settle(c.live())
+			for calm := time.Now().Add(5 * hb); time.Now().Before(calm); time.Sleep(c.poll) {
+				_, _, dual := c.observe(c.live())
+				track(dual)
+			}
+			continue
 		}
 		<-p.Done
 		if sig == syscall.SIGTERM && p.Err != nil {

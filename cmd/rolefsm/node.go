@@ -67,7 +67,7 @@ func etcdCollector(el *rolefsmetcd.Elector) []prometheus.Collector {
 }
 
 const nodeSynopsis = `node -id N -listen ADDR [-peers ID=ADDR@PUBLICKEY,... | -peers-file FILE] -channels LIST|-channels-n N
-        (-key-file FILE | -insecure) [-http ADDR] [-heartbeat 500ms] [-miss 3] [-policy tail|upstream] [-evidence peers|own]
+        (-key-file FILE | -insecure) [-http ADDR [-admin]] [-heartbeat 500ms] [-miss 3] [-policy tail|upstream] [-evidence peers|own]
         [-election heartbeat|etcd -etcd ENDPOINT,... [-etcd-ttl 10s] [-etcd-prefix /rolefsm/election]
           [-etcd-ca FILE] [-etcd-cert FILE -etcd-key FILE] [-etcd-user NAME [-etcd-password-file FILE]]]
 
@@ -105,6 +105,7 @@ type nodeConfig struct {
 	heartbeat policy.Heartbeat
 	policy    policy.Policy
 	evidence  replica.Evidence
+	admin     bool
 	etcd      []string // endpoints: etcd elects (-election etcd)
 	etcdConn  etcdAccess
 	etcdTTL   time.Duration
@@ -201,6 +202,10 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if cfg.pprof {
 			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		}
+		if cfg.admin {
+			mux.HandleFunc("POST /channels/{name}/relinquish", handover(runCtx, s, (*replica.Node).Relinquish))
+			mux.HandleFunc("POST /channels/{name}/rejoin", handover(runCtx, s, (*replica.Node).Rejoin))
 		}
 		snap := &snapshot{maxAge: statusMaxAge, now: time.Now, compute: func() ([]byte, error) {
 			body, err := json.Marshal(status(s, el))
@@ -352,4 +357,27 @@ func status(s *server.Server, el *rolefsmetcd.Elector) nodeStatus {
 		st.Peers = append(st.Peers, ps)
 	}
 	return st
+}
+
+// handover serves one of -admin's POSTs: act on the channel named in the
+// path, on the node's goroutine. 404 for a channel the node does not
+// hold, 409 for one it does not lead (relinquish), 200 otherwise.
+func handover(ctx context.Context, s *server.Server,
+	act func(n *replica.Node, ctx context.Context, now time.Time, name string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("name")
+		err := s.Driver().Do(func(n *replica.Node, now time.Time) error { return act(n, ctx, now, name) })
+		switch {
+		case errors.Is(err, replica.ErrUnknownChannel):
+			w.WriteHeader(http.StatusNotFound)
+		case errors.Is(err, replica.ErrNotLeader):
+			w.WriteHeader(http.StatusConflict)
+		case err != nil:
+			w.WriteHeader(http.StatusInternalServerError)
+		default:
+			_, _ = io.WriteString(w, "ok\n")
+			return
+		}
+		_, _ = io.WriteString(w, userError(err)+"\n")
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -68,6 +70,9 @@ func TestNodeRefusesBadCommandLines(t *testing.T) {
 		{with("-key-file", readable), "-key-file: key file readable by others: " + readable + " has mode 0644: chmod 600 " + readable},
 		{with("-key-file", filepath.Join(dir, "nosuch")), "-key-file: open "},
 		{with("-key-file", good, "-insecure"), "-key-file and -insecure: choose one"},
+		{with("-insecure", "-admin"), "-admin: give -http to serve the handover on"},
+		{etcd("-http", "127.0.0.1:0", "-admin"), "-admin: with -election etcd, etcd decides who leads"},
+		{with("-insecure", "-evidence", "some"), `-evidence: bad configuration: evidence "some" (want peers, own or default)`},
 		{with("-key-file", good, "-peers", "2=127.0.0.1:1"), `-peers: "2=127.0.0.1:1": no public key (rolefsm keygen prints it; rolefsm pubkey shows it again)`},
 		{with("-key-file", good, "-peers", "2=127.0.0.1:1@AAAA"), `-peers: "2=127.0.0.1:1@AAAA": bad key: public key of 3 bytes, want 32`},
 		{with("-key-file", good, "-peers", "2=127.0.0.1:1@"+pub+"@"+pub), "the same public key twice"},
@@ -201,6 +206,74 @@ func TestNodeRefusesBadCommandLines(t *testing.T) {
 	// Policies are named without regard to case.
 	_, code = parseNode(with("-insecure", "-policy", "UpStream"), &bytes.Buffer{})
 	assert.Equal(t, -1, code)
+
+	// The evidence rule: peers unless asked, own by name.
+	cfg, code = parseNode(with("-insecure"), &bytes.Buffer{})
+	require.Equal(t, -1, code)
+	assert.Equal(t, replica.DefaultEvidence, cfg.evidence)
+	cfg, code = parseNode(with("-insecure", "-evidence", "own"), &bytes.Buffer{})
+	require.Equal(t, -1, code)
+	assert.Equal(t, replica.OwnSilence, cfg.evidence)
+}
+
+// TestNodeHandsOverOnRequest: with -admin, POST
+// /channels/NAME/relinquish hands a channel the node leads over (the
+// others elect a leader without waiting out the timeout), and
+// /channels/NAME/rejoin brings it back as a Replica; a channel it does
+// not lead is a 409, one it does not hold a 404; without -admin there
+// is no such endpoint.
+func TestNodeHandsOverOnRequest(t *testing.T) {
+	c := newCluster(t, []replica.NodeID{1, 2, 3}, "-channels", "orders", "-heartbeat", "100ms", "-miss", "3")
+	c.NodeArgs[1] = []string{"-admin"}
+	c.NodeArgs[2] = []string{"-admin"}
+	c.NodeArgs[3] = []string{"-admin"}
+	for id := range c.UDP {
+		c.start(id)
+	}
+	all := []replica.NodeID{1, 2, 3}
+	leader := c.settle(all...)["orders"]
+	follower := all[0]
+	if follower == leader {
+		follower = all[1]
+	}
+	post := func(id replica.NodeID, path string) (int, string) {
+		t.Helper()
+		resp, err := http.Post("http://"+c.Procs[id].HTTP+path, "text/plain", nil)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(body)
+	}
+	code, body := post(follower, "/channels/orders/relinquish")
+	assert.Equal(t, http.StatusConflict, code)
+	assert.Contains(t, body, "not the leader")
+	code, _ = post(leader, "/channels/nosuch/relinquish")
+	assert.Equal(t, http.StatusNotFound, code)
+
+	code, body = post(leader, "/channels/orders/relinquish")
+	require.Equal(t, http.StatusOK, code, body)
+	rest := slices.DeleteFunc(slices.Clone(all), func(id replica.NodeID) bool { return id == leader })
+	next := c.settle(rest...)["orders"]
+	assert.NotEqual(t, leader, next)
+	st, err := c.status(leader)
+	require.NoError(t, err)
+	assert.Equal(t, "Idle", st.Channels[0].Role, "handed over: Idle until it rejoins")
+
+	code, body = post(leader, "/channels/orders/rejoin")
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Equal(t, next, c.settle(all...)["orders"], "it rejoins as a Replica of the new leader")
+}
+
+// TestNodeWithoutAdminHasNoHandover: the endpoints exist only with
+// -admin.
+func TestNodeWithoutAdminHasNoHandover(t *testing.T) {
+	c := newCluster(t, []replica.NodeID{1}, "-channels", "orders")
+	c.start(1)
+	resp, err := http.Post("http://"+c.Procs[1].HTTP+"/channels/orders/relinquish", "text/plain", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 }
 
 // TestNodeCannotListen: an address already taken is a runtime failure,

@@ -34,6 +34,7 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	insecure := fs.Bool("insecure", false, "run without keys: heartbeats unauthenticated, in the clear, anyone can speak as any node")
 	httpAddr := fs.String("http", "", "TCP address for GET /status and GET /metrics (none if empty)")
 	pprofOn := fs.Bool("pprof", false, "also serve Go's profiles under /debug/pprof/ on -http")
+	admin := fs.Bool("admin", false, "also serve POST /channels/NAME/relinquish and /channels/NAME/rejoin on -http: an operator's handover (whoever reaches -http can use them)")
 	interval := fs.Duration("heartbeat", policy.DefaultInterval, "heartbeat interval, at least "+policy.MinInterval.String())
 	miss := fs.Int("miss", policy.DefaultMissThreshold, "missed heartbeats before a leader is presumed gone, 2 or more")
 	allowMiss1 := fs.Bool("allow-miss-1", false, "accept -miss 1, which deposes a live leader on one late heartbeat")
@@ -59,7 +60,7 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	if fs.NArg() != 0 {
 		return bad("unexpected argument %q", fs.Arg(0))
 	}
-	cfg := nodeConfig{id: replica.NodeID(*id), listen: *listen, insecure: *insecure, http: *httpAddr, pprof: *pprofOn,
+	cfg := nodeConfig{id: replica.NodeID(*id), listen: *listen, insecure: *insecure, http: *httpAddr, pprof: *pprofOn, admin: *admin,
 		peers: map[replica.NodeID]udp.Peer{}}
 	switch {
 	case *id == 0:
@@ -75,6 +76,10 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 			"2 or more, or -allow-miss-1 to run with it anyway")
 	case *pprofOn && *httpAddr == "":
 		return bad("-pprof: give -http to serve the profiles on")
+	case *admin && *httpAddr == "":
+		return bad("-admin: give -http to serve the handover on")
+	case *admin && *election == "etcd":
+		return bad("-admin: with -election etcd, etcd decides who leads; hand over by stopping the node (SIGTERM)")
 	case *channelsN < 0 || *channelsN > 1_000_000:
 		return bad("-channels-n %d: from 0 to 1000000", *channelsN)
 	case *keyFile == "" && !*insecure:

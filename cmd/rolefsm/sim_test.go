@@ -153,8 +153,8 @@ func TestSimExitsOneOnAViolation(t *testing.T) {
 // TestREADMESimOutputIsCurrent keeps the documentation's copies of the
 // simulator's output true: the end of seed 1's timeline and summary (in
 // README.md), the 1000-seed comparison of the two elections (run again
-// here) and the grid recorded by bench/sim-grid.sh (in
-// docs/simulation.md).
+// here), and the grid and the evidence table recorded by
+// bench/sim-grid.sh and bench/sim-evidence.sh (in docs/simulation.md).
 func TestREADMESimOutputIsCurrent(t *testing.T) {
 	blocksOf := func(path string) func(prefix string) string {
 		text, err := os.ReadFile(filepath.Join("..", "..", path))
@@ -186,7 +186,12 @@ func TestREADMESimOutputIsCurrent(t *testing.T) {
 
 	grid, err := os.ReadFile(filepath.Join("..", "..", "bench", "recorded", "sim-grid.txt"))
 	require.NoError(t, err)
-	assert.Equal(t, string(grid), simulation("nodes  miss"), "docs/simulation.md's grid differs from bench/recorded/sim-grid.txt")
+	assert.Equal(t, string(grid), simulation("nodes  miss  heartbeat            tail       upstream"), "docs/simulation.md's grid differs from bench/recorded/sim-grid.txt")
+
+	evidence, err := os.ReadFile(filepath.Join("..", "..", "bench", "recorded", "sim-evidence-loss.txt"))
+	require.NoError(t, err)
+	assert.Equal(t, string(evidence), simulation("faults: loss, 1000 seeds"),
+		"docs/simulation.md's evidence table differs from bench/recorded/sim-evidence-loss.txt")
 }
 
 // cancelOnWrite cancels a context at the first progress line.
