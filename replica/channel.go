@@ -71,6 +71,7 @@ type member struct {
 	stamp uint64 // the peer's batch that last carried this channel; 0: none
 	tail  uint64 // the tail it reported then
 	gone  bool   // that entry was a goodbye
+	at    int64  // when that entry arrived
 }
 
 func (ch *Channel) member(id NodeID) *member {

@@ -129,9 +129,13 @@ func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
 }
 
 // runElection decides a Candidate's election over the channel's
-// replica set: a peer is eligible when it was heard within the timeout
-// and its latest batch carried this channel (it still leads or
-// replicates it).
+// replica set: a peer is eligible on what it said itself within the
+// timeout: a batch of it heard, and an entry for this channel as Leader
+// or Replica (not a goodbye). Its latest batch may leave the channel
+// out: a Candidate sends none, and peers that stand a tick apart must
+// still count each other, or each would elect itself. (A channel that
+// goes Idle says so in an entry; one that stops appearing silently ages
+// out with the timeout.)
 //
 // A Candidate that stood because its leader said goodbye weighs its own
 // tail as it last announced it, as its peers see it: their tails stopped
@@ -153,7 +157,7 @@ func (n *Node) runElection(ctx context.Context, ch *Channel) {
 		p := &n.peers[m.peer]
 		view = append(view, policy.Member{
 			ID:      m.id,
-			Healthy: m.stamp == p.beat && !m.gone && !n.silent(p.lastSeen),
+			Healthy: !m.gone && !n.silent(m.at) && !n.silent(p.lastSeen),
 			RTT:     p.rtt,
 			HasRTT:  p.hasRTT,
 			Tail:    m.tail,

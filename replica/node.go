@@ -344,7 +344,7 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 			dropped = append(dropped, EntryError{Channel: e.Channel, Err: err})
 			continue
 		}
-		m.stamp, m.tail, m.gone = beat, e.Tail, e.Role == rolefsm.Idle
+		m.stamp, m.tail, m.gone, m.at = beat, e.Tail, e.Role == rolefsm.Idle, t
 		n.heard(ctx, ch, b.From, e)
 	}
 	if dropped != nil {

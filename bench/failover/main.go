@@ -102,7 +102,7 @@ func failovers(bin, dir string, nodes, channels, kills, miss int, heartbeats, si
 		check(err)
 		for _, sigName := range strings.Split(signals, ",") {
 			c := &cluster{bin: bin, dir: dir, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
-				args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String(), "-miss", strconv.Itoa(miss), "-admin"}}
+				args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String(), "-miss", strconv.Itoa(miss), "-admin", "-status-max-age", "0"}}
 			times, dual := c.row(nodes, kills, sigName, hb)
 			fmt.Printf("%-9v  %-7s  %4d  %8v  %8v  %8v  %12.1fx  %12.1fx  %v\n", hb, label(sigName), len(times),
 				ms(quantile(times, 0.5)), ms(quantile(times, 0.99)), ms(times[len(times)-1]),
@@ -142,7 +142,7 @@ func etcdFailovers(bin, dir, etcd string, nodes, channels, kills int, ttls, sign
 			c := &cluster{bin: bin, dir: dir, poll: poll, rng: rand.New(rand.NewPCG(seed, 0)),
 				args: []string{"-channels-n", strconv.Itoa(channels), "-heartbeat", hb.String(),
 					"-election", "etcd", "-etcd", etcd, "-etcd-ttl", ttl.String(),
-					"-etcd-prefix", fmt.Sprintf("/bench/%v/%s", ttl, sigName)}}
+					"-etcd-prefix", fmt.Sprintf("/bench/%v/%s", ttl, sigName), "-status-max-age", "0"}}
 			// A kill falls at a random phase of the keep-alive cadence.
 			times, dual := c.row(nodes, kills, sigName, ttl/3)
 			fmt.Printf("%-8v  %-7s  %4d  %8v  %8v  %8v  %7.2fx  %7.2fx  %v\n", ttl, "SIG"+sigName, len(times),

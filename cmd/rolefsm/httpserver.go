@@ -72,9 +72,10 @@ func httpErrorLog(logger *slog.Logger) *log.Logger {
 }
 
 // statusMaxAge is how long GET /status and GET /readyz answer from one
-// reading of the node: each reading takes the driver's lock over every
-// channel, so a flood of requests must not become a flood of readings
-// (at most four a second, whatever the request rate).
+// reading of the node by default (-status-max-age): each reading takes
+// the driver's lock over every channel, so a flood of requests must not
+// become a flood of readings (at most four a second, whatever the
+// request rate). A benchmark that times failovers on /status sets 0.
 const statusMaxAge = 250 * time.Millisecond
 
 // snapshot caches compute's result for maxAge. It is safe for

@@ -275,4 +275,11 @@ func TestSnapshotBoundsReadings(t *testing.T) {
 	now = now.Add(-time.Second)
 	body, _ = s.get()
 	assert.Equal(t, "3", string(body), "a clock stepped back reads again")
+
+	// -status-max-age 0: a reading per request, on the same clock.
+	s.maxAge = 0
+	body, _ = s.get()
+	assert.Equal(t, "4", string(body))
+	body, _ = s.get()
+	assert.Equal(t, "5", string(body))
 }

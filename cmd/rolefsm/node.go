@@ -106,6 +106,7 @@ type nodeConfig struct {
 	policy    policy.Policy
 	evidence  replica.Evidence
 	admin     bool
+	statusAge time.Duration
 	etcd      []string // endpoints: etcd elects (-election etcd)
 	etcdConn  etcdAccess
 	etcdTTL   time.Duration
@@ -207,7 +208,7 @@ func node(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			mux.HandleFunc("POST /channels/{name}/relinquish", handover(runCtx, s, (*replica.Node).Relinquish))
 			mux.HandleFunc("POST /channels/{name}/rejoin", handover(runCtx, s, (*replica.Node).Rejoin))
 		}
-		snap := &snapshot{maxAge: statusMaxAge, now: time.Now, compute: func() ([]byte, error) {
+		snap := &snapshot{maxAge: cfg.statusAge, now: time.Now, compute: func() ([]byte, error) {
 			body, err := json.Marshal(status(s, el))
 			if err != nil {
 				return nil, err

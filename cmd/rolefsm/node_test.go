@@ -71,6 +71,7 @@ func TestNodeRefusesBadCommandLines(t *testing.T) {
 		{with("-key-file", filepath.Join(dir, "nosuch")), "-key-file: open "},
 		{with("-key-file", good, "-insecure"), "-key-file and -insecure: choose one"},
 		{with("-insecure", "-admin"), "-admin: give -http to serve the handover on"},
+		{with("-insecure", "-status-max-age", "-1s"), "-status-max-age -1s: 0 or more"},
 		{etcd("-http", "127.0.0.1:0", "-admin"), "-admin: with -election etcd, etcd decides who leads"},
 		{with("-insecure", "-evidence", "some"), `-evidence: bad configuration: evidence "some" (want peers, own or default)`},
 		{with("-key-file", good, "-peers", "2=127.0.0.1:1"), `-peers: "2=127.0.0.1:1": no public key (rolefsm keygen prints it; rolefsm pubkey shows it again)`},

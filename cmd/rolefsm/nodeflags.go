@@ -34,6 +34,7 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	insecure := fs.Bool("insecure", false, "run without keys: heartbeats unauthenticated, in the clear, anyone can speak as any node")
 	httpAddr := fs.String("http", "", "TCP address for GET /status and GET /metrics (none if empty)")
 	pprofOn := fs.Bool("pprof", false, "also serve Go's profiles under /debug/pprof/ on -http")
+	statusAge := fs.Duration("status-max-age", statusMaxAge, "how old a reading of the node GET /status and /readyz may answer from; 0 reads it on every request (a benchmark's setting: each reading locks the node)")
 	admin := fs.Bool("admin", false, "also serve POST /channels/NAME/relinquish and /channels/NAME/rejoin on -http: an operator's handover (whoever reaches -http can use them)")
 	interval := fs.Duration("heartbeat", policy.DefaultInterval, "heartbeat interval, at least "+policy.MinInterval.String())
 	miss := fs.Int("miss", policy.DefaultMissThreshold, "missed heartbeats before a leader is presumed gone, 2 or more")
@@ -60,7 +61,7 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 	if fs.NArg() != 0 {
 		return bad("unexpected argument %q", fs.Arg(0))
 	}
-	cfg := nodeConfig{id: replica.NodeID(*id), listen: *listen, insecure: *insecure, http: *httpAddr, pprof: *pprofOn, admin: *admin,
+	cfg := nodeConfig{id: replica.NodeID(*id), listen: *listen, insecure: *insecure, http: *httpAddr, pprof: *pprofOn, admin: *admin, statusAge: *statusAge,
 		peers: map[replica.NodeID]udp.Peer{}}
 	switch {
 	case *id == 0:
@@ -76,6 +77,8 @@ func parseNode(args []string, stderr io.Writer) (nodeConfig, int) {
 			"2 or more, or -allow-miss-1 to run with it anyway")
 	case *pprofOn && *httpAddr == "":
 		return bad("-pprof: give -http to serve the profiles on")
+	case *statusAge < 0:
+		return bad("-status-max-age %v: 0 or more", *statusAge)
 	case *admin && *httpAddr == "":
 		return bad("-admin: give -http to serve the handover on")
 	case *admin && *election == "etcd":
