@@ -72,6 +72,7 @@ type member struct {
 	tail  uint64 // the tail it reported then
 	gone  bool   // that entry was a goodbye
 	at    int64  // when that entry arrived
+	led   bool   // that entry said its sender had a live leader (Entry.HasLeader)
 }
 
 func (ch *Channel) member(id NodeID) *member {

@@ -24,9 +24,9 @@ const (
 	DefaultEvidence Evidence = iota
 	// Corroborated is the replica set's evidence. A Replica whose
 	// leader has claimed office and then gone quiet for the timeout
-	// stands only when no member of the channel's replica set reports
-	// hearing that leader within the timeout either, dated in the
-	// Replica's own clock; one cut off alone from a leader the others
+	// stands only when no member of the channel's replica set that has
+	// a live leader there (Entry.HasLeader) reports hearing that leader
+	// within the timeout either, dated in the Replica's own clock; one cut off alone from a leader the others
 	// hear keeps waiting, as a Replica (Status.CutOff says so). A real
 	// death fails over about as fast as under OwnSilence: reports are
 	// dated back to when the leader sent what was heard (by half the
@@ -101,8 +101,11 @@ func (n *Node) takeReports(p *peer, t int64, rs []Report) {
 	for _, r := range rs {
 		at := t - min(int64(r.Age), 1<<62) // > -2^63, so never stays apart
 		if r.Node == n.id {
-			p.heardMe = max(p.heardMe, at)
+			p.heardMe, p.namedMe = max(p.heardMe, at), true
 			continue
+		}
+		if r.Age == NeverHeard {
+			continue // no contact to date
 		}
 		q := n.peer(r.Node)
 		if q == nil {
@@ -147,7 +150,8 @@ func (n *Node) reports() []Report {
 // vouched returns the latest contact with the leader ch follows that a
 // member of its replica set reports, and whether the rule lets reports
 // count: the leader has claimed office and not since left it (a leader
-// that stepped down is heard, but leads nothing).
+// that stepped down is heard, but leads nothing), and only members whose
+// latest entry for the channel says they have a live leader report.
 func (n *Node) vouched(ch *Channel) (int64, bool) {
 	if n.evidence != Corroborated || !ch.following || !ch.leaderClaimed || ch.leaderLeft || ch.leaderGone {
 		return never, false
@@ -159,7 +163,10 @@ func (n *Node) vouched(ch *Channel) (int64, bool) {
 	best := int64(never)
 	for i := range ch.members {
 		m := &ch.members[i]
-		if m.id == ch.leader {
+		// Only a member that has a live leader here, by its own latest
+		// entry (fresh, no goodbye), vouches: one that stood or elected
+		// another may hear the old leader on another channel.
+		if m.id == ch.leader || !m.led || m.gone || n.silent(m.at) {
 			continue
 		}
 		if p := &n.peers[m.peer]; int(l.index) < len(p.saw) {
@@ -174,9 +181,11 @@ func (n *Node) vouched(ch *Channel) (int64, bool) {
 // cannot hear this node claim office, so only this node can end the two
 // terms. A rival heard again after a silence (a healed partition) is
 // given a timeout to hear this node first, while the tiebreak works;
-// one that reports nothing (OwnSilence, or a transport that drops
-// reports) gives no evidence, and is left to the tiebreak. Two Leaders never both concede this way: each would have
+// one that has not named this node in its reports since (it reports
+// nothing under OwnSilence, or over a transport that drops reports, or
+// left this node out past udp.MaxReports) gives no evidence, and is left
+// to the tiebreak. Two Leaders never both concede this way: each would have
 // to hear the other's claims while the other reports not hearing it.
 func (n *Node) deaf(p *peer) bool {
-	return n.evidence == Corroborated && p.reported && n.silent(max(p.met, p.heardMe))
+	return n.evidence == Corroborated && p.namedMe && n.silent(max(p.met, p.heardMe))
 }

@@ -111,10 +111,10 @@ type peer struct {
 	// silence of the timeout (or at all, or in a new boot).
 	saw          []int64
 	heardMe, met int64
-	// reported: a batch since met carried reports (a sender that sends
-	// none, under OwnSilence or over a transport that drops them, gives
-	// no evidence either way).
-	reported bool
+	// namedMe: a report since met named this node (a sender that sends
+	// none, under OwnSilence or over a transport that drops them, or
+	// that left this node out, gives no evidence either way).
+	namedMe bool
 }
 
 // NewNode returns a node holding no channel, its clock at now.
@@ -316,9 +316,8 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 		n.wake = n.now // a deadline its reports put off may come nearer
 	}
 	if restarted || !p.heard || n.silent(p.lastSeen) {
-		p.met, p.reported = t, false // heard again after a silence: its reports start over
+		p.met, p.namedMe = t, false // heard again after a silence: its reports start over
 	}
-	p.reported = p.reported || len(b.Heard) > 0
 	p.heard, p.lastSeen = true, t
 	p.batches++
 	p.beat = beat
@@ -344,7 +343,10 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 			dropped = append(dropped, EntryError{Channel: e.Channel, Err: err})
 			continue
 		}
-		m.stamp, m.tail, m.gone, m.at = beat, e.Tail, e.Role == rolefsm.Idle, t
+		if m.led && !e.HasLeader {
+			n.wake = n.now // its reports stop vouching: a deadline may come nearer
+		}
+		m.stamp, m.tail, m.gone, m.at, m.led = beat, e.Tail, e.Role == rolefsm.Idle, t, e.HasLeader
 		n.heard(ctx, ch, b.From, e)
 	}
 	if dropped != nil {
@@ -431,7 +433,8 @@ func (n *Node) heartbeat(role func(ch *Channel) (rolefsm.Role, bool)) []Message 
 		if !ok {
 			continue
 		}
-		e := Entry{Channel: ch.name, Role: r, Tail: ch.tail}
+		e := Entry{Channel: ch.name, Role: r, Tail: ch.tail, HasLeader: r == rolefsm.Leader ||
+			r == rolefsm.Replica && ch.following && ch.leaderClaimed && !ch.leaderLeft && !n.ownSilence(ch)}
 		ch.announced = ch.tail
 		for i := range ch.members {
 			p := &n.peers[ch.members[i].peer]

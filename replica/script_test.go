@@ -24,7 +24,8 @@ import (
 //	node id=1 [heartbeat=500ms] [miss=3] [policy=tail|upstream|nobody] [phase=0ms] [external] [evidence=peers|own]
 //	open ch=a replicas=(1,2,3) [tail=N] [pressure] [closed] [t=MS]
 //	step t=MS from=N [seq=N] [heard=(N@MS,...)]
-//	                         (input: one entry a line: CHANNEL ROLE TAIL;
+//	                         (input: one entry a line: CHANNEL ROLE TAIL [+led],
+//	                         +led: the sender has a live leader there;
 //	                         heard: what the sender reports it last heard
 //	                         of node N, MS milliseconds before it sent,
 //	                         or N@never)
@@ -152,6 +153,7 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			if e.Role, err = rolefsm.ParseRole(role); err != nil {
 				e.Role = rolefsm.Role(99) // a role no node sends
 			}
+			e.HasLeader = strings.HasSuffix(strings.TrimSpace(line), " +led")
 			b.Entries = append(b.Entries, e)
 		}
 		err = h.n.Step(ctx, h.at(t, d), b)
@@ -170,6 +172,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 					sep = ""
 				}
 				fmt.Fprintf(&out, "%s %s %v %d", sep, e.Channel, e.Role, e.Tail)
+				if e.HasLeader {
+					out.WriteString(" +led")
+				}
 			}
 			out.WriteString("\n")
 		}

@@ -332,6 +332,9 @@ func TestReportsRideEveryPart(t *testing.T) {
 	settle(t, a, b)
 	heard := []replica.Report{{Node: 1, Age: 1500 * time.Microsecond}, {Node: 2, Age: 0}, {Node: 3, Age: replica.NeverHeard}}
 	es := entries(100, 32)
+	for i := range es {
+		es[i].HasLeader = i%3 == 0 // in the role byte's high bit
+	}
 	require.NoError(t, a.Send(context.Background(), 2, replica.Batch{From: 1, Seq: 3, Entries: es, Heard: heard}))
 	var got []replica.Entry
 	for len(got) < len(es) {

@@ -20,12 +20,12 @@ import (
 	"github.com/rolefsm/rolefsm/replica"
 )
 
-// The wire format, version 2. Every message starts with the magic
+// The wire format, version 3. Every message starts with the magic
 // "rf", the version and the message type; integers are big-endian.
 //
 // Initiation (type 1, 128 bytes), Noise IK's first message:
 //
-//	0   4   "rf", 2, 1
+//	0   4   "rf", 3, 1
 //	4   4   sender index: the initiator's id for the session
 //	8   32  ephemeral public key
 //	40  48  static public key, encrypted
@@ -35,7 +35,7 @@ import (
 //
 // Response (type 2, 84 bytes), Noise IK's second message:
 //
-//	0   4   "rf", 2, 2
+//	0   4   "rf", 3, 2
 //	4   4   sender index: the responder's id for the session
 //	8   4   receiver index: the initiator's
 //	12  32  ephemeral public key
@@ -44,7 +44,7 @@ import (
 //
 // Data (type 4), a session's datagram:
 //
-//	0   4   "rf", 2, 4
+//	0   4   "rf", 3, 4
 //	4   4   receiver index
 //	8   8   counter: the AEAD nonce, from 0, never repeated
 //	16  ... ChaCha20-Poly1305 of the body, the 16 bytes before it as
@@ -53,7 +53,7 @@ import (
 // Plain (type 5), a datagram of a transport run Insecure: in the clear,
 // unauthenticated:
 //
-//	0   4   "rf", 2, 5
+//	0   4   "rf", 3, 5
 //	4   8   sender node id
 //	12  8   receiver node id
 //	20  8   sender's boot
@@ -66,8 +66,9 @@ import (
 // sender received from the receiver, 0 if none) and the held time
 // (nanoseconds between receiving that and this send), 8 bytes each;
 // then, for a heartbeat, a uvarint count of entries and per entry a
-// uvarint name length, the name, the role (one byte) and the tail
-// (uvarint), then a uvarint count of reports (replica.Batch.Heard,
+// uvarint name length, the name, the role (one byte: its high bit is
+// replica.Entry.HasLeader) and the tail (uvarint), then a uvarint count
+// of reports (replica.Batch.Heard,
 // repeated in every part of a split heartbeat) and per report the node
 // id and the age in microseconds plus one, 0 for a node never heard
 // (both uvarints); for a notice, the address of the other process that
@@ -141,7 +142,11 @@ func parseBody(p []byte) (body, []byte, error) {
 func appendEntry(p []byte, e replica.Entry) []byte {
 	p = binary.AppendUvarint(p, uint64(len(e.Channel)))
 	p = append(p, e.Channel...)
-	p = append(p, byte(e.Role))
+	role := byte(e.Role) & roleMask
+	if e.HasLeader {
+		role |= hasLeader
+	}
+	p = append(p, role)
 	return binary.AppendUvarint(p, e.Tail)
 }
 
@@ -168,6 +173,13 @@ func uvarint(p []byte) (uint64, int) {
 	}
 	return v, k
 }
+
+// The role byte: the role in its low seven bits, and Entry.HasLeader in
+// the high one.
+const (
+	roleMask  = 0x7f
+	hasLeader = 0x80
+)
 
 // minEntrySize is the smallest entry: a name of one byte (names are
 // never empty), the role and a one-byte tail.
@@ -219,9 +231,10 @@ func ageOf(code uint64) time.Duration {
 // enough) and its reports. It checks the whole payload before it keeps
 // anything, so a bad one costs no allocation; a good one costs one: a
 // string of the entries' bytes that the names are cut from, and one
-// more for the reports if there are any (at most MaxReports). So
-// decoding never allocates more than a few times the bytes received
-// (the entries' slice is the transport's to reuse).
+// more for the reports if there are any (at most MaxReports: 1 KiB for
+// as few as 129 bytes). So decoding never allocates more than the bytes
+// received for the entries, plus that (the entries' slice is the
+// transport's to reuse).
 func decode(p []byte, es []replica.Entry) ([]replica.Entry, []replica.Report, error) {
 	n, k := uvarint(p)
 	if k == 0 || n > uint64(len(p)-k)/minEntrySize {
@@ -268,7 +281,8 @@ func decode(p []byte, es []replica.Entry) ([]replica.Entry, []replica.Report, er
 		for off := 0; off < len(all); {
 			size, k := uvarint(entries[off:])
 			off += k
-			e := replica.Entry{Channel: all[off : off+int(size)], Role: rolefsm.Role(all[off+int(size)])}
+			b := all[off+int(size)]
+			e := replica.Entry{Channel: all[off : off+int(size)], Role: rolefsm.Role(b & roleMask), HasLeader: b&hasLeader != 0}
 			off += int(size) + 1
 			e.Tail, k = uvarint(entries[off:])
 			off += k

@@ -44,7 +44,7 @@ func TestDecodeAllocations(t *testing.T) {
 	// one by one, without formatting each).
 	good := binary.AppendUvarint(nil, 230)
 	for i := range 230 {
-		good = appendEntry(good, replica.Entry{Channel: fmt.Sprintf("%03d", i), Role: rolefsm.Role(200)})
+		good = appendEntry(good, replica.Entry{Channel: fmt.Sprintf("%03d", i), Role: rolefsm.Role(100)})
 	}
 	good = appendReports(good, nil)
 	require.LessOrEqual(t, len(good), 1400)
@@ -52,7 +52,7 @@ func TestDecodeAllocations(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, es, 230)
 	assert.Equal(t, "229", es[229].Channel)
-	assert.Equal(t, rolefsm.Role(200), es[229].Role)
+	assert.Equal(t, rolefsm.Role(100), es[229].Role)
 	run := func(p []byte) (allocs, bytes float64) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
@@ -89,6 +89,15 @@ func TestOverheadAndMaxDatagram(t *testing.T) {
 	after := a.Stats()
 	assert.Equal(t, uint64(1), after.DatagramsSent-before.DatagramsSent)
 	assert.Equal(t, uint64(150), after.BytesSent-before.BytesSent)
+	// Reports yield to the entry: the same entry with a report goes
+	// out alone, in one datagram.
+	before = a.Stats()
+	require.NoError(t, a.Send(context.Background(), 2, replica.Batch{Seq: 2,
+		Entries: []replica.Entry{{Channel: name, Role: rolefsm.Replica, Tail: 127}}, Heard: []replica.Report{{Node: 1, Age: time.Second}}}))
+	in = receive(t, b)
+	assert.Equal(t, name, in.Batch.Entries[0].Channel)
+	assert.Empty(t, in.Batch.Heard, "no room for the report")
+	assert.Equal(t, uint64(1), a.Stats().DatagramsSent-before.DatagramsSent)
 	err := a.Send(context.Background(), 2, replica.Batch{Entries: []replica.Entry{{Channel: name + "n"}}})
 	require.Error(t, err, "one byte too many for a datagram")
 }
