@@ -184,9 +184,14 @@ func TestREADMESimOutputIsCurrent(t *testing.T) {
 	assert.Contains(t, out, simulation("policy  "),
 		"docs/simulation.md's comparison is stale: paste go run ./cmd/rolefsm sim -sweep 1000 -policy tail,upstream")
 
+	code, out, _ = runCLI("", "sim", "-sweep", "1000", "-policy", "tail", "-evidence", "own,peers")
+	require.Equal(t, 0, code)
+	assert.Contains(t, out, simulation("policy                           tail/own"),
+		"docs/simulation.md's comparison of the evidence rules is stale: paste go run ./cmd/rolefsm sim -sweep 1000 -policy tail -evidence own,peers")
+
 	grid, err := os.ReadFile(filepath.Join("..", "..", "bench", "recorded", "sim-grid.txt"))
 	require.NoError(t, err)
-	assert.Equal(t, string(grid), simulation("nodes  miss  heartbeat            tail       upstream"), "docs/simulation.md's grid differs from bench/recorded/sim-grid.txt")
+	assert.Equal(t, string(grid), simulation("nodes  miss  heartbeat            tail       tail/own       upstream"), "docs/simulation.md's grid differs from bench/recorded/sim-grid.txt")
 
 	evidence, err := os.ReadFile(filepath.Join("..", "..", "bench", "recorded", "sim-evidence-loss.txt"))
 	require.NoError(t, err)
