@@ -20,14 +20,14 @@ type Entry struct {
 	// (Candidates and Idle nodes send no heartbeat), or Idle in a
 	// goodbye: the sender is leaving the channel (see Node.Leave).
 	Role rolefsm.Role
-	// Tail is the sender's tail_seq on the channel.
-	Tail uint64
 	// HasLeader says the sender has a live leader on the channel: it
 	// leads it, or it follows a leader it heard claim office within the
 	// timeout. Only such a sender's reports vouch for the channel's
 	// leader (Corroborated): one that lost its leader here, or elected
 	// another, may still hear the old one on another channel.
 	HasLeader bool
+	// Tail is the sender's tail_seq on the channel.
+	Tail uint64
 }
 
 // Batch is one heartbeat from one node to one peer: an entry for every

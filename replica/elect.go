@@ -68,13 +68,23 @@ func (n *Node) deadline(ch *Channel) int64 {
 		return n.now
 	}
 	last := n.lastWord(ch)
-	if v, ok := n.vouched(ch); ok {
-		last = max(last, v)
+	timeout := int64(n.rule.Timeout())
+	if last > math.MaxInt64-timeout {
+		return math.MaxInt64
 	}
-	if timeout := int64(n.rule.Timeout()); last <= math.MaxInt64-timeout {
+	if last+timeout > n.now {
+		// Its own silence has not run out: the reports cannot matter
+		// before then, and a wake earlier than needed only costs a
+		// scan. So the common case never looks at them.
 		return last + timeout
 	}
-	return math.MaxInt64
+	if v, ok := n.vouched(ch); ok && v > last {
+		if v > math.MaxInt64-timeout {
+			return math.MaxInt64
+		}
+		return v + timeout
+	}
+	return last + timeout
 }
 
 // heard applies one entry from peer id.

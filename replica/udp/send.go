@@ -70,15 +70,11 @@ func (t *Transport) encodeEntries(now time.Time, p *peer, b replica.Batch) error
 	}
 	entries := b.Entries
 	// The reports go in every part, so that each stands alone: as many
-	// as fit half a datagram and leave room for the batch's largest
-	// entry beside them (all of them but in a cluster of dozens of peers
-	// or at a small MaxDatagram), the lowest ids first. An entry that
-	// fits a datagram alone still goes, with fewer reports or none.
-	largest := 0
-	for _, e := range entries {
-		largest = max(largest, entrySize(e))
-	}
-	budget := min(room/2, room-uvarintLen(uint64(len(entries)))-largest)
+	// as fit half a datagram and leave room for the largest entry the
+	// wire carries beside them (all of them but in a cluster of dozens of
+	// peers or at a small MaxDatagram), the lowest ids first. An entry
+	// that fits a datagram alone still goes, with fewer reports or none.
+	budget := min(room/2, room-1-maxEntrySize) // one byte of count, and the largest entry the wire takes
 	heard := b.Heard[:min(len(b.Heard), MaxReports)]
 	for len(heard) > 0 && reportsSize(heard) > budget {
 		heard = heard[:len(heard)-1]

@@ -181,6 +181,10 @@ const (
 	hasLeader = 0x80
 )
 
+// maxEntrySize is the largest entry: a name of MaxChannelName bytes,
+// the role and a tail of ten bytes.
+var maxEntrySize = uvarintLen(MaxChannelName) + MaxChannelName + 1 + uvarintLen(1<<64-1)
+
 // minEntrySize is the smallest entry: a name of one byte (names are
 // never empty), the role and a one-byte tail.
 const minEntrySize = 4
