@@ -58,8 +58,8 @@ func (n *Node) leaderLost(ch *Channel) bool {
 	if !n.ownSilence(ch) {
 		return false
 	}
-	v, ok := n.vouched(ch)
-	return !ok || n.silent(v)
+	_, until, ok := n.vouched(ch)
+	return !ok || until <= n.now
 }
 
 // deadline is when leaderLost becomes true if nothing is heard.
@@ -78,11 +78,8 @@ func (n *Node) deadline(ch *Channel) int64 {
 		// scan. So the common case never looks at them.
 		return last + timeout
 	}
-	if v, ok := n.vouched(ch); ok && v > last {
-		if v > math.MaxInt64-timeout {
-			return math.MaxInt64
-		}
-		return v + timeout
+	if _, until, ok := n.vouched(ch); ok && until > last+timeout {
+		return until
 	}
 	return last + timeout
 }

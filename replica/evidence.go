@@ -31,7 +31,10 @@ const (
 	// death fails over about as fast as under OwnSilence: reports are
 	// dated back to when the leader sent what was heard (by half the
 	// RTTs), so the Replica waits for the member that heard the leader
-	// last, late by at most the links' jitter. And a Leader that hears
+	// last, late by at most the links' jitter. A report that showed its
+	// member still hearing the leader also vouches for the timeout
+	// after it was sent, so that a lost report or two does not make the
+	// member look silent (see Channel.VouchedUntil). And a Leader that hears
 	// a rival Leader which, for a timeout of batches, has reported not
 	// hearing it concedes whatever the tiebreak says: the rival cannot
 	// hear it to concede in its turn, so two leaders would otherwise
@@ -113,11 +116,35 @@ func (n *Node) takeReports(p *peer, t int64, rs []Report) {
 		}
 		k := q.index
 		for len(p.saw) <= int(k) {
-			p.saw = append(p.saw, never)
+			p.saw = append(p.saw, sighting{at: never, told: never})
 		}
-		p.saw[k] = max(p.saw[k], at)
+		was := p.saw[k]
+		p.saw[k] = sighting{at: max(was.at, at), told: max(was.told, t)}
+		if was.at != never && n.lapsed(p, was) != n.lapsed(p, p.saw[k]) {
+			// It has now missed MissThreshold-1 heartbeats: its report
+			// vouches by contact alone, and a deadline may come nearer.
+			n.wake = n.now
+		}
 	}
 }
+
+// lapsed reports whether a sighting shows that its reporter p had
+// missed MissThreshold-1 of the node's heartbeats when it reported (less
+// a tenth of an interval and half the RTT to p for the schedule's
+// jitter and the way here): then it vouches by its contact alone.
+func (n *Node) lapsed(p *peer, s sighting) bool {
+	slack := int64(n.rule.Interval() / 10)
+	if p.hasRTT {
+		slack += int64(p.rtt / 2)
+	}
+	return s.told-s.at >= int64(n.rule.Timeout()-n.rule.Interval())-slack
+}
+
+// A sighting is a peer's report of a third node, dated in the node's
+// clock: at, when the peer last heard the node; told, when the peer
+// said so (its batch's arrival, less half the RTT). Both only move
+// later.
+type sighting struct{ at, told int64 }
 
 // reports lists what the node last heard of each peer, as of now, for
 // the next heartbeat: how long ago the peer sent the latest batch taken
@@ -148,19 +175,37 @@ func (n *Node) reports() []Report {
 }
 
 // vouched returns the latest contact with the leader ch follows that a
-// member of its replica set reports, and whether the rule lets reports
-// count: the leader has claimed office and not since left it (a leader
-// that stepped down is heard, but leads nothing), and only members whose
-// latest entry for the channel says they have a live leader report.
-func (n *Node) vouched(ch *Channel) (int64, bool) {
+// member of its replica set reports, until when the reports vouch for
+// the leader, and whether the rule lets reports count: the leader has
+// claimed office and not since left it (a leader that stepped down is
+// heard, but leads nothing), and only members whose latest entry for
+// the channel says they have a live leader report.
+//
+// A member vouches for the timeout after the contact it reports, as
+// the node's own contact would. It also vouches for the timeout after
+// its report itself when that report showed it had missed fewer than
+// MissThreshold-1 of the leader's heartbeats (less a tenth of an
+// interval and half the RTT for the schedule's jitter and the way
+// here): a member that still heard the leader then and whose later
+// reports were lost most likely still does. Under loss, the two
+// delays then no longer add up to a false stand: a member's report is
+// up to an interval old on arrival and is dated up to an interval
+// before it was sent, so by contact alone, one lost heartbeat or
+// report in the wrong place made the member's evidence look older than
+// the timeout. A real death is not slowed: by the time the node's own
+// silence has run the timeout, each member's report from the last
+// interval shows it has missed MissThreshold-1 heartbeats at least.
+// Neither lasts past the timeout after the member's latest entry.
+func (n *Node) vouched(ch *Channel) (contact, until int64, ok bool) {
+	contact, until = never, never
 	if n.evidence != Corroborated || !ch.following || !ch.leaderClaimed || ch.leaderLeft || ch.leaderGone {
-		return never, false
+		return never, never, false
 	}
 	l := n.peer(ch.leader)
 	if l == nil {
-		return never, false
+		return never, never, false
 	}
-	best := int64(never)
+	timeout := int64(n.rule.Timeout())
 	for i := range ch.members {
 		m := &ch.members[i]
 		// Only a member that has a live leader here, by its own latest
@@ -169,11 +214,27 @@ func (n *Node) vouched(ch *Channel) (int64, bool) {
 		if m.id == ch.leader || !m.led || m.gone || n.silent(m.at) {
 			continue
 		}
-		if p := &n.peers[m.peer]; int(l.index) < len(p.saw) {
-			best = max(best, p.saw[l.index])
+		p := &n.peers[m.peer]
+		if int(l.index) >= len(p.saw) || p.saw[l.index].at == never {
+			continue
 		}
+		s := p.saw[l.index]
+		contact = max(contact, s.at)
+		u := sat(s.at, timeout)
+		if !n.lapsed(p, s) {
+			u = max(u, sat(s.told, timeout))
+		}
+		until = max(until, min(u, sat(m.at, timeout)))
 	}
-	return best, best != never
+	return contact, until, contact != never
+}
+
+// sat is t+d, saturating at the clock's end.
+func sat(t, d int64) int64 {
+	if t > math.MaxInt64-d {
+		return math.MaxInt64
+	}
+	return t + d
 }
 
 // deaf reports whether peer p, a rival Leader, has reported not hearing

@@ -106,10 +106,11 @@ type peer struct {
 	hasRTT            bool
 	out               []Entry // the next batch to it
 	// What it reports, dated in the node's clock: saw[k] when it last
-	// heard the peer of index k (never if unreported), heardMe when it
-	// last heard this node, and met when it was first heard after a
-	// silence of the timeout (or at all, or in a new boot).
-	saw          []int64
+	// heard the peer of index k (never if unreported) and when it said
+	// so, heardMe when it last heard this node, and met when it was
+	// first heard after a silence of the timeout (or at all, or in a
+	// new boot).
+	saw          []sighting
 	heardMe, met int64
 	// namedMe: a report since met named this node (a sender that sends
 	// none, under OwnSilence or over a transport that drops them, or
@@ -311,7 +312,7 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 		// A new process: what the old one heard is not its evidence.
 		p.incarnation, p.base, p.heardMe = b.Incarnation, base, never
 		for i := range p.saw {
-			p.saw[i] = never
+			p.saw[i] = sighting{at: never, told: never}
 		}
 		n.wake = n.now // a deadline its reports put off may come nearer
 	}

@@ -31,8 +31,9 @@ type Status struct {
 	// Vouched is the latest contact with the followed leader that a
 	// member of the replica set reports (zero when no report counts:
 	// see Corroborated). CutOff is set on a Replica whose own silence
-	// has run the timeout while such a report is fresh: cut off alone
-	// from a leader the others hear, it waits instead of standing.
+	// has run the timeout while the reports still vouch for the leader
+	// (Channel.VouchedUntil): cut off alone from a leader the others
+	// hear, it waits instead of standing.
 	Vouched time.Time
 	CutOff  bool
 	// Lease is the fencing token taken when the node last won the
@@ -96,11 +97,25 @@ func (ch *Channel) Contact() time.Time { return ch.node.time(ch.contact) }
 // member of the replica set reports, and whether one counts (see
 // Corroborated).
 func (ch *Channel) Vouched() (time.Time, bool) {
-	v, ok := ch.node.vouched(ch)
+	v, _, ok := ch.node.vouched(ch)
 	if !ok {
 		return time.Time{}, false
 	}
 	return ch.node.time(v), true
+}
+
+// VouchedUntil returns until when the members' reports keep a Replica
+// whose own silence has run the timeout from standing, and whether one
+// counts (see Corroborated): the timeout after the latest contact
+// reported, or after a report that showed its member had missed fewer
+// than MissThreshold-1 heartbeats, whichever is later, and never past
+// the timeout after that member's latest entry.
+func (ch *Channel) VouchedUntil() (time.Time, bool) {
+	_, until, ok := ch.node.vouched(ch)
+	if !ok {
+		return time.Time{}, false
+	}
+	return ch.node.time(until), true
 }
 
 // Status returns the channel's state.
@@ -121,9 +136,9 @@ func (ch *Channel) Status() Status {
 		// has since spoken as a non-Leader (stepped down, said goodbye).
 		s.Leader = ch.leader
 	}
-	if v, ok := n.vouched(ch); ok {
+	if v, until, ok := n.vouched(ch); ok {
 		s.Vouched = n.time(v)
-		s.CutOff = l.Role == rolefsm.Replica && n.ownSilence(ch) && !n.silent(v)
+		s.CutOff = l.Role == rolefsm.Replica && n.ownSilence(ch) && until > n.now
 	}
 	return s
 }

@@ -71,13 +71,14 @@ func (r *run) checkStep() {
 		case rolefsm.Replica:
 			r.activeIn[r.comp[i]] = true
 			contact := max(int(n.ch.Contact().Sub(r.epoch)/r.cfg.Step), n.reported)
-			if v, ok := n.ch.Vouched(); ok {
-				// A word from the leader, as a member of the replica
-				// set reports it: a Replica cut off alone waits.
-				contact = max(contact, int(v.Sub(r.epoch)/r.cfg.Step))
+			due := contact + r.timeoutSteps
+			if v, ok := n.ch.VouchedUntil(); ok {
+				// The members' reports vouch for the leader until then:
+				// a Replica cut off alone waits.
+				due = max(due, int(v.Sub(r.epoch)/r.cfg.Step))
 			}
-			if r.step-contact > r.timeoutSteps+1 {
-				r.violate(InvReplica, n.num, "no word from a leader since step %d", contact)
+			if r.step > due+1 {
+				r.violate(InvReplica, n.num, "no word from a leader since step %d, nor a report vouching for it since step %d", contact, due-r.timeoutSteps)
 				n.reported = r.step // report it once per timeout
 			}
 		}
