@@ -141,7 +141,10 @@ func (t *MemTransport) Send(_ context.Context, to NodeID, b Batch) error {
 		t.dropped.Add(1)
 		return nil
 	}
+	// The batch is the sender's until its next Tick: the receiver
+	// gets its own copy of what it holds.
 	b.Entries = append([]Entry(nil), b.Entries...)
+	b.Heard = append([]Report(nil), b.Heard...)
 	select {
 	case peer.inbox <- Inbound{Batch: b}:
 		t.delivered.Add(1)
