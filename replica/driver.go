@@ -4,13 +4,16 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/rolefsm/rolefsm/policy"
 )
 
 // DriverOptions configure a Driver.
 type DriverOptions struct {
-	// TickInterval is how often the Node is ticked (default a tenth of
-	// its heartbeat interval). It bounds how late a heartbeat, a
-	// timeout or an election can be.
+	// TickInterval, when positive, also ticks the node at least this
+	// often. By default the driver ticks only when the node is due
+	// (Node.Due: its next heartbeat, a deadline, an election) and at
+	// no other time, so an idle node wakes once an interval.
 	TickInterval time.Duration
 	// OnError receives what the node refused of the transport's
 	// batches (a *StepError or a batch from an unknown node) and the
@@ -19,28 +22,56 @@ type DriverOptions struct {
 	OnError func(error)
 }
 
-// Driver runs a Node on a Transport with the real clock: on every
-// tick it calls Tick and sends what comes out; on every batch received
-// it calls Step. It is the only part of the runtime with goroutines and
-// a clock, and it owns no goroutine of its own: Run blocks in the
-// caller's. Observers of the node's coordinators run on that goroutine
-// too, with the node locked: an observer must not call Do.
+// Driver runs a Node on a Transport with the real clock: it calls Tick
+// when the node is due (Node.Due) and sends what comes out, and calls
+// Step on every batch received. It is the only part of the runtime
+// with goroutines and a clock, and it owns no goroutine of its own: Run
+// blocks in the caller's. Observers of the node's coordinators run on
+// that goroutine too, with the node locked: an observer must not call
+// Do.
+//
+// It sleeps on one timer, set after every Tick, Step and Do to the
+// node's next due time, and no sooner than MinTickGap after the last
+// Tick: a heartbeat goes out when it is due, late only by the runtime's
+// timer and scheduling latency, and a node with nothing due does not
+// wake.
 type Driver struct {
 	mu      sync.Mutex
 	node    *Node
 	tr      Transport
-	tick    time.Duration
+	every   time.Duration // TickInterval, or 0
 	onError func(error)
 	running bool
+	kick    chan struct{} // Do or Leave may have brought the node's due time nearer
+	ticks   uint64        // Ticks run, for the tests
+	last    time.Time     // the latest Tick's
+	gap     time.Duration // MinTickGap
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // NewDriver returns a driver for n on t. The node must not be used
 // other than through Do from then on.
 func NewDriver(n *Node, t Transport, opt DriverOptions) *Driver {
-	if opt.TickInterval <= 0 {
-		opt.TickInterval = max(n.Heartbeat().Interval()/10, time.Millisecond)
+	return &Driver{
+		node: n, tr: t, every: max(opt.TickInterval, 0), onError: opt.OnError, kick: make(chan struct{}, 1),
+		gap: MinTickGap(n.Heartbeat()),
 	}
-	return &Driver{node: n, tr: t, tick: opt.TickInterval, onError: opt.OnError}
+}
+
+// MinTickGap is the least time a Driver lets pass between two Ticks:
+// a hundredth of the heartbeat interval, and at least a millisecond.
+// Inputs that bring a deadline to now (a goodbye, a stand, a peer's
+// restart) then cost one Tick, a scan of the node's channels, per gap
+// at most, whatever the rate at which they arrive; an election is late
+// by a gap at most, and a heartbeat only when a Tick came just before.
+func MinTickGap(h policy.Heartbeat) time.Duration {
+	return max(h.Interval()/100, time.Millisecond)
 }
 
 // Run drives the node until ctx ends, then returns nil; it returns
@@ -60,16 +91,35 @@ func (d *Driver) Run(ctx context.Context) error {
 		d.mu.Unlock()
 	}()
 
-	ticker := time.NewTicker(d.tick)
-	defer ticker.Stop()
 	inbox := d.tr.Inbox()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var armed time.Time // when timer fires; zero once it has
 	d.onTick(ctx)
 	for {
+		// Arm the timer for the node's next due time (or TickInterval
+		// after the last Tick, if sooner), but no sooner than the gap
+		// after the last Tick; a time already past fires at once.
+		d.mu.Lock()
+		due := d.node.Due()
+		if d.every > 0 {
+			due = minTime(due, d.last.Add(d.every))
+		}
+		if floor := d.last.Add(d.gap); due.Before(floor) {
+			due = floor
+		}
+		d.mu.Unlock()
+		if !due.Equal(armed) {
+			timer.Reset(time.Until(due))
+			armed = due
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-ticker.C:
+		case <-timer.C:
+			armed = time.Time{}
 			d.onTick(ctx)
+		case <-d.kick:
 		case in, ok := <-inbox:
 			if !ok {
 				return ErrTransportClosed
@@ -82,7 +132,9 @@ func (d *Driver) Run(ctx context.Context) error {
 func (d *Driver) onTick(ctx context.Context) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, m := range d.node.Tick(ctx, time.Now()) {
+	d.ticks++
+	d.last = time.Now()
+	for _, m := range d.node.Tick(ctx, d.last) {
 		if err := d.tr.Send(ctx, m.To, m.Batch); err != nil {
 			d.report(err)
 		}
@@ -116,7 +168,16 @@ func (d *Driver) report(err error) {
 func (d *Driver) Do(fn func(n *Node, now time.Time) error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer d.wakeRun()
 	return fn(d.node, time.Now())
+}
+
+// wakeRun makes Run look at the node's due time again.
+func (d *Driver) wakeRun() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Leave makes the node leave every channel (Node.Leave) and sends the
@@ -126,6 +187,7 @@ func (d *Driver) Do(fn func(n *Node, now time.Time) error) error {
 func (d *Driver) Leave(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer d.wakeRun()
 	var first error
 	for _, m := range d.node.Leave(ctx, time.Now()) {
 		if err := d.tr.Send(ctx, m.To, m.Batch); err != nil && first == nil {

@@ -25,11 +25,12 @@ func hb100(t *testing.T) policy.Heartbeat {
 // TestDriverRunsTheNode: two drivers on a MemNetwork, on synctest's
 // fake clock, do what the node's rules say at the instants they say it
 // (the rules are replica/testdata's scripts, the stories between nodes
-// testdata/interaction's): a driver ticks every TickInterval, steps
-// what arrives and sends what its node says, so both stand at the
-// timeout (300 ms) and node 1 leads on the next tick; Leave through the
-// driver sends the goodbyes, and node 2 leads two ticks later rather
-// than a timeout.
+// testdata/interaction's): a driver ticks when its node is due, no
+// sooner than MinTickGap (1 ms here) after its last Tick, steps what
+// arrives and sends what its node says, so both stand at the timeout
+// (300 ms) and node 1 leads a gap later; Leave through the driver sends
+// the goodbyes, and node 2 stands a gap after its last Tick and leads a
+// gap later, rather than after a timeout.
 func TestDriverRunsTheNode(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		net := NewMemNetwork()
@@ -68,13 +69,17 @@ func TestDriverRunsTheNode(t *testing.T) {
 		}
 		at(299 * time.Millisecond)
 		assert.Equal(t, []string{"Replica(leader 0)", "Replica(leader 0)"}, roles())
-		at(311 * time.Millisecond)
+		at(300 * time.Millisecond)
+		assert.Equal(t, []string{"Candidate(leader 0)", "Candidate(leader 0)"}, roles())
+		at(301 * time.Millisecond)
 		assert.Equal(t, []string{"Leader(leader 1)", "Replica(leader 1)"}, roles())
 
 		require.NoError(t, drivers[0].Leave(ctx))
-		at(329 * time.Millisecond)
+		synctest.Wait()
+		assert.Equal(t, []string{"Idle(leader 0)", "Replica(leader 0)"}, roles(), "heard the goodbye; stands no sooner than a gap after its last Tick")
+		at(302 * time.Millisecond)
 		assert.Regexp(t, `^Candidate`, roles()[1], "node 2 stood on its next tick")
-		at(331 * time.Millisecond)
+		at(303 * time.Millisecond)
 		assert.Equal(t, []string{"Idle(leader 0)", "Leader(leader 2)"}, roles())
 	})
 }
@@ -243,3 +248,61 @@ func TestMemNetwork(t *testing.T) {
 		require.NoError(t, tr.Close())
 	}
 }
+
+// TestDriverSleepsUntilDue: a node with nothing to do but its heartbeat
+// wakes once an interval, to send it, and at no other time; with
+// TickInterval it also ticks that often. (The driver used to tick every
+// tenth of an interval, whatever was due.)
+func TestDriverSleepsUntilDue(t *testing.T) {
+	for _, tc := range []struct {
+		every time.Duration
+		ticks uint64
+	}{{0, 10}, {25 * time.Millisecond, 40}} {
+		t.Run(fmt.Sprint(tc.every), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tr := &countingTransport{chanTransport: chanTransport{inbox: make(chan Inbound)}}
+				n, err := NewNode(Config{ID: 1, Heartbeat: hb100(t)}, time.Now())
+				require.NoError(t, err)
+				require.NoError(t, n.Open(context.Background(), time.Now(), ChannelConfig{Name: "a", Replicas: []NodeID{1, 2}}))
+				d := NewDriver(n, tr, DriverOptions{TickInterval: tc.every})
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan struct{})
+				go func() { _ = d.Run(ctx); close(done) }()
+				count := func() (ticks, sends uint64) {
+					d.mu.Lock()
+					defer d.mu.Unlock()
+					return d.ticks, tr.sends
+				}
+				// Node 2 is silent: node 1 stands at 300 ms and leads.
+				time.Sleep(350 * time.Millisecond)
+				synctest.Wait()
+				require.NoError(t, d.Do(func(n *Node, _ time.Time) error {
+					st, err := n.Status("a")
+					assert.Equal(t, rolefsm.Leader, st.Role)
+					return err
+				}))
+				ticks0, sends0 := count()
+				time.Sleep(time.Second)
+				synctest.Wait()
+				ticks1, sends1 := count()
+				if tc.every == 0 {
+					assert.Equal(t, tc.ticks, ticks1-ticks0, "ticks in a second")
+				} else {
+					// At least that often; the heartbeats fall between.
+					assert.GreaterOrEqual(t, ticks1-ticks0, tc.ticks, "ticks in a second")
+					assert.LessOrEqual(t, ticks1-ticks0, tc.ticks+10, "ticks in a second")
+				}
+				assert.Equal(t, uint64(10), sends1-sends0, "heartbeats in a second")
+				cancel()
+				<-done
+			})
+		})
+	}
+}
+
+type countingTransport struct {
+	chanTransport
+	sends uint64 // under the driver's lock
+}
+
+func (c *countingTransport) Send(context.Context, NodeID, Batch) error { c.sends++; return nil }

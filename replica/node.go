@@ -356,6 +356,20 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 	return nil
 }
 
+// Due returns when the node next needs a Tick: its next heartbeat, the
+// earliest deadline of its channels (a Replica's timeout, with what the
+// reports vouch), or at once after an input that changed a role (a
+// Candidate elects on the next Tick, an Idle entry goes out). A Tick
+// before then changes nothing and sends nothing, so a driver can sleep
+// until Due; Step and the methods that change a channel may bring it
+// nearer, never put it off, so a driver asks again after each.
+func (n *Node) Due() time.Time {
+	if n.sayIdle > 0 {
+		return n.time(n.now)
+	}
+	return n.time(min(n.wake, n.nextBeat))
+}
+
 // Tick passes time: Candidates elect, Replicas whose leader went silent
 // stand for election, and, once per heartbeat interval, a batch goes to
 // every peer with which the node shares a channel it leads or
