@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 
@@ -31,8 +32,8 @@ type DriverOptions struct {
 // Do.
 //
 // It sleeps on one timer, set after every Tick, Step and Do to the
-// node's next due time, and no sooner than MinTickGap after the last
-// Tick: a heartbeat goes out when it is due, late only by the runtime's
+// node's next due time (a deadline DeadlineGrace late), and no sooner
+// than MinTickGap after the last Tick: a heartbeat goes out when it is due, late only by the runtime's
 // timer and scheduling latency, and a node with nothing due does not
 // wake.
 type Driver struct {
@@ -46,6 +47,7 @@ type Driver struct {
 	ticks   uint64        // Ticks run, for the tests
 	last    time.Time     // the latest Tick's
 	gap     time.Duration // MinTickGap
+	grace   time.Duration // DeadlineGrace
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -60,9 +62,31 @@ func minTime(a, b time.Time) time.Time {
 func NewDriver(n *Node, t Transport, opt DriverOptions) *Driver {
 	return &Driver{
 		node: n, tr: t, every: max(opt.TickInterval, 0), onError: opt.OnError, kick: make(chan struct{}, 1),
-		gap: MinTickGap(n.Heartbeat()),
+		gap: MinTickGap(n.Heartbeat()), grace: DeadlineGrace(n.Heartbeat()),
 	}
 }
+
+// due is when the driver next ticks its node: the next heartbeat, the
+// next wake at once when it is now or past (an input), or the next
+// deadline DeadlineGrace late.
+func (d *Driver) due() time.Time {
+	n := d.node
+	beat, wake := n.due()
+	if wake > n.now && wake < math.MaxInt64-int64(d.grace) {
+		wake += int64(d.grace)
+	}
+	return n.time(min(beat, wake))
+}
+
+// DeadlineGrace is how late a Driver acts on a deadline on purpose: a
+// tenth of the heartbeat interval. The heartbeat that makes a timeout
+// is due at the very instant the timeout runs out (a Replica's third
+// missed claim under MissThreshold 3 is sent 3 intervals after the
+// last one heard), so acting at that instant would count it missed
+// whenever it is a moment late, and a timeout of 3 would mean 2 and a
+// coin toss. The driver's old tick, every tenth of an interval, gave
+// the same allowance by chance.
+func DeadlineGrace(h policy.Heartbeat) time.Duration { return h.Interval() / 10 }
 
 // MinTickGap is the least time a Driver lets pass between two Ticks:
 // a hundredth of the heartbeat interval, and at least a millisecond.
@@ -101,7 +125,7 @@ func (d *Driver) Run(ctx context.Context) error {
 		// after the last Tick, if sooner), but no sooner than the gap
 		// after the last Tick; a time already past fires at once.
 		d.mu.Lock()
-		due := d.node.Due()
+		due := d.due()
 		if d.every > 0 {
 			due = minTime(due, d.last.Add(d.every))
 		}

@@ -306,3 +306,42 @@ type countingTransport struct {
 }
 
 func (c *countingTransport) Send(context.Context, NodeID, Batch) error { c.sends++; return nil }
+
+// TestDriverActsOnADeadlineAGraceLate: a Replica's timeout that runs out
+// between two of its heartbeats (here at 300 ms, its beats at 50, 150,
+// ... ms) is acted on DeadlineGrace (10 ms) late, so that a heartbeat
+// due at that very instant and a moment late still counts; the election
+// follows a MinTickGap after the stand.
+func TestDriverActsOnADeadlineAGraceLate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := &countingTransport{chanTransport: chanTransport{inbox: make(chan Inbound)}}
+		n, err := NewNode(Config{ID: 1, Heartbeat: hb100(t), Phase: 50 * time.Millisecond}, time.Now())
+		require.NoError(t, err)
+		require.NoError(t, n.Open(context.Background(), time.Now(), ChannelConfig{Name: "a", Replicas: []NodeID{1, 2}}))
+		d := NewDriver(n, tr, DriverOptions{})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = d.Run(ctx); close(done) }()
+		role := func() rolefsm.Role {
+			var r rolefsm.Role
+			require.NoError(t, d.Do(func(n *Node, _ time.Time) error {
+				st, err := n.Status("a")
+				r = st.Role
+				return err
+			}))
+			return r
+		}
+		at := func(d time.Duration) {
+			time.Sleep(d - time.Since(time.Unix(946684800, 0))) // synctest's clock starts at 2000-01-01 UTC
+			synctest.Wait()
+		}
+		at(309 * time.Millisecond)
+		assert.Equal(t, rolefsm.Replica, role())
+		at(310 * time.Millisecond)
+		assert.Equal(t, rolefsm.Candidate, role())
+		at(311 * time.Millisecond)
+		assert.Equal(t, rolefsm.Leader, role())
+		cancel()
+		<-done
+	})
+}

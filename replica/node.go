@@ -364,10 +364,17 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 // until Due; Step and the methods that change a channel may bring it
 // nearer, never put it off, so a driver asks again after each.
 func (n *Node) Due() time.Time {
+	beat, wake := n.due()
+	return n.time(min(beat, wake))
+}
+
+// due returns the next heartbeat and the next wake: now (or earlier)
+// after an input, or the earliest deadline.
+func (n *Node) due() (beat, wake int64) {
 	if n.sayIdle > 0 {
-		return n.time(n.now)
+		return n.nextBeat, n.now
 	}
-	return n.time(min(n.wake, n.nextBeat))
+	return n.nextBeat, n.wake
 }
 
 // Tick passes time: Candidates elect, Replicas whose leader went silent
