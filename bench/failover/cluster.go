@@ -5,14 +5,10 @@ package main
 // measures with it: agreement, dual leaders, CPU.
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -147,15 +143,7 @@ func (c *cluster) metrics(id replica.NodeID) map[string]float64 {
 
 // cpuTime reads a process's user and system CPU from /proc/PID/stat.
 func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := nodeproc.CPUTime(pid)
 	check(err)
-	// Fields after the command name (in parentheses, which may hold
-	// spaces): state is field 3, utime 14, stime 15.
-	rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
-	f := strings.Fields(rest)
-	utime, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
-	check(errors.Join(err1, err2))
-	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticks
+	return d
 }
