@@ -29,9 +29,11 @@ type Config struct {
 	// how late the step-down may run after its deadline (a scheduling
 	// or GC pause).
 	Margin time.Duration
-	// RenewEvery is how often the session is kept alive (default TTL/3,
-	// as etcd's client does). A failed keep-alive is retried every
-	// RenewEvery/4.
+	// RenewEvery is how often the session is kept alive, on one
+	// keep-alive stream (default TTL/3 rounded up to a half second: the
+	// cadence of etcd's own client, which renews TTL/3 after each
+	// answer and looks every 500 ms; 1 s for a TTL of 2 s, 3.5 s for
+	// 10 s). A failed keep-alive is retried every RenewEvery/4.
 	RenewEvery time.Duration
 	// RequestTimeout bounds each request to etcd (default 2 s, at most
 	// RenewEvery).
@@ -87,7 +89,8 @@ func (c *Config) fill() error {
 		return fmt.Errorf("%w: TTL %v, want whole seconds, 2s or more", ErrBadConfig, c.TTL)
 	}
 	if c.RenewEvery == 0 {
-		c.RenewEvery = c.TTL / 3
+		const step = 500 * time.Millisecond
+		c.RenewEvery = (c.TTL/3 + step - 1) / step * step
 	}
 	if c.Margin == 0 {
 		c.Margin = c.TTL / 5

@@ -45,10 +45,13 @@ type Elector struct {
 type Stats struct {
 	Grants     uint64 `json:"grants"`
 	KeepAlives uint64 `json:"keepalives"`
-	Txns       uint64 `json:"txns"`
-	Ranges     uint64 `json:"ranges"`
-	Watches    uint64 `json:"watches"`
-	Revokes    uint64 `json:"revokes"`
+	// KeepAliveStreams counts the keep-alive streams opened: one for
+	// the session's life, and one more each time a stream fails.
+	KeepAliveStreams uint64 `json:"keepalive_streams"`
+	Txns             uint64 `json:"txns"`
+	Ranges           uint64 `json:"ranges"`
+	Watches          uint64 `json:"watches"`
+	Revokes          uint64 `json:"revokes"`
 	// Failed counts the requests that returned an error.
 	Failed uint64 `json:"failed"`
 	// StepDowns counts the times a leader left office because its
@@ -57,7 +60,7 @@ type Stats struct {
 }
 
 type stats struct {
-	grants, keepAlives, txns, ranges, watches, revokes, failed, stepDowns atomic.Uint64
+	grants, keepAlives, keepAliveStreams, txns, ranges, watches, revokes, failed, stepDowns atomic.Uint64
 }
 
 // New checks cfg, opens the node's session (one lease for all its
@@ -106,7 +109,7 @@ func (e *Elector) now() time.Time { return e.cfg.Now() }
 func (e *Elector) Stats() Stats {
 	s := &e.stats
 	return Stats{
-		Grants: s.grants.Load(), KeepAlives: s.keepAlives.Load(), Txns: s.txns.Load(),
+		Grants: s.grants.Load(), KeepAlives: s.keepAlives.Load(), KeepAliveStreams: s.keepAliveStreams.Load(), Txns: s.txns.Load(),
 		Ranges: s.ranges.Load(), Watches: s.watches.Load(), Revokes: s.revokes.Load(),
 		Failed: s.failed.Load(), StepDowns: s.stepDowns.Load(),
 	}

@@ -58,10 +58,23 @@ func TestOneLeaderPerChannel(t *testing.T) {
 			}
 		}
 	}
+	// Three renewals each (TTL 2 s: one a second), all on one stream.
+	r.waitFor("three keep-alives a node", func() bool {
+		for _, id := range ids(3) {
+			if r.nodes[id].el.Stats().KeepAlives < 3 {
+				return false
+			}
+		}
+		return true
+	})
 	for _, id := range ids(3) {
 		st := r.nodes[id].el.Stats()
-		if st.Grants != 1 || st.Watches != 1 {
-			t.Errorf("node %d: %d grants, %d watches, want one session and one watch for 4 channels", id, st.Grants, st.Watches)
+		if st.Grants != 1 || st.Watches != 1 || st.KeepAliveStreams != 1 {
+			t.Errorf("node %d: %d grants, %d watches, %d keep-alive streams, want one session, one watch and one stream for 4 channels",
+				id, st.Grants, st.Watches, st.KeepAliveStreams)
+		}
+		if !r.nodes[id].el.valid.valid(time.Now()) {
+			t.Errorf("node %d: its session is not valid after its keep-alives", id)
 		}
 	}
 }
@@ -187,11 +200,15 @@ func leaderCut(t *testing.T, members int) {
 
 	one.proxy.UnblackholeTx()
 	one.proxy.UnblackholeRx()
-	// Its first session expired at the server: it opens a second.
+	// Its first session expired at the server: it opens a second, on a
+	// new keep-alive stream (the first hung, unanswered).
 	r.waitFor("node 1 follows the new leaders on a new session", func() bool {
 		return r.settled(ids(3)...) && one.el.Stats().Grants == 2 && one.el.valid.valid(time.Now())
 	})
 	r.noDualLeader()
+	if got := one.el.Stats().KeepAliveStreams; got < 2 {
+		t.Errorf("node 1 opened %d keep-alive streams, want a new one after the cut", got)
+	}
 }
 
 // Three etcd members, one of which dies: elections go on with the
@@ -267,9 +284,9 @@ func TestConfigErrors(t *testing.T) {
 		{Config{Client: cli, TTL: 2500 * time.Millisecond}, "TTL 2.5s"},
 		{Config{Client: cli, RenewEvery: 10 * time.Second}, "RenewEvery 10s, want above 0 and below the TTL 10s"},
 		{Config{Client: cli, RenewEvery: -1}, "RenewEvery -1ns"},
-		{Config{Client: cli, Margin: 7 * time.Second}, "Margin 7s, want above 0 and below TTL − RenewEvery (6.666666667s)"},
+		{Config{Client: cli, Margin: 7 * time.Second}, "Margin 7s, want above 0 and below TTL − RenewEvery (6.5s)"},
 		{Config{Client: cli, Margin: -1}, "Margin -1ns"},
-		{Config{Client: cli, RequestTimeout: 4 * time.Second}, "RequestTimeout 4s, want above 0 and at most RenewEvery 3.333333333s"},
+		{Config{Client: cli, RequestTimeout: 4 * time.Second}, "RequestTimeout 4s, want above 0 and at most RenewEvery 3.5s"},
 		{Config{Client: cli, Resync: -1}, "Resync -1ns, want above 0"},
 	} {
 		_, err := New(bg, tc.cfg, nil)
@@ -293,9 +310,16 @@ func TestConfigErrors(t *testing.T) {
 	if err := c.fill(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Prefix != DefaultPrefix || c.TTL != 10*time.Second || c.RenewEvery != c.TTL/3 || c.Margin != 2*time.Second ||
+	if c.Prefix != DefaultPrefix || c.TTL != 10*time.Second || c.RenewEvery != 3500*time.Millisecond || c.Margin != 2*time.Second ||
 		c.RequestTimeout != 2*time.Second || c.Resync != 100*time.Millisecond {
 		t.Errorf("defaults: %+v", c)
+	}
+	// etcd's client's cadence: TTL/3, rounded up to a half second.
+	for ttl, want := range map[time.Duration]time.Duration{2 * time.Second: time.Second, 3 * time.Second: time.Second, 4 * time.Second: 1500 * time.Millisecond} {
+		c := Config{Client: cli, TTL: ttl}
+		if err := c.fill(); err != nil || c.RenewEvery != want {
+			t.Errorf("TTL %v: RenewEvery %v (%v), want %v", ttl, c.RenewEvery, err, want)
+		}
 	}
 }
 

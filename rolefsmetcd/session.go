@@ -6,12 +6,11 @@ package rolefsmetcd
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rolefsm/rolefsm"
@@ -110,19 +109,64 @@ func (e *Elector) revoke(ctx context.Context) {
 	}
 }
 
-// keepAlive renews the session every RenewEvery, measuring each
-// keep-alive from its send; a session expired at the server is
-// replaced by a new one.
+// keepAlive renews the session every RenewEvery on one keep-alive
+// stream, held for as long as it works and opened again when it fails
+// (etcd's own client does the same; a KeepAliveOnce per renewal opened
+// a stream each time). A session expired at the server is replaced by a
+// new one.
+//
+// etcd answers the requests of a stream in order, each before it reads
+// the next, so a response belongs to the oldest request not yet
+// answered: the lease is counted from that request's send, as the
+// watchdog needs, and a response that names another lease, or comes
+// with none outstanding, ends the stream. A request unanswered within
+// RequestTimeout ends it too (a member that hangs); the next renewal
+// then tries a new one RenewEvery/4 later.
 func (e *Elector) keepAlive(ctx context.Context) {
+	var ka *kaStream
+	defer func() { ka.close() }()
 	t := time.NewTimer(e.cfg.RenewEvery)
 	defer t.Stop()
+	nextSend := time.Now().Add(e.cfg.RenewEvery)
+	retry := func(err error) {
+		if ctx.Err() == nil {
+			e.report(fmt.Errorf("rolefsmetcd: keep-alive: %w", err))
+		}
+		ka.close()
+		ka = nil
+		nextSend = minTime(nextSend, time.Now().Add(e.cfg.RenewEvery/4))
+	}
 	for {
+		wake := nextSend
+		var replies <-chan kaReply
+		if ka != nil {
+			replies = ka.replies
+			if len(ka.pending) > 0 {
+				wake = minTime(wake, ka.pending[0].at.Add(e.cfg.RequestTimeout))
+			}
+		}
+		t.Reset(time.Until(wake))
 		select {
 		case <-ctx.Done():
 			return
+		case r := <-replies:
+			if err := e.answered(ka, r); err != nil {
+				retry(err)
+			} else if e.lease.Load() == 0 {
+				nextSend = time.Now() // expired: a new session at once
+			}
+			continue
 		case <-t.C:
 		}
-		next := e.cfg.RenewEvery
+		now := time.Now()
+		if ka != nil && len(ka.pending) > 0 && !now.Before(ka.pending[0].at.Add(e.cfg.RequestTimeout)) {
+			retry(fmt.Errorf("no answer within %v", e.cfg.RequestTimeout))
+			continue
+		}
+		if now.Before(nextSend) {
+			continue
+		}
+		nextSend = now.Add(e.cfg.RenewEvery)
 		lease := e.lease.Load()
 		switch {
 		case e.left.Load():
@@ -130,34 +174,120 @@ func (e *Elector) keepAlive(ctx context.Context) {
 		case lease == 0:
 			if err := e.grant(ctx); err != nil {
 				e.report(fmt.Errorf("rolefsmetcd: grant: %w", err))
-				next = e.cfg.RenewEvery / 4
+				nextSend = now.Add(e.cfg.RenewEvery / 4)
 			}
 			e.poke()
-		default:
-			rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
-			sent := e.now()
-			e.stats.keepAlives.Add(1)
-			resp, err := e.cli.KeepAliveOnce(rctx, clientv3.LeaseID(lease))
-			cancel()
-			switch {
-			case err == nil && resp.TTL > 0:
-				e.valid.renewed(sent, time.Duration(resp.TTL)*time.Second)
-				e.signal()
-			case err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound):
-				// Expired at the server: its keys are gone. A new
-				// session at once.
-				e.lease.CompareAndSwap(lease, 0)
-				e.valid.lost()
-				e.signal()
-				e.report(fmt.Errorf("rolefsmetcd: session %x expired", lease))
-				next = 0
-			default:
-				e.report(fmt.Errorf("rolefsmetcd: keep-alive: %w", err))
-				next = e.cfg.RenewEvery / 4
+			continue
+		case ka == nil:
+			var err error
+			if ka, err = e.openKeepAlive(ctx); err != nil {
+				retry(err)
+				continue
 			}
 		}
-		t.Reset(next)
+		sent := e.now()
+		e.stats.keepAlives.Add(1)
+		if err := ka.stream.Send(&pb.LeaseKeepAliveRequest{ID: lease}); err != nil {
+			retry(err)
+			continue
+		}
+		ka.pending = append(ka.pending, kaRequest{lease: lease, sent: sent, at: now})
 	}
+}
+
+// A kaStream is the session's keep-alive stream: the requests sent on
+// it and not yet answered, oldest first, and its responses, which a
+// goroutine of its own receives until the stream ends.
+type kaStream struct {
+	stream  pb.Lease_LeaseKeepAliveClient
+	cancel  context.CancelFunc
+	pending []kaRequest
+	replies chan kaReply
+	done    chan struct{}
+}
+
+type kaRequest struct {
+	lease int64
+	sent  time.Time // on the elector's clock, for the session's validity
+	at    time.Time // on the real clock, for the request's timeout
+}
+
+type kaReply struct {
+	resp *pb.LeaseKeepAliveResponse
+	err  error
+}
+
+// openKeepAlive opens a keep-alive stream, through an etcd member that
+// has a leader (a partitioned member answers with an error at once).
+func (e *Elector) openKeepAlive(ctx context.Context) (*kaStream, error) {
+	sctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	e.stats.keepAliveStreams.Add(1)
+	stream, err := pb.NewLeaseClient(e.cli.ActiveConnection()).LeaseKeepAlive(sctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	ka := &kaStream{stream: stream, cancel: cancel, replies: make(chan kaReply), done: make(chan struct{})}
+	go func() {
+		defer close(ka.done)
+		for {
+			resp, err := stream.Recv()
+			select {
+			case ka.replies <- kaReply{resp: resp, err: err}:
+			case <-sctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ka, nil
+}
+
+// close ends the stream and waits for its receiver.
+func (ka *kaStream) close() {
+	if ka == nil {
+		return
+	}
+	ka.cancel()
+	<-ka.done
+}
+
+// answered takes in a response of the stream: the oldest request it
+// holds is answered. It returns an error when the stream must end.
+func (e *Elector) answered(ka *kaStream, r kaReply) error {
+	if r.err != nil {
+		return r.err
+	}
+	if len(ka.pending) == 0 {
+		return fmt.Errorf("a response for lease %x with no request outstanding", r.resp.ID)
+	}
+	req := ka.pending[0]
+	ka.pending = ka.pending[1:]
+	switch {
+	case r.resp.ID != req.lease:
+		return fmt.Errorf("a response for lease %x to a request for %x", r.resp.ID, req.lease)
+	case r.resp.TTL > 0:
+		e.valid.renewed(req.sent, time.Duration(r.resp.TTL)*time.Second)
+		e.signal()
+	default:
+		// TTL 0: expired at the server, its keys gone. A new session
+		// at once.
+		if e.lease.CompareAndSwap(req.lease, 0) {
+			e.valid.lost()
+			e.signal()
+			e.report(fmt.Errorf("rolefsmetcd: session %x expired", req.lease))
+		}
+	}
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // watchdog takes the node out of office on every channel once the

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 
 	"github.com/rolefsm/rolefsm"
@@ -154,5 +155,44 @@ func TestWatchdogStepsDownAtTheDeadline(t *testing.T) {
 	e.stepDownAll(ctx, true)
 	if role() != rolefsm.Replica || e.Stats().StepDowns != 1 {
 		t.Fatalf("%v and %d step-downs at the deadline", role(), e.Stats().StepDowns)
+	}
+}
+
+// A keep-alive stream's responses: each answers the oldest request not
+// yet answered, and the session counts from that request's send; a
+// response for another lease, or with none outstanding, ends the
+// stream; TTL 0 (expired at the server) drops the session.
+func TestKeepAliveResponses(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e := &Elector{valid: validity{ttl: 10 * time.Second, margin: 2 * time.Second}, changed: make(chan struct{}, 1)}
+	e.lease.Store(7)
+	ka := &kaStream{pending: []kaRequest{{lease: 7, sent: t0}, {lease: 7, sent: t0.Add(3 * time.Second)}}}
+	if err := e.answered(ka, kaReply{resp: &pb.LeaseKeepAliveResponse{ID: 7, TTL: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := e.valid.until(); !u.Equal(t0.Add(8 * time.Second)) {
+		t.Errorf("until %v, want 8 s after the first send: the first response answers the first request", u)
+	}
+	if len(ka.pending) != 1 {
+		t.Fatalf("%d requests outstanding, want 1", len(ka.pending))
+	}
+	if err := e.answered(ka, kaReply{resp: &pb.LeaseKeepAliveResponse{ID: 8, TTL: 10}}); err == nil || !strings.Contains(err.Error(), "lease 8 to a request for 7") {
+		t.Errorf("a response for another lease: %v", err)
+	}
+	if err := e.answered(ka, kaReply{resp: &pb.LeaseKeepAliveResponse{ID: 7, TTL: 10}}); err == nil || !strings.Contains(err.Error(), "no request outstanding") {
+		t.Errorf("an unasked response: %v", err)
+	}
+	if u, _ := e.valid.until(); !u.Equal(t0.Add(8 * time.Second)) {
+		t.Errorf("until %v: a refused response moved it", u)
+	}
+	if err := e.answered(ka, kaReply{err: errors.New("stream reset")}); err == nil {
+		t.Error("a stream error must end the stream")
+	}
+	ka.pending = []kaRequest{{lease: 7, sent: t0.Add(5 * time.Second)}}
+	if err := e.answered(ka, kaReply{resp: &pb.LeaseKeepAliveResponse{ID: 7, TTL: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if e.lease.Load() != 0 || e.valid.valid(t0) {
+		t.Error("an expired lease must drop the session")
 	}
 }
