@@ -36,6 +36,7 @@ type ChannelConfig struct {
 type Channel struct {
 	node    *Node
 	removed bool
+	changed bool // listed in node.changed
 	name    string
 	coord   *rolefsm.Coordinator
 	members []member // the replica set but self, by id
@@ -320,5 +321,8 @@ func (n *Node) transition(ctx context.Context, ch *Channel, to rolefsm.Role, sig
 		n.sayIdle++
 	}
 	n.wake = n.now
+	if err == nil && n.external && t.From != t.To {
+		n.noteChange(ch)
+	}
 	return err
 }

@@ -141,3 +141,37 @@ func (n *Node) followOrWait(ch *Channel, leader NodeID) {
 	}
 	n.follow(ch, leader, 0, false)
 }
+
+// OnChange sets fn to be called whenever a channel of an External node
+// changes role: opened, closed, relinquished, withdrawn under disk
+// pressure, or moved by the backend's own decisions. It is the
+// backend's cue to look at the channels TakeChanges lists, so that it
+// need not poll. fn runs with the node locked (inside the Driver's Do,
+// Tick or Step): it must not block, nor call into the node or the
+// driver; a non-blocking send on a channel of capacity 1 is the way.
+func (n *Node) OnChange(fn func()) { n.onChange = fn }
+
+// TakeChanges appends to dst, in the order they changed, the names of
+// the channels whose role changed since the last call (each once), and
+// forgets them. A channel removed since is listed too: the backend
+// finds it gone.
+func (n *Node) TakeChanges(dst []string) []string {
+	for _, name := range n.changed {
+		if ch := n.chans[name]; ch != nil {
+			ch.changed = false
+		}
+	}
+	dst = append(dst, n.changed...)
+	n.changed = n.changed[:0]
+	return dst
+}
+
+func (n *Node) noteChange(ch *Channel) {
+	if !ch.changed {
+		ch.changed = true
+		n.changed = append(n.changed, ch.name)
+	}
+	if n.onChange != nil {
+		n.onChange()
+	}
+}

@@ -83,6 +83,12 @@ type Node struct {
 	chans map[string]*Channel
 	order []*Channel // in the order opened: the order of ticks and entries
 
+	// changed lists, under External, the channels whose role changed
+	// since the backend last took them (TakeChanges), and onChange is
+	// the backend's cue (OnChange).
+	changed  []string
+	onChange func()
+
 	out  []Message
 	beat uint64 // heartbeats sent
 	view []policy.Member

@@ -61,6 +61,7 @@ type harness struct {
 	start time.Time
 	now   time.Time
 	log   strings.Builder
+	cues  int // OnChange calls since the last "changes"
 }
 
 var ctx = context.Background()
@@ -107,6 +108,10 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		h.start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 		h.now = h.start
 		h.n, err = NewNode(cfg, h.start)
+		if err == nil {
+			h.cues = 0
+			h.n.OnChange(func() { h.cues++ })
+		}
 	case "open":
 		cfg := ChannelConfig{Name: strArg(t, d, "ch"), Tail: uint64(intArg(t, d, "tail", 0)),
 			DiskPressure: d.HasArg("pressure"), Closed: d.HasArg("closed")}
@@ -259,6 +264,11 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		err = h.n.StepDown(ctx, h.at(t, d), strArg(t, d, "ch"), NodeID(intArg(t, d, "leader", 0)))
 	case "follow":
 		err = h.n.Follow(h.at(t, d), strArg(t, d, "ch"), NodeID(intArg(t, d, "leader", 0)))
+	case "changes":
+		// What an External node's backend is told (TakeChanges), and
+		// how many cues it had (OnChange) since the last look.
+		fmt.Fprintf(&out, "changed: %s (cues: %d)\n", strings.Join(h.n.TakeChanges(nil), " "), h.cues)
+		h.cues = 0
 	case "holds":
 		ch := h.n.Channel(strArg(t, d, "ch"))
 		if ch == nil {
