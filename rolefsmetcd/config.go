@@ -38,11 +38,13 @@ type Config struct {
 	// RequestTimeout bounds each request to etcd (default 2 s, at most
 	// RenewEvery).
 	RequestTimeout time.Duration
-	// Resync is how often the elector compares the node's roles with
-	// etcd even when nothing arrives from etcd (default 100 ms): it
-	// bounds how late a key is resigned after the node left office by
-	// itself (disk pressure, Close), and how soon a failed request is
-	// retried.
+	// Resync is how often the elector compares every channel's role
+	// with etcd even when nothing has happened (default 10 s), a safety
+	// net for a role changed behind the node's back. Events drive every
+	// other pass, each over the channels it concerns: watch events, the
+	// node's own changes (Close, disk pressure, Relinquish, Open: at
+	// once), and the session's (every channel). A failed request is
+	// retried after 100 ms.
 	Resync time.Duration
 	// OnError receives the errors of requests to etcd that the elector
 	// retries. It may be called from several goroutines at once.
@@ -99,7 +101,7 @@ func (c *Config) fill() error {
 		c.RequestTimeout = min(2*time.Second, c.RenewEvery)
 	}
 	if c.Resync == 0 {
-		c.Resync = 100 * time.Millisecond
+		c.Resync = 10 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -3,6 +3,7 @@ package rolefsmetcd
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,18 @@ type Elector struct {
 	// Owned by Run's goroutine.
 	view  *view
 	cands map[string]int64 // channel → the revision of the campaign's put
+	// The channels the next pass visits: every one when full (at the
+	// start, after a relist, when the session changed, every Resync),
+	// else those named by watch events and by the node's changes
+	// (replica.Node.TakeChanges); those of a failed request wait in
+	// retry until retryAt.
+	full    bool
+	dirty   map[string]struct{}
+	retry   map[string]struct{}
+	retryAt time.Time
+	seen    session // the session as the last pass found it
+	names   []string
+	spare   []string
 
 	tokMu  sync.Mutex
 	tokens map[string]Token
@@ -83,10 +96,18 @@ func New(ctx context.Context, cfg Config, d *replica.Driver) (*Elector, error) {
 		view:    newView(cfg.Prefix),
 		cands:   make(map[string]int64),
 		tokens:  make(map[string]Token),
+		full:    true,
+		dirty:   make(map[string]struct{}),
+		retry:   make(map[string]struct{}),
 	}
 	external := false
 	_ = d.Do(func(n *replica.Node, _ time.Time) error {
 		e.id, external = n.ID(), n.External()
+		if external {
+			// A channel that changes role on the node (Close, disk
+			// pressure, Relinquish, Open) is looked at at once.
+			n.OnChange(e.poke)
+		}
 		return nil
 	})
 	if !external {
@@ -261,12 +282,17 @@ func (e *Elector) Run(ctx context.Context) error {
 	return nil
 }
 
-// loop applies etcd's elections to the node: after every watch event,
-// renewal and Resync, a pass compares each channel's role with its
-// election and acts.
+// loop applies etcd's elections to the node. Events drive the passes,
+// and each visits only the channels it concerns: those a watch event
+// names, those the node changed (replica.Node.OnChange), and every
+// channel when the session changes (granted, lost, valid again or no
+// longer), after a relist, and every Resync, a safety net. A request
+// that fails is retried after retryAfter.
 func (e *Elector) loop(ctx context.Context) {
-	ticker := time.NewTicker(e.cfg.Resync)
-	defer ticker.Stop()
+	safety := time.NewTicker(e.cfg.Resync)
+	defer safety.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	var wch clientv3.WatchChan
 	var stop context.CancelFunc = func() {}
 	defer func() { stop() }()
@@ -278,7 +304,9 @@ func (e *Elector) loop(ctx context.Context) {
 		wch = e.cli.Watch(wctx, e.view.prefix, clientv3.WithPrefix(), clientv3.WithRev(e.view.rev+1))
 	}
 	watch()
+	e.pass(ctx) // the first, over every channel
 	for {
+		timer.Reset(e.nextLook(time.Now()))
 		select {
 		case <-ctx.Done():
 			return
@@ -287,50 +315,103 @@ func (e *Elector) loop(ctx context.Context) {
 				if ok {
 					e.report(fmt.Errorf("rolefsmetcd: watch: %w", wr.Err()))
 				}
-				wch = nil // relisted on the next pass
+				wch = nil // relisted below
 				break
 			}
-			// The view is complete up to the last event applied: a
-			// response's header may name a later revision when etcd
-			// splits a long backlog over several responses.
-			for _, ev := range wr.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					e.view.del(ev.Kv.Key)
-				} else {
-					e.view.put(ev.Kv)
-				}
-				e.view.rev = max(e.view.rev, ev.Kv.ModRevision)
-			}
-			if len(wr.Events) == 0 {
-				e.view.rev = max(e.view.rev, wr.Header.Revision) // a progress notification
-			}
+			e.applyEvents(wr)
 		case <-e.kick:
-		case <-ticker.C:
+		case <-safety.C:
+			e.full = true
+		case <-timer.C:
 		}
 		if wch == nil {
 			if err := e.relist(ctx); err != nil {
 				if ctx.Err() == nil {
 					e.report(fmt.Errorf("rolefsmetcd: read elections: %w", err))
 				}
+				e.retryAt = time.Now().Add(retryAfter) // and look again then
 			} else {
+				e.full = true
 				watch()
 			}
+		}
+		if !e.retryAt.IsZero() && !time.Now().Before(e.retryAt) {
+			for name := range e.retry {
+				e.dirty[name] = struct{}{}
+			}
+			clear(e.retry)
+			e.retryAt = time.Time{}
 		}
 		e.pass(ctx)
 	}
 }
 
-// pass makes one decision per channel under the driver's lock (plan),
-// then sends the campaigns and resignations it decided on.
+// retryAfter is how soon a failed request to etcd is sent again.
+const retryAfter = 100 * time.Millisecond
+
+// nextLook is how long the loop may sleep when nothing arrives: until a
+// retry is due, or until the session stops being valid (a pass must
+// then see it: a Candidate cannot win on a stale session).
+func (e *Elector) nextLook(now time.Time) time.Duration {
+	next := now.Add(time.Hour)
+	if !e.retryAt.IsZero() {
+		next = minTime(next, e.retryAt)
+	}
+	if u, ok := e.valid.until(); ok && u.After(now) {
+		next = minTime(next, u)
+	}
+	return next.Sub(now)
+}
+
+// applyEvents brings the view up to a watch response, and marks the
+// channels its events name.
+func (e *Elector) applyEvents(wr clientv3.WatchResponse) {
+	// The view is complete up to the last event applied: a response's
+	// header may name a later revision when etcd splits a long backlog
+	// over several responses.
+	for _, ev := range wr.Events {
+		if ev.Type == clientv3.EventTypeDelete {
+			e.view.del(ev.Kv.Key)
+		} else {
+			e.view.put(ev.Kv)
+		}
+		e.view.rev = max(e.view.rev, ev.Kv.ModRevision)
+		if ch, _, ok := e.view.parse(string(ev.Kv.Key)); ok {
+			e.dirty[ch] = struct{}{}
+		}
+	}
+	if len(wr.Events) == 0 {
+		e.view.rev = max(e.view.rev, wr.Header.Revision) // a progress notification
+	}
+	// A Candidate waits for the view to reach its campaign's revision,
+	// which is the revision of the last transaction of its pass (a pass
+	// campaigns in transactions of at most maxTxnOps): the events of an
+	// earlier one named it before the view had caught up.
+	for name, rev := range e.cands {
+		if rev <= e.view.rev {
+			e.dirty[name] = struct{}{}
+		}
+	}
+}
+
+// session is what a pass needs of the session: a change of it is a
+// pass over every channel.
+type session struct {
+	lease int64
+	valid bool
+}
+
+// pass makes one decision per channel it visits under the driver's lock
+// (plan), then sends the campaigns and resignations it decided on.
 func (e *Elector) pass(ctx context.Context) {
 	if e.left.Load() {
 		return
 	}
 	lease := e.lease.Load()
 	var ops []clientv3.Op
-	var campaigns []string
+	var campaigns, touched []string
 	_ = e.d.Do(func(n *replica.Node, now time.Time) error {
-		ops, campaigns = e.plan(ctx, n, now, lease)
+		ops, campaigns, touched = e.plan(ctx, n, now, lease)
 		return nil
 	})
 	if len(ops) == 0 {
@@ -338,16 +419,29 @@ func (e *Elector) pass(ctx context.Context) {
 	}
 	rev, err := e.txn(ctx, ops)
 	e.campaigned(campaigns, rev, err)
+	if err != nil {
+		for _, name := range touched {
+			e.retry[name] = struct{}{}
+		}
+		e.retryAt = time.Now().Add(retryAfter)
+	}
 }
 
-// plan decides every channel of n on the view (decide), applies each
-// decision to the node and keeps the tokens in line; it returns the
-// operations for etcd and the channels they campaign for. It sends
-// nothing: testdata/pass.txt runs it against a real Node and a view it
-// writes by hand.
-func (e *Elector) plan(ctx context.Context, n *replica.Node, now time.Time, lease int64) (ops []clientv3.Op, campaigns []string) {
+// plan decides the channels of n that this pass visits (decide), applies
+// each decision to the node and keeps the tokens in line; it returns the
+// operations for etcd, the channels they campaign for, and the channels
+// they concern. It sends nothing: testdata/pass/*.txt runs it against
+// a real Node and a view it writes by hand.
+func (e *Elector) plan(ctx context.Context, n *replica.Node, now time.Time, lease int64) (ops []clientv3.Op, campaigns, touched []string) {
 	valid := lease != 0 && e.valid.valid(e.now())
-	for _, name := range n.Channels() {
+	if s := (session{lease: lease, valid: valid}); s != e.seen {
+		e.seen, e.full = s, true
+	}
+	names := e.visits(n)
+	for _, name := range names {
+		if n.Coordinator(name) == nil {
+			continue // removed since it was named
+		}
 		el := e.election(n, name, lease, valid)
 		if el.role != rolefsm.Leader {
 			e.dropToken(name)
@@ -370,6 +464,9 @@ func (e *Elector) plan(ctx context.Context, n *replica.Node, now time.Time, leas
 			}
 			continue
 		}
+		if dc.verb == elect {
+			delete(e.cands, name) // decided: no longer waiting for the view
+		}
 		if dc.campaign {
 			ops = append(ops, e.campaign(e.view.key(name, lease), lease))
 			campaigns = append(campaigns, name)
@@ -377,8 +474,33 @@ func (e *Elector) plan(ctx context.Context, n *replica.Node, now time.Time, leas
 		if dc.resign {
 			ops = append(ops, clientv3.OpDelete(e.view.key(name, lease)))
 		}
+		if dc.campaign || dc.resign {
+			touched = append(touched, name)
+		}
 	}
-	return ops, campaigns
+	// The node's changes this pass made (its own decisions) need no
+	// second look: what follows them comes back as watch events.
+	e.spare = n.TakeChanges(e.spare[:0])
+	return ops, campaigns, touched
+}
+
+// visits returns the channels this pass visits, sorted, and forgets
+// them: every channel on a full pass, else those marked and those the
+// node changed.
+func (e *Elector) visits(n *replica.Node) []string {
+	names := n.TakeChanges(e.names[:0])
+	if e.full {
+		names = append(names, n.Channels()...)
+		e.full = false
+	}
+	for name := range e.dirty {
+		names = append(names, name)
+	}
+	clear(e.dirty)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	e.names = names
+	return names
 }
 
 // campaigned records the outcome of the transaction that carried the

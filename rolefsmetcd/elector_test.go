@@ -85,6 +85,9 @@ func TestOneLeaderPerChannel(t *testing.T) {
 func TestRelinquishHandsOverAtOnce(t *testing.T) {
 	r := newRig(t, 1, "a", "b")
 	r.cfg.TTL = 60 * time.Second // far beyond the wait below
+	// No safety pass within the test: events drive every pass (the
+	// first, the watch's, the node's own changes).
+	r.cfg.Resync = time.Hour
 	for _, id := range ids(3) {
 		r.start(r.add(id, ids(3), r.etcd.Endpoints(), false))
 	}
@@ -130,6 +133,33 @@ func TestRelinquishHandsOverAtOnce(t *testing.T) {
 	r.waitFor("the third node follows the new leader", func() bool { return r.status(r.nodes[third], "a").Leader == nu })
 	if got := r.role(old, "a"); got != rolefsm.Idle {
 		t.Errorf("the relinquished node is %v", got)
+	}
+	r.noDualLeader()
+}
+
+// A leader that leaves office by itself, on the node (a Close, as disk
+// pressure would), has its key resigned at once: the node tells the
+// elector (replica.Node.OnChange), so another node leads while the old
+// session lives, with no safety pass to wait for.
+func TestLocalCloseResignsAtOnce(t *testing.T) {
+	r := newRig(t, 1, "a")
+	r.cfg.TTL = 60 * time.Second
+	r.cfg.Resync = time.Hour
+	for _, id := range ids(3) {
+		r.start(r.add(id, ids(3), r.etcd.Endpoints(), false))
+	}
+	r.waitFor("one leader", func() bool { return r.settled(ids(3)...) })
+	old := r.leaders("a")[0]
+	on := r.nodes[old]
+	if err := on.drv.Do(func(n *replica.Node, now time.Time) error { return n.Close(bg, now, "a") }); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("another leader of a", func() bool {
+		ls := r.leaders("a")
+		return len(ls) == 1 && ls[0] != old
+	})
+	if ttl, err := on.cli.TimeToLive(bg, clientv3.LeaseID(on.el.lease.Load())); err != nil || ttl.TTL <= 0 {
+		t.Fatalf("the old leader's session: %+v, %v; want it alive", ttl, err)
 	}
 	r.noDualLeader()
 }
@@ -311,7 +341,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Prefix != DefaultPrefix || c.TTL != 10*time.Second || c.RenewEvery != 3500*time.Millisecond || c.Margin != 2*time.Second ||
-		c.RequestTimeout != 2*time.Second || c.Resync != 100*time.Millisecond {
+		c.RequestTimeout != 2*time.Second || c.Resync != 10*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
 	// etcd's client's cadence: TTL/3, rounded up to a half second.

@@ -30,13 +30,15 @@ import (
 //	put channel=NAME lease=HEX node=N           a key appears in the view (another session's)
 //	del channel=NAME lease=HEX                  a key leaves the view
 //	disk channel=NAME on|off                    the node's disk pressure
-//	pass [fail]                                 one pass; its transaction commits, or fails
+//	pass [fail] [full]                          one pass; its transaction commits, or fails; full: the safety pass
 //	status                                      each channel's role and leader
 //
-// A pass prints each transition the node made, then the operations it
-// sent to etcd, then the tokens the elector holds. A committed
-// transaction's puts and deletes reach the view as the watch would
-// deliver them, at the next revision.
+// A pass prints the channels it visited (every one on a full pass or
+// when the session changed; else those a key change, a failed request
+// or the node's own changes name), each transition the node made, then
+// the operations it sent to etcd, then the tokens the elector holds. A
+// committed transaction's puts and deletes reach the view as the watch
+// would deliver them, at the next revision, and mark their channels.
 func TestPass(t *testing.T) {
 	datadriven.Walk(t, "testdata/pass", func(t *testing.T, path string) {
 		var p *passRig
@@ -85,7 +87,7 @@ func TestPass(t *testing.T) {
 				}
 				return p.transitions()
 			case "pass":
-				return p.pass(d.HasArg("fail"))
+				return p.pass(d.HasArg("fail"), d.HasArg("full"))
 			case "status":
 				return p.status()
 			}
@@ -140,6 +142,9 @@ func newPassRig(t *testing.T, d *datadriven.TestData) *passRig {
 		view:   newView(cfg.Prefix),
 		cands:  map[string]int64{},
 		tokens: map[string]Token{},
+		full:   true,
+		dirty:  map[string]struct{}{},
+		retry:  map[string]struct{}{},
 	}
 	return p
 }
@@ -153,32 +158,45 @@ func parseLease(t *testing.T, d *datadriven.TestData, hex string) int64 {
 }
 
 // commit applies ops to the view as one transaction at the next
-// revision, as the watch would deliver it, and returns that revision.
+// revision, as the watch delivers it (the elector's own applyEvents),
+// and returns that revision.
 func (p *passRig) commit(ops []clientv3.Op) int64 {
 	v := p.e.view
-	v.rev++
+	rev := v.rev + 1
+	var wr clientv3.WatchResponse
 	for _, op := range ops {
 		switch {
 		case op.IsPut():
-			created := v.rev
+			created := rev
 			if ch, lease, ok := v.parse(string(op.KeyBytes())); ok {
 				if c, ok := v.has(ch, lease); ok {
 					created = c.created // a put on a standing key keeps its create revision
 				}
 			}
-			v.put(&mvccpb.KeyValue{Key: op.KeyBytes(), Value: op.ValueBytes(), CreateRevision: created, ModRevision: v.rev})
+			wr.Events = append(wr.Events, &clientv3.Event{Type: clientv3.EventTypePut,
+				Kv: &mvccpb.KeyValue{Key: op.KeyBytes(), Value: op.ValueBytes(), CreateRevision: created, ModRevision: rev}})
 		case op.IsDelete():
-			v.del(op.KeyBytes())
+			wr.Events = append(wr.Events, &clientv3.Event{Type: clientv3.EventTypeDelete,
+				Kv: &mvccpb.KeyValue{Key: op.KeyBytes(), ModRevision: rev}})
 		default:
 			p.t.Fatalf("a pass sent %v", op)
 		}
 	}
-	return v.rev
+	p.e.applyEvents(wr)
+	return rev
 }
 
-func (p *passRig) pass(fail bool) string {
-	ops, campaigns := p.e.plan(context.Background(), p.n, p.now, p.e.lease.Load())
+func (p *passRig) pass(fail, full bool) string {
+	if full {
+		p.e.full = true
+	}
+	ops, campaigns, touched := p.e.plan(context.Background(), p.n, p.now, p.e.lease.Load())
 	var b strings.Builder
+	visited := strings.Join(p.e.names, " ")
+	if visited == "" {
+		visited = "none"
+	}
+	fmt.Fprintf(&b, "visited: %s\n", visited)
 	b.WriteString(p.transitions())
 	for _, op := range ops {
 		key := strings.TrimPrefix(string(op.KeyBytes()), p.e.view.prefix)
@@ -192,6 +210,9 @@ func (p *passRig) pass(fail bool) string {
 		if fail {
 			b.WriteString("etcd: failed\n")
 			p.e.campaigned(campaigns, 0, fmt.Errorf("unavailable"))
+			for _, ch := range touched {
+				p.e.dirty[ch] = struct{}{} // retried on a later pass
+			}
 		} else {
 			rev := p.commit(ops)
 			fmt.Fprintf(&b, "etcd: committed at %d\n", rev)

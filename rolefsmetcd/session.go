@@ -295,7 +295,8 @@ func minTime(a, b time.Time) time.Time {
 // successful keep-alive's send, or at once when the session is found
 // expired. It runs on its own goroutine, so that a request to etcd
 // hanging in the loop cannot delay it. While the session stays stale it
-// looks again every Resync (a cheap scan: no campaign can win then).
+// looks again every retryAfter (a cheap scan: no campaign can win
+// then).
 func (e *Elector) watchdog(ctx context.Context) {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
@@ -304,7 +305,7 @@ func (e *Elector) watchdog(ctx context.Context) {
 		if !e.valid.valid(now) {
 			e.stepDownAll(ctx, true)
 		}
-		wait := e.cfg.Resync
+		wait := retryAfter
 		if u, ok := e.valid.until(); ok && u.After(now) {
 			wait = u.Sub(now)
 		}

@@ -3,12 +3,15 @@ package rolefsmetcd
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/replica"
@@ -194,5 +197,33 @@ func TestKeepAliveResponses(t *testing.T) {
 	}
 	if e.lease.Load() != 0 || e.valid.valid(t0) {
 		t.Error("an expired lease must drop the session")
+	}
+}
+
+// A watch response marks the channels its events name, and the
+// Candidates whose campaign the view has now reached: a pass campaigns
+// in transactions of at most maxTxnOps and records the last one's
+// revision for all, so the events of an earlier transaction arrive
+// before the view has caught up with it.
+func TestWatchEventsMarkTheirChannels(t *testing.T) {
+	e := &Elector{view: newView("/p"), dirty: map[string]struct{}{}, cands: map[string]int64{"early": 7, "late": 9}}
+	e.view.rev = 5
+	e.applyEvents(clientv3.WatchResponse{Events: []*clientv3.Event{
+		{Type: clientv3.EventTypePut, Kv: &mvccpb.KeyValue{Key: []byte("/p/early/2a"), Value: []byte("1"), CreateRevision: 6, ModRevision: 6}},
+		{Type: clientv3.EventTypeDelete, Kv: &mvccpb.KeyValue{Key: []byte("/p/gone/2b"), ModRevision: 6}},
+		{Type: clientv3.EventTypePut, Kv: &mvccpb.KeyValue{Key: []byte("/elsewhere/x"), ModRevision: 6}},
+	}})
+	if got := slices.Sorted(maps.Keys(e.dirty)); !slices.Equal(got, []string{"early", "gone"}) {
+		t.Errorf("marked %v, want the events' channels", got)
+	}
+	clear(e.dirty)
+	e.applyEvents(clientv3.WatchResponse{Events: []*clientv3.Event{
+		{Type: clientv3.EventTypePut, Kv: &mvccpb.KeyValue{Key: []byte("/p/late/2a"), Value: []byte("1"), CreateRevision: 7, ModRevision: 7}},
+	}})
+	if got := slices.Sorted(maps.Keys(e.dirty)); !slices.Equal(got, []string{"early", "late"}) {
+		t.Errorf("marked %v, want late (its event) and early (its campaign's revision reached)", got)
+	}
+	if e.view.rev != 7 {
+		t.Errorf("view at %d, want 7", e.view.rev)
 	}
 }
