@@ -37,6 +37,7 @@ func etcdCollector(el *rolefsmetcd.Elector) []prometheus.Collector {
 	}{
 		{"grant", func(s rolefsmetcd.Stats) uint64 { return s.Grants }},
 		{"keepalive", func(s rolefsmetcd.Stats) uint64 { return s.KeepAlives }},
+		{"keepalive_stream", func(s rolefsmetcd.Stats) uint64 { return s.KeepAliveStreams }},
 		{"txn", func(s rolefsmetcd.Stats) uint64 { return s.Txns }},
 		{"range", func(s rolefsmetcd.Stats) uint64 { return s.Ranges }},
 		{"watch", func(s rolefsmetcd.Stats) uint64 { return s.Watches }},
