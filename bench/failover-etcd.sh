@@ -12,22 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
-etcd_pid=
-cleanup() {
-  if [ -n "$etcd_pid" ]; then kill "$etcd_pid" 2>/dev/null || true; wait "$etcd_pid" 2>/dev/null || true; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. bench/etcd-lib.sh
+trap 'stop_etcd; rm -rf "$tmp"' EXIT
 go build -o "$tmp/rolefsm" ./cmd/rolefsm
-go build -o "$tmp/etcdtest" ./rolefsmetcd/etcdtest/cmd/etcdtest
-"$tmp/etcdtest" -members 1 >"$tmp/etcd.out" 2>"$tmp/etcd.err" &
-etcd_pid=$!
-for _ in $(seq 600); do # up to a minute for etcd's first line
-  [ -s "$tmp/etcd.out" ] && break
-  kill -0 "$etcd_pid" 2>/dev/null || { cat "$tmp/etcd.err"; exit 1; }
-  sleep 0.1
-done
-endpoints=$(head -1 "$tmp/etcd.out")
-[ -n "$endpoints" ] || { echo "etcd did not start"; cat "$tmp/etcd.err"; exit 1; }
+start_etcd "$tmp"
 go run ./bench/failover -bin "$tmp/rolefsm" -nodes 3 -channels 100 -kills 10 -etcd "$endpoints" \
   -etcd-ttl 2s,10s -etcd-rate 60s -etcd-rate-channels 1000 "$@"

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rolefsm/rolefsm/bench/peers/internal/measure"
 	"github.com/rolefsm/rolefsm/replica"
 	"github.com/rolefsm/rolefsm/rolefsmtest/nodeproc"
 )
@@ -96,8 +97,8 @@ func main() {
 			fmt.Fprintf(os.Stderr, "sidebyside: N=%d round %d: rolefsm %.2f%% %v MiB, raft %.2f%% %v MiB\n",
 				n, r+1, ours[r].cpu, ours[r].rss, theirs[r].cpu, theirs[r].rss)
 		}
-		oc, tc := median(cpus(ours)), median(cpus(theirs))
-		om, tm := median(rsses(ours)), median(rsses(theirs))
+		oc, tc := measure.Median(cpus(ours)), measure.Median(cpus(theirs))
+		om, tm := measure.Median(rsses(ours)), measure.Median(rsses(theirs))
 		fmt.Printf("%-6d %11.2f%% %11.2f%% %8.2f %10.1f MiB %10.1f MiB %8.2f\n", n, oc, tc, oc/tc, om, tm, om/tm)
 	}
 }
@@ -206,13 +207,9 @@ func tails(paths []string) string {
 }
 
 func cpuTimes(pids []int) time.Duration {
-	var sum time.Duration
-	for _, pid := range pids {
-		d, err := nodeproc.CPUTime(pid)
-		check(err)
-		sum += d
-	}
-	return sum
+	d, err := measure.CPU(pids)
+	check(err)
+	return d
 }
 
 func rssMiB(pid int) float64 {
@@ -235,15 +232,6 @@ func rsses(ss []sample) []float64 {
 		out = append(out, s.rss...)
 	}
 	return out
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func check(err error) {
