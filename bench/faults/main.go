@@ -12,6 +12,9 @@
 //	      cut, every other link intact
 //	flap  the links between that leader and one replica cut for 200 ms,
 //	      then intact for 200 ms, again and again
+//	starve  every link intact, the machine starved of CPU: six busy
+//	      processes a core, at the nodes' priority (a load of about 12
+//	      on 2 cores)
 //
 // bench/faults.sh runs it as bench/recorded/faults.txt holds. With
 // -check, it exits 1 unless the replica set's evidence beats each
@@ -24,10 +27,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rolefsm/rolefsm/replica"
@@ -35,18 +42,27 @@ import (
 	"github.com/rolefsm/rolefsm/rolefsmtest/udpproxy"
 )
 
+// sink is what a burner busies itself with.
+var sink atomic.Uint64
+
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "-burn" {
+		for { // a CPU hog: one busy process (the starve scenario)
+			sink.Add(1)
+		}
+	}
 	bin := flag.String("bin", "", "the rolefsm binary")
 	nodes := flag.Int("nodes", 3, "node processes")
 	channels := flag.Int("channels", 10, "channels every node holds")
 	heartbeat := flag.Duration("heartbeat", 100*time.Millisecond, "heartbeat interval")
 	miss := flag.Int("miss", 3, "missed heartbeats before a leader is presumed gone")
 	runs := flag.Int("runs", 3, "runs of each scenario under each rule")
-	scenarios := flag.String("scenarios", "loss,cut,flap", "comma list of loss, cut, flap")
+	scenarios := flag.String("scenarios", "loss,cut,flap,starve", "comma list of loss, cut, flap, starve")
 	evidence := flag.String("evidence", "own,peers", "comma list of the rules to compare")
 	lossFor := flag.Duration("loss-for", 60*time.Second, "how long the loss lasts")
 	cutFor := flag.Duration("cut-for", 10*time.Second, "how long the cut lasts")
 	flapFor := flag.Duration("flap-for", 8*time.Second, "how long the flapping lasts (20 cycles of 400 ms)")
+	starveFor := flag.Duration("starve-for", 20*time.Second, "how long the CPU is starved")
 	checkIt := flag.Bool("check", false, "exit 1 unless peers beats own by the documented margins")
 	flag.Parse()
 	if *bin == "" || *nodes < 3 || *channels < 1 || *runs < 1 {
@@ -56,7 +72,7 @@ func main() {
 	dir, err := os.MkdirTemp("", "rolefsm-faults-")
 	check(err)
 	os.Exit(run(dir, *bin, *nodes, *channels, *heartbeat, *miss, *runs, *scenarios, *evidence,
-		map[string]time.Duration{"loss": *lossFor, "cut": *cutFor, "flap": *flapFor}, *checkIt))
+		map[string]time.Duration{"loss": *lossFor, "cut": *cutFor, "flap": *flapFor, "starve": *starveFor}, *checkIt))
 }
 
 // run runs every scenario under every rule, prints the table, and
@@ -73,7 +89,7 @@ func run(dir, bin string, nodes, channels int, heartbeat time.Duration, miss, ru
 	for _, sc := range strings.Split(scenarios, ",") {
 		d := lasts[sc]
 		if d <= 0 {
-			fmt.Fprintf(os.Stderr, "faults: scenario %q: want loss, cut or flap, lasting more than 0\n", sc)
+			fmt.Fprintf(os.Stderr, "faults: scenario %q: want loss, cut, flap or starve, lasting more than 0\n", sc)
 			return 2
 		}
 		med := map[string]result{}
@@ -198,6 +214,10 @@ func runOnce(bin, dir, sc, ev string, d time.Duration, n, channels int, hb time.
 		f := udpproxy.Fault{Down: 200 * time.Millisecond, Up: 200 * time.Millisecond}
 		check(p.Set(leader, victim, f))
 		check(p.Set(victim, leader, f))
+	case "starve":
+		stop := burn(6 * runtime.NumCPU())
+		defer stop()
+		time.AfterFunc(d, stop) // the starving ends with the fault
 	}
 	time.Sleep(d)
 	check(p.SetAll(udpproxy.Fault{}))
@@ -212,6 +232,28 @@ func runOnce(bin, dir, sc, ev string, d time.Duration, n, channels int, hb time.
 		evs = append(evs, readEvents(proc.ID, proc.Stderr)...)
 	}
 	return measure(evs, start, end)
+}
+
+// burn starts n busy processes (this binary with -burn) and returns
+// what stops them; it may be called more than once.
+func burn(n int) (stop func()) {
+	self, err := os.Executable()
+	check(err)
+	var burners []*exec.Cmd
+	for range n {
+		b := exec.Command(self, "-burn")
+		check(b.Start())
+		burners = append(burners, b)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			for _, b := range burners {
+				_ = b.Process.Kill()
+				_ = b.Wait()
+			}
+		})
+	}
 }
 
 // event is one committed transition from a node's audit log.
