@@ -122,6 +122,56 @@ type peer struct {
 	// none, under OwnSilence or over a transport that drops them, or
 	// that left this node out, gives no evidence either way).
 	namedMe bool
+	// seen is the channel (and its member for the peer) at each place
+	// of the peer's latest heartbeat, at most refs of them, and cursor
+	// the place of its next entry (see lookup).
+	seen   []seen
+	cursor int
+}
+
+// seen is an entry's channel at one place of a peer's heartbeat.
+type seen struct {
+	ch *Channel
+	m  *member
+}
+
+// rewind starts a new heartbeat of p at its first place, and lets go of
+// the places past what p can send (a channel removed since).
+func (p *peer) rewind() {
+	p.cursor = 0
+	if len(p.seen) > p.refs {
+		clear(p.seen[p.refs:])
+		p.seen = p.seen[:p.refs]
+	}
+}
+
+// lookup finds the channel an entry from peer p names, and p's member in
+// it. A peer sends its channels in the same order every heartbeat, so
+// the entry at p's cursor most often names the channel at that place of
+// its latest one: a comparison of names instead of a map lookup and a
+// member search. Anything else (a first heartbeat, a channel opened,
+// closed or gone from the peer's batches, datagrams out of order) is
+// looked up, and remembered at that place.
+func (n *Node) lookup(p *peer, name string) (*Channel, *member) {
+	i := p.cursor
+	p.cursor++
+	if i < len(p.seen) {
+		if s := p.seen[i]; s.ch != nil && !s.ch.removed && s.ch.name == name {
+			return s.ch, s.m
+		}
+	}
+	ch := n.chans[name]
+	var m *member
+	if ch != nil {
+		m = ch.member(p.id)
+	}
+	switch {
+	case i < len(p.seen):
+		p.seen[i] = seen{ch: ch, m: m}
+	case i == len(p.seen) && i < p.refs:
+		p.seen = append(p.seen, seen{ch: ch, m: m})
+	}
+	return ch, m
 }
 
 // NewNode returns a node holding no channel, its clock at now.
@@ -327,24 +377,24 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 	}
 	p.heard, p.lastSeen = true, t
 	p.batches++
+	if beat != p.beat {
+		p.rewind()
+	}
 	p.beat = beat
 	n.takeReports(p, t, b.Heard)
 	var dropped []EntryError
 	for _, e := range b.Entries {
-		ch := n.chans[e.Channel]
-		var m *member
+		ch, m := n.lookup(p, e.Channel)
 		var err error
 		switch {
 		case ch == nil:
 			err = ErrUnknownChannel
 		case e.Role != rolefsm.Leader && e.Role != rolefsm.Replica && e.Role != rolefsm.Idle:
 			err = badRoleError(e.Role)
-		default:
-			if m = ch.member(b.From); m == nil {
-				err = ErrNotInReplicaSet
-			} else if m.stamp == beat {
-				err = ErrDuplicateEntry
-			}
+		case m == nil:
+			err = ErrNotInReplicaSet
+		case m.stamp == beat:
+			err = ErrDuplicateEntry
 		}
 		if err != nil {
 			dropped = append(dropped, EntryError{Channel: e.Channel, Err: err})

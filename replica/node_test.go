@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -277,4 +278,57 @@ func TestTicksBetweenHeartbeatsLeaveChannelsAlone(t *testing.T) {
 	n.Tick(ctx, at(1470))
 	assert.Equal(t, rolefsm.Candidate, n.Coordinator("a").Role())
 	assert.Equal(t, rolefsm.Candidate, n.Coordinator("b").Role())
+}
+
+// Step finds each entry's channel by its place in the peer's previous
+// heartbeat when it can; whatever the order, the places, a channel
+// removed and opened again under its name, or names the node does not
+// hold, every entry reaches the channel it names, and the places kept
+// never outnumber the channels the peer shares.
+func TestStepFindsChannelsByPlace(t *testing.T) {
+	ctx := context.Background()
+	n := newNode(t, 1)
+	for _, name := range []string{"a", "b", "c"} {
+		require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: name, Replicas: []NodeID{1, 2}}))
+	}
+	tails := func() map[string]uint64 {
+		out := map[string]uint64{}
+		for _, name := range []string{"a", "b", "c"} {
+			st, err := n.Status(name)
+			require.NoError(t, err)
+			out[name] = st.LeaderTail
+		}
+		return out
+	}
+	step := func(seq uint64, entries ...Entry) error {
+		return n.Step(ctx, t0.Add(time.Duration(seq)*time.Millisecond), Batch{From: 2, Seq: seq, Entries: entries})
+	}
+	lead := func(name string, tail uint64) Entry { return Entry{Channel: name, Role: rolefsm.Leader, Tail: tail} }
+	require.NoError(t, step(1, lead("a", 1), lead("b", 1), lead("c", 1)))
+	assert.Equal(t, map[string]uint64{"a": 1, "b": 1, "c": 1}, tails())
+	// Another order, and one left out: each still reaches its channel.
+	require.NoError(t, step(2, lead("c", 2), lead("a", 2)))
+	assert.Equal(t, map[string]uint64{"a": 2, "b": 1, "c": 2}, tails())
+	// One heartbeat in two datagrams (one Seq): the places go on.
+	require.NoError(t, step(3, lead("c", 3)))
+	require.NoError(t, step(3, lead("a", 3), lead("b", 3)))
+	assert.Equal(t, map[string]uint64{"a": 3, "b": 3, "c": 3}, tails())
+	// b removed and opened again: its place names a channel gone.
+	require.NoError(t, n.Remove(ctx, t0, "b"))
+	require.NoError(t, n.Open(ctx, t0, ChannelConfig{Name: "b", Replicas: []NodeID{1, 2}}))
+	require.NoError(t, step(4, lead("c", 4), lead("a", 4), lead("b", 4)))
+	assert.Equal(t, map[string]uint64{"a": 4, "b": 4, "c": 4}, tails())
+	// Names the node does not hold are refused, and the places kept stay
+	// within the three channels node 2 shares.
+	var names []Entry
+	for i := range 50 {
+		names = append(names, lead(fmt.Sprintf("x%d", i), 5))
+	}
+	var se *StepError
+	require.ErrorAs(t, step(5, names...), &se)
+	assert.Len(t, se.Dropped, 50)
+	p := n.peer(2)
+	assert.LessOrEqual(t, len(p.seen), p.refs)
+	require.NoError(t, step(6, lead("a", 6), lead("b", 6), lead("c", 6)))
+	assert.Equal(t, map[string]uint64{"a": 6, "b": 6, "c": 6}, tails())
 }
