@@ -191,7 +191,10 @@ func (n *Node) Remove(ctx context.Context, now time.Time, name string) error {
 	delete(n.chans, name)
 	n.order = slices.DeleteFunc(n.order, func(c *Channel) bool { return c == ch })
 	for _, m := range ch.members {
-		n.peers[m.peer].refs--
+		p := &n.peers[m.peer]
+		if p.refs--; p.refs == 0 {
+			p.seen = nil // its places may hold removed channels, and it may never speak again
+		}
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package replica
 
 import (
 	"context"
-	"math"
 	"sync"
 	"time"
 
@@ -47,7 +46,6 @@ type Driver struct {
 	ticks   uint64        // Ticks run, for the tests
 	last    time.Time     // the latest Tick's
 	gap     time.Duration // MinTickGap
-	grace   time.Duration // DeadlineGrace
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -57,35 +55,26 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
-// NewDriver returns a driver for n on t. The node must not be used
-// other than through Do from then on.
+// NewDriver returns a driver for n on t, and gives n a DeadlineGrace.
+// The node must not be used other than through Do from then on.
 func NewDriver(n *Node, t Transport, opt DriverOptions) *Driver {
+	n.grace = int64(DeadlineGrace(n.Heartbeat()))
 	return &Driver{
 		node: n, tr: t, every: max(opt.TickInterval, 0), onError: opt.OnError, kick: make(chan struct{}, 1),
-		gap: MinTickGap(n.Heartbeat()), grace: DeadlineGrace(n.Heartbeat()),
+		gap: MinTickGap(n.Heartbeat()),
 	}
 }
 
-// due is when the driver next ticks its node: the next heartbeat, the
-// next wake at once when it is now or past (an input), or the next
-// deadline DeadlineGrace late.
-func (d *Driver) due() time.Time {
-	n := d.node
-	beat, wake := n.due()
-	if wake > n.now && wake < math.MaxInt64-int64(d.grace) {
-		wake += int64(d.grace)
-	}
-	return n.time(min(beat, wake))
-}
-
-// DeadlineGrace is how late a Driver acts on a deadline on purpose: a
-// tenth of the heartbeat interval. The heartbeat that makes a timeout
-// is due at the very instant the timeout runs out (a Replica's third
-// missed claim under MissThreshold 3 is sent 3 intervals after the
-// last one heard), so acting at that instant would count it missed
-// whenever it is a moment late, and a timeout of 3 would mean 2 and a
-// coin toss. The driver's old tick, every tenth of an interval, gave
-// the same allowance by chance.
+// DeadlineGrace is how late a node run by a Driver acts on a deadline
+// on purpose (NewDriver gives it to the node): a tenth of the heartbeat
+// interval. The heartbeat that makes a timeout is due at the very
+// instant the timeout runs out (a Replica's third missed claim under
+// MissThreshold 3 is sent 3 intervals after the last one heard), so
+// acting at that instant would count it missed whenever it is a moment
+// late, and a timeout of 3 would mean 2 and a coin toss. The node
+// itself waits out the grace, whatever else ticks it meanwhile (an
+// input, its own heartbeat). The driver's old tick, every tenth of an
+// interval, gave up to the same allowance by chance.
 func DeadlineGrace(h policy.Heartbeat) time.Duration { return h.Interval() / 10 }
 
 // MinTickGap is the least time a Driver lets pass between two Ticks:
@@ -125,7 +114,7 @@ func (d *Driver) Run(ctx context.Context) error {
 		// after the last Tick, if sooner), but no sooner than the gap
 		// after the last Tick; a time already past fires at once.
 		d.mu.Lock()
-		due := d.due()
+		due := d.node.Due()
 		if d.every > 0 {
 			due = minTime(due, d.last.Add(d.every))
 		}

@@ -52,21 +52,31 @@ func (n *Node) lastWord(ch *Channel) int64 {
 
 // leaderLost is the MissedHeartbeats condition: ownSilence, and, under
 // Corroborated evidence, no member of the replica set reports hearing
-// the leader within the timeout either.
-
+// the leader within the timeout either; both the node's grace late (a
+// Driver's DeadlineGrace, 0 for a Node ticked by hand). A goodbye is
+// acted on at once.
 func (n *Node) leaderLost(ch *Channel) bool {
-	if !n.ownSilence(ch) {
-		return false
-	}
-	_, until, ok := n.vouched(ch)
-	return !ok || until <= n.now
+	return n.deadline(ch) <= n.now
 }
 
-// deadline is when leaderLost becomes true if nothing is heard.
+// deadline is when leaderLost becomes true if nothing is heard: the
+// timeout after the leader's last word, or later while the reports
+// vouch for it, and the grace after that.
 func (n *Node) deadline(ch *Channel) int64 {
 	if ch.following && ch.leaderGone {
 		return n.now
 	}
+	d := n.silenceEnds(ch)
+	if d > math.MaxInt64-n.grace {
+		return math.MaxInt64
+	}
+	return d + n.grace
+}
+
+// silenceEnds is when the leader counts as lost by the rule alone: the
+// timeout after its last word, or, under Corroborated evidence, when the
+// reports stop vouching for it, whichever is later.
+func (n *Node) silenceEnds(ch *Channel) int64 {
 	last := n.lastWord(ch)
 	timeout := int64(n.rule.Timeout())
 	if last > math.MaxInt64-timeout {

@@ -192,10 +192,13 @@ func (n *Node) reports() []Report {
 // up to an interval old on arrival and is dated up to an interval
 // before it was sent, so by contact alone, one lost heartbeat or
 // report in the wrong place made the member's evidence look older than
-// the timeout. A real death is not slowed: by the time the node's own
-// silence has run the timeout, each member's report from the last
-// interval shows it has missed MissThreshold-1 heartbeats at least.
-// Neither lasts past the timeout after the member's latest entry.
+// the timeout. A real death is not slowed while the reports arrive: by
+// the time the node's own silence has run the timeout, each member's
+// report from the last interval shows it has missed MissThreshold-1
+// heartbeats at least. When that report is lost, the member's previous
+// one holds the node back until the next arrives (an interval), and at
+// most until the timeout after it. Neither lasts past the timeout after
+// the member's latest entry.
 func (n *Node) vouched(ch *Channel) (contact, until int64, ok bool) {
 	contact, until = never, never
 	if n.evidence != Corroborated || !ch.following || !ch.leaderClaimed || ch.leaderLeft || ch.leaderGone {

@@ -71,6 +71,9 @@ type Node struct {
 	// Replica, a reporter's restart) set wake to now.
 	wake  int64
 	scans uint64 // how many Ticks visited the channels, for the tests
+	// grace is how late a deadline is acted on (a Driver's
+	// DeadlineGrace; 0 for a Node ticked by hand).
+	grace int64
 	// sayIdle counts the channels gone Idle since the last heartbeat
 	// (handed over, closed, withdrawn): the next Tick sends one at once,
 	// telling their peers.

@@ -301,7 +301,11 @@ func (h *harness) observe(name string) rolefsm.Observer {
 			fmt.Fprintf(&h.log, "%s: rejected: %v\n", name, rec.Err)
 			return
 		}
-		fmt.Fprintf(&h.log, "%s: %v #%d\n", name, rec.Transition, rec.Generation)
+		cold := ""
+		if rec.ColdStart {
+			cold = " cold-start" // a first election: not thrash
+		}
+		fmt.Fprintf(&h.log, "%s: %v #%d%s\n", name, rec.Transition, rec.Generation, cold)
 	}
 }
 
