@@ -47,6 +47,7 @@ type Elector struct {
 	seen    session // the session as the last pass found it
 	names   []string
 	spare   []string
+	again   []string // decided this pass into a Replica following nobody, with nothing sent
 
 	tokMu  sync.Mutex
 	tokens map[string]Token
@@ -440,7 +441,16 @@ func (e *Elector) plan(ctx context.Context, n *replica.Node, now time.Time, leas
 	names := e.visits(n)
 	for _, name := range names {
 		if n.Coordinator(name) == nil {
-			continue // removed since it was named
+			// Removed from the node (or never held): its term is over,
+			// and a key of this session there would keep the others
+			// following a node that no longer holds the channel.
+			e.dropToken(name)
+			delete(e.cands, name)
+			if _, mine := e.view.has(name, lease); mine && lease != 0 {
+				ops = append(ops, clientv3.OpDelete(e.view.key(name, lease)))
+				touched = append(touched, name)
+			}
+			continue
 		}
 		el := e.election(n, name, lease, valid)
 		if el.role != rolefsm.Leader {
@@ -467,6 +477,11 @@ func (e *Elector) plan(ctx context.Context, n *replica.Node, now time.Time, leas
 		if dc.verb == elect {
 			delete(e.cands, name) // decided: no longer waiting for the view
 		}
+		if ((dc.verb == elect && !dc.won) || dc.verb == stepDown) && dc.leader == 0 && !dc.campaign && !dc.resign {
+			// A Replica following nobody, and nothing sent to etcd whose
+			// watch event would bring it back: look again next pass.
+			e.again = append(e.again, name)
+		}
 		if dc.campaign {
 			ops = append(ops, e.campaign(e.view.key(name, lease), lease))
 			campaigns = append(campaigns, name)
@@ -479,8 +494,16 @@ func (e *Elector) plan(ctx context.Context, n *replica.Node, now time.Time, leas
 		}
 	}
 	// The node's changes this pass made (its own decisions) need no
-	// second look: what follows them comes back as watch events.
+	// second look: what follows them comes back as watch events, except
+	// where a decision left a Replica following nobody and sent nothing
+	// (a Candidate that lost on a stale session, a leader whose key was
+	// already gone), which marked itself to be looked at again: it may
+	// have to stand.
 	e.spare = n.TakeChanges(e.spare[:0])
+	for _, name := range e.again {
+		e.dirty[name] = struct{}{}
+	}
+	e.again = e.again[:0]
 	return ops, campaigns, touched
 }
 
@@ -491,6 +514,14 @@ func (e *Elector) visits(n *replica.Node) []string {
 	names := n.TakeChanges(e.names[:0])
 	if e.full {
 		names = append(names, n.Channels()...)
+		// And the elections this session has a key in: a channel
+		// removed from the node still has one to resign.
+		lease := e.lease.Load()
+		for ch, keys := range e.view.chans {
+			if _, ok := keys[lease]; ok && lease != 0 {
+				names = append(names, ch)
+			}
+		}
 		e.full = false
 	}
 	for name := range e.dirty {

@@ -30,6 +30,7 @@ import (
 //	put channel=NAME lease=HEX node=N           a key appears in the view (another session's)
 //	del channel=NAME lease=HEX                  a key leaves the view
 //	disk channel=NAME on|off                    the node's disk pressure
+//	remove channel=NAME                         the node removes the channel
 //	pass [fail] [full]                          one pass; its transaction commits, or fails; full: the safety pass
 //	status                                      each channel's role and leader
 //
@@ -83,6 +84,13 @@ func TestPass(t *testing.T) {
 				var ch string
 				d.ScanArgs(t, "channel", &ch)
 				if err := p.n.SetDiskPressure(context.Background(), p.now, ch, d.HasArg("on")); err != nil {
+					t.Fatalf("%s: %v", d.Pos, err)
+				}
+				return p.transitions()
+			case "remove":
+				var ch string
+				d.ScanArgs(t, "channel", &ch)
+				if err := p.n.Remove(context.Background(), p.now, ch); err != nil {
 					t.Fatalf("%s: %v", d.Pos, err)
 				}
 				return p.transitions()

@@ -269,8 +269,15 @@ func (e *Elector) answered(ka *kaStream, r kaReply) error {
 	case r.resp.ID != req.lease:
 		return fmt.Errorf("a response for lease %x to a request for %x", r.resp.ID, req.lease)
 	case r.resp.TTL > 0:
+		was := e.valid.valid(e.now())
 		e.valid.renewed(req.sent, time.Duration(r.resp.TTL)*time.Second)
 		e.signal()
+		if !was && e.valid.valid(e.now()) {
+			// Valid again: the channels that could not act on a stale
+			// session (a Replica that found nobody in office) are
+			// looked at now, not at the next safety pass.
+			e.poke()
+		}
 	default:
 		// TTL 0: expired at the server, its keys gone. A new session
 		// at once.

@@ -167,7 +167,9 @@ func TestWatchdogStepsDownAtTheDeadline(t *testing.T) {
 // stream; TTL 0 (expired at the server) drops the session.
 func TestKeepAliveResponses(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	e := &Elector{valid: validity{ttl: 10 * time.Second, margin: 2 * time.Second}, changed: make(chan struct{}, 1)}
+	now := t0
+	e := &Elector{valid: validity{ttl: 10 * time.Second, margin: 2 * time.Second}, changed: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1), cfg: Config{Now: func() time.Time { return now }}}
 	e.lease.Store(7)
 	ka := &kaStream{pending: []kaRequest{{lease: 7, sent: t0}, {lease: 7, sent: t0.Add(3 * time.Second)}}}
 	if err := e.answered(ka, kaReply{resp: &pb.LeaseKeepAliveResponse{ID: 7, TTL: 10}}); err != nil {
@@ -179,14 +181,30 @@ func TestKeepAliveResponses(t *testing.T) {
 	if len(ka.pending) != 1 {
 		t.Fatalf("%d requests outstanding, want 1", len(ka.pending))
 	}
+	select {
+	case <-e.kick:
+	default:
+		t.Error("a session valid again must start a pass")
+	}
+	// Still valid after the next renewal: no pass for it.
+	now = t0.Add(time.Second)
+	if err := e.answered(ka, kaReply{resp: &pb.LeaseKeepAliveResponse{ID: 7, TTL: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-e.kick:
+		t.Error("a renewal of a valid session started a pass")
+	default:
+	}
+	ka.pending = []kaRequest{{lease: 7, sent: t0.Add(3 * time.Second)}}
 	if err := e.answered(ka, kaReply{resp: &pb.LeaseKeepAliveResponse{ID: 8, TTL: 10}}); err == nil || !strings.Contains(err.Error(), "lease 8 to a request for 7") {
 		t.Errorf("a response for another lease: %v", err)
 	}
 	if err := e.answered(ka, kaReply{resp: &pb.LeaseKeepAliveResponse{ID: 7, TTL: 10}}); err == nil || !strings.Contains(err.Error(), "no request outstanding") {
 		t.Errorf("an unasked response: %v", err)
 	}
-	if u, _ := e.valid.until(); !u.Equal(t0.Add(8 * time.Second)) {
-		t.Errorf("until %v: a refused response moved it", u)
+	if u, _ := e.valid.until(); !u.Equal(t0.Add(11 * time.Second)) {
+		t.Errorf("until %v: a refused response moved it (want 8 s after the second send)", u)
 	}
 	if err := e.answered(ka, kaReply{err: errors.New("stream reset")}); err == nil {
 		t.Error("a stream error must end the stream")
