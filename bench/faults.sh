@@ -7,7 +7,7 @@
 #
 #   bash bench/faults.sh                              # what bench/recorded/faults.txt holds
 #   bash bench/faults.sh -runs 1 -loss-for 10s        # a quick look
-#   bash bench/faults.sh -scenarios cut -check        # CI: the margins hold
+#   bash bench/faults.sh -scenarios cut -check        # CI: the cut's margin holds
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(mktemp -d)/rolefsm
