@@ -35,6 +35,8 @@ func TestMedianAndVerdict(t *testing.T) {
 	assert.False(t, verdict("cut", result{stands: 27}, result{}))
 	assert.True(t, verdict("cut", result{stands: 27}, result{stands: 1}), "one stand under a cut fails")
 	assert.True(t, verdict("cut", result{stands: 0}, result{}), "a rig that cuts nothing fails")
-	assert.False(t, verdict("loss", result{stands: 10}, result{stands: 2}))
-	assert.True(t, verdict("loss", result{stands: 10}, result{stands: 6}))
+	// Loss is measured, not checked: over a short run the two rules'
+	// stands cross by chance (verdict's comment).
+	assert.False(t, verdict("loss", result{stands: 10}, result{stands: 10}))
+	assert.False(t, verdict("flap", result{}, result{stands: 10}))
 }
