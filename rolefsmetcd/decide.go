@@ -29,8 +29,9 @@ type election struct {
 	// set.
 	other replica.NodeID
 	// campaigning says this session has put its campaign key, at
-	// revision campaign; viewRev is the revision the view is complete
-	// up to.
+	// revision campaign (or has a key in the view, created at campaign:
+	// one waiting in line); viewRev is the revision the view is
+	// complete up to.
 	campaigning       bool
 	campaign, viewRev int64
 	// token is the term's token the node holds, if hasToken.
@@ -73,17 +74,24 @@ func decide(e election) decision {
 	switch e.role {
 	case rolefsm.Replica:
 		switch {
-		case e.mine:
-			// A key of a term the node left, or of a lost campaign:
-			// resign it, and follow the leader if any.
-			return decision{verb: follow, leader: e.other, resign: true}
 		case !e.hasLeader:
 			if !e.valid {
 				return decision{} // it cannot win without a session it can trust
 			}
 			return decision{verb: stand, campaign: true}
+		case e.leading:
+			// Its key, waiting in line behind the leader's, is the first
+			// one now: it stands, and is elected on the key it has, in
+			// the same pass, with no round trip to etcd.
+			if !e.valid {
+				return decision{verb: follow} // not on a session it cannot trust
+			}
+			return decision{verb: stand}
 		default:
-			return decision{verb: follow, leader: e.other}
+			// It follows the leader, and waits in line with a key of its
+			// own (one put while the session is valid), so that it takes
+			// over as soon as the keys before it go.
+			return decision{verb: follow, leader: e.other, campaign: e.valid && !e.mine}
 		}
 	case rolefsm.Candidate:
 		switch {
@@ -97,7 +105,8 @@ func decide(e election) decision {
 		case e.hasLeader && e.leading:
 			return decision{verb: elect, won: true, withToken: true}
 		default:
-			return decision{verb: elect, leader: e.other, resign: e.mine}
+			// Lost: it follows the leader, its key waiting in line.
+			return decision{verb: elect, leader: e.other}
 		}
 	case rolefsm.Leader:
 		if !e.valid || (e.hasToken && e.hasLeader && e.leading && e.created == e.token.Revision) {

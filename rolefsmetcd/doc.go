@@ -11,7 +11,10 @@
 //	what the elector sees                     transition
 //	no leader key for the channel             Replica → Candidate (MissedHeartbeats), then it campaigns
 //	its own key is the first one (won)        Candidate → Leader (ElectionWon)
-//	another node's key is first (lost)        Candidate → Replica (ElectionLost)
+//	another node's key is first (lost)        Candidate → Replica (ElectionLost); its key waits in line
+//	a leader key, and none of its own         (a Replica follows it, and puts a key to wait in line)
+//	its key in line is first now (the         Replica → Candidate → Leader in one pass, with no
+//	  leader's went)                            request to etcd
 //	a new leader key while Leader, or the     Leader → Replica (PeerLeaderObserved)
 //	  session cannot be renewed in time
 //	Relinquish (a graceful handover)          Leader → Idle (GracefulRelinquish), then it resigns

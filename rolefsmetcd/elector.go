@@ -452,45 +452,51 @@ func (e *Elector) plan(ctx context.Context, n *replica.Node, now time.Time, leas
 			}
 			continue
 		}
-		el := e.election(n, name, lease, valid)
-		if el.role != rolefsm.Leader {
-			e.dropToken(name)
-		}
-		if el.role != rolefsm.Candidate {
-			delete(e.cands, name)
-		}
-		dc := decide(el)
-		if dc.dropToken {
-			e.dropToken(name)
-		}
-		if dc.withToken {
-			// The token is there before the commit, so that an
-			// observer of ElectionWon can read it.
-			e.setToken(name, Token{Key: e.view.key(name, lease), Revision: el.created})
-		}
-		if !e.apply(ctx, n, now, name, dc) {
-			if dc.withToken {
+		// One decision, or two: a Replica that stands on a key already
+		// in line is decided again at once, a Candidate whose campaign
+		// is in the view.
+		for again := true; again; {
+			el := e.election(n, name, lease, valid)
+			if el.role != rolefsm.Leader {
 				e.dropToken(name)
 			}
-			continue
-		}
-		if dc.verb == elect {
-			delete(e.cands, name) // decided: no longer waiting for the view
-		}
-		if ((dc.verb == elect && !dc.won) || dc.verb == stepDown) && dc.leader == 0 && !dc.campaign && !dc.resign {
-			// A Replica following nobody, and nothing sent to etcd whose
-			// watch event would bring it back: look again next pass.
-			e.again = append(e.again, name)
-		}
-		if dc.campaign {
-			ops = append(ops, e.campaign(e.view.key(name, lease), lease))
-			campaigns = append(campaigns, name)
-		}
-		if dc.resign {
-			ops = append(ops, clientv3.OpDelete(e.view.key(name, lease)))
-		}
-		if dc.campaign || dc.resign {
-			touched = append(touched, name)
+			if el.role != rolefsm.Candidate {
+				delete(e.cands, name)
+			}
+			dc := decide(el)
+			if dc.dropToken {
+				e.dropToken(name)
+			}
+			if dc.withToken {
+				// The token is there before the commit, so that an
+				// observer of ElectionWon can read it.
+				e.setToken(name, Token{Key: e.view.key(name, lease), Revision: el.created})
+			}
+			if !e.apply(ctx, n, now, name, dc) {
+				if dc.withToken {
+					e.dropToken(name)
+				}
+				break
+			}
+			again = dc.verb == stand && el.mine
+			if dc.verb == elect {
+				delete(e.cands, name) // decided: no longer waiting for the view
+			}
+			if ((dc.verb == elect && !dc.won) || dc.verb == stepDown) && dc.leader == 0 && !dc.campaign && !dc.resign {
+				// A Replica following nobody, and nothing sent to etcd whose
+				// watch event would bring it back: look again next pass.
+				e.again = append(e.again, name)
+			}
+			if dc.campaign {
+				ops = append(ops, e.campaign(e.view.key(name, lease), lease))
+				campaigns = append(campaigns, name)
+			}
+			if dc.resign {
+				ops = append(ops, clientv3.OpDelete(e.view.key(name, lease)))
+			}
+			if dc.campaign || dc.resign {
+				touched = append(touched, name)
+			}
 		}
 	}
 	// The node's changes this pass made (its own decisions) need no
@@ -552,7 +558,8 @@ func (e *Elector) campaigned(campaigns []string, rev int64, err error) {
 func (e *Elector) election(n *replica.Node, name string, lease int64, valid bool) election {
 	el := election{role: n.Coordinator(name).Role(), valid: valid, viewRev: e.view.rev}
 	ldLease, ld, hasLd := e.view.leader(name)
-	_, el.mine = e.view.has(name, lease)
+	own, mine := e.view.has(name, lease)
+	el.mine = mine && lease != 0
 	el.hasLeader, el.leading, el.created = hasLd, hasLd && ldLease == lease, ld.created
 	// The leader to follow if it is not this session: nobody if the key
 	// names this node (one left by its previous run: a key of another
@@ -562,6 +569,11 @@ func (e *Elector) election(n *replica.Node, name string, lease int64, valid bool
 		el.other = ld.node
 	}
 	el.campaign, el.campaigning = e.cands[name]
+	if !el.campaigning && el.mine {
+		// A key waiting in line: the view holds it, so it is complete
+		// up to its creation.
+		el.campaign, el.campaigning = own.created, true
+	}
 	el.token, el.hasToken = e.Token(name)
 	return el
 }
