@@ -88,10 +88,44 @@ func (n *Node) silenceEnds(ch *Channel) int64 {
 		// scan. So the common case never looks at them.
 		return last + timeout
 	}
-	if _, until, ok := n.vouched(ch); ok && until > last+timeout {
+	end := last + timeout
+	if until, ok := n.lossy(ch); ok {
+		// A second timeout, while the links count as lossy.
+		end = max(end, min(sat(end, timeout), until))
+	}
+	if _, until, ok := n.vouched(ch); ok && until > end {
 		return until
 	}
-	return last + timeout
+	return end
+}
+
+// lossMemory is how long, in timeouts, a gap in a member's heartbeats
+// keeps a channel's links counted as lossy.
+const lossMemory = 10
+
+// lossy reports whether, under Corroborated evidence, a member of ch's
+// replica set (its leader included) has skipped heartbeats here within
+// the last lossMemory timeouts (peer.gapAt), and until when that holds:
+// while it does, a leader that claimed office is held lost only after
+// a second timeout of silence. On links that lose batches, a leader's
+// claims and the members' reports are lost together often enough that
+// one timeout of silence, with no report to vouch, is no proof of
+// death; as Lifeguard (hashicorp/memberlist's awareness) waits longer
+// when the node itself misses messages. A clean link costs nothing: a
+// real death there fails over after one timeout, as before, for a dead
+// leader leaves a silence, not a gap. On a lossy one it costs up to a
+// timeout more.
+func (n *Node) lossy(ch *Channel) (until int64, ok bool) {
+	if n.evidence != Corroborated || !ch.following || !ch.leaderClaimed || ch.leaderLeft {
+		return 0, false
+	}
+	memory := lossMemory * int64(n.rule.Timeout())
+	for i := range ch.members {
+		if at := n.peers[ch.members[i].peer].gapAt; at != never {
+			until = max(until, sat(at, memory))
+		}
+	}
+	return until, until > n.now
 }
 
 // heard applies one entry from peer id.

@@ -125,6 +125,10 @@ type peer struct {
 	// none, under OwnSilence or over a transport that drops them, or
 	// that left this node out, gives no evidence either way).
 	namedMe bool
+	// gapAt is when a heartbeat of it last arrived after a gap in its
+	// numbers (Batch.Seq): one or more heartbeats of the same process
+	// were lost on the way (see lossy).
+	gapAt int64
 	// seen is the channel (and its member for the peer) at each place
 	// of the peer's latest heartbeat, at most refs of them, and cursor
 	// the place of its next entry (see lookup).
@@ -267,7 +271,7 @@ func (n *Node) addPeer(id NodeID) int32 {
 	i, ok := slices.BinarySearch(n.ids, id)
 	if !ok {
 		k := int32(len(n.peers))
-		n.peers = append(n.peers, peer{id: id, index: k, heardMe: never})
+		n.peers = append(n.peers, peer{id: id, index: k, heardMe: never, gapAt: never})
 		n.byID = slices.Insert(n.byID, i, k)
 		n.ids = slices.Insert(n.ids, i, id)
 		if id < denseIDs {
@@ -377,6 +381,9 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 	}
 	if restarted || !p.heard || n.silent(p.lastSeen) {
 		p.met, p.namedMe = t, false // heard again after a silence: its reports start over
+	}
+	if p.heard && !restarted && beat > p.beat+1 {
+		p.gapAt = t // heartbeats of this process went missing
 	}
 	p.heard, p.lastSeen = true, t
 	p.batches++

@@ -38,6 +38,7 @@ import (
 //	status [ch=a]
 //	peers
 //	holds ch=a               (does the lease taken on winning still hold)
+//	due                      (when the node next needs a Tick: Node.Due)
 //	stand ch=a [t=MS]        (an external backend's decisions, Config.External)
 //	elected|stepdown|follow ch=a leader=N [t=MS]
 //
@@ -231,6 +232,9 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 			if !st.Vouched.IsZero() {
 				fmt.Fprintf(&out, " vouched=%s", ms(st.Vouched.Sub(h.start)))
 			}
+			if st.Lossy {
+				out.WriteString(" lossy")
+			}
 			if st.CutOff {
 				out.WriteString(" cut-off")
 			}
@@ -264,6 +268,8 @@ func (h *harness) run(t *testing.T, d *datadriven.TestData) string {
 		err = h.n.StepDown(ctx, h.at(t, d), strArg(t, d, "ch"), NodeID(intArg(t, d, "leader", 0)))
 	case "follow":
 		err = h.n.Follow(h.at(t, d), strArg(t, d, "ch"), NodeID(intArg(t, d, "leader", 0)))
+	case "due":
+		fmt.Fprintf(&out, "due=%s\n", ms(h.n.Due().Sub(h.start)))
 	case "changes":
 		// What an External node's backend is told (TakeChanges), and
 		// how many cues it had (OnChange) since the last look.

@@ -36,6 +36,11 @@ type Status struct {
 	// hear, it waits instead of standing.
 	Vouched time.Time
 	CutOff  bool
+	// Lossy is set while a member of the replica set has lately lost
+	// heartbeats on the way here (a gap in their numbers within ten
+	// timeouts, under Corroborated evidence): the leader the Replica
+	// follows is then held lost only after two timeouts of silence.
+	Lossy bool
 	// Lease is the fencing token taken when the node last won the
 	// channel's election; it holds only while that term lasts.
 	Lease rolefsm.Lease
@@ -118,6 +123,22 @@ func (ch *Channel) VouchedUntil() (time.Time, bool) {
 	return ch.node.time(until), true
 }
 
+// LossyUntil returns until when a Replica's leader is held lost only
+// after two timeouts of silence, and whether that holds now: a member
+// of the replica set (the leader included) lost heartbeats on the way
+// here within the last ten timeouts (a gap in their numbers), under
+// Corroborated evidence. The second timeout ends with it.
+func (ch *Channel) LossyUntil() (time.Time, bool) {
+	if ch.coord.Role() != rolefsm.Replica {
+		return time.Time{}, false
+	}
+	until, ok := ch.node.lossy(ch)
+	if !ok {
+		return time.Time{}, false
+	}
+	return ch.node.time(until), true
+}
+
 // Status returns the channel's state.
 func (ch *Channel) Status() Status {
 	n := ch.node
@@ -140,6 +161,7 @@ func (ch *Channel) Status() Status {
 		s.Vouched = n.time(v)
 		s.CutOff = l.Role == rolefsm.Replica && n.ownSilence(ch) && until > n.now
 	}
+	_, s.Lossy = ch.LossyUntil()
 	return s
 }
 

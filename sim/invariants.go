@@ -23,7 +23,9 @@ const (
 	// InvCandidate: no node stays Candidate past one election step.
 	InvCandidate = "no-stuck-candidate"
 	// InvReplica: no live Replica goes longer than the heartbeat timeout
-	// plus one step without hearing the leader it follows.
+	// plus one step without hearing the leader it follows (two timeouts
+	// while replica.Channel.LossyUntil), unless the members' reports
+	// vouch.
 	InvReplica = "no-stuck-replica"
 	// InvFencing: no append lands after its leader lost leadership
 	// locally (Result.StaleAppends is 0).
@@ -72,6 +74,11 @@ func (r *run) checkStep() {
 			r.activeIn[r.comp[i]] = true
 			contact := max(int(n.ch.Contact().Sub(r.epoch)/r.cfg.Step), n.reported)
 			due := contact + r.timeoutSteps
+			if u, ok := n.ch.LossyUntil(); ok {
+				// Heartbeats were lost lately: the leader's silence is
+				// held to two timeouts, while that lasts.
+				due = max(due, min(due+r.timeoutSteps, int(u.Sub(r.epoch)/r.cfg.Step)))
+			}
 			if v, ok := n.ch.VouchedUntil(); ok {
 				// The members' reports vouch for the leader until then:
 				// a Replica cut off alone waits.

@@ -32,9 +32,10 @@ const channelName = "ch"
 // msg is a heartbeat batch in flight: its entries are in the ring
 // slot's arena.
 type msg struct {
-	from, to int // 0-based
-	off, n   int // its entries in the slot's arena
-	hoff, hn int // its reports in the slot's heard arena
+	from, to int    // 0-based
+	off, n   int    // its entries in the slot's arena
+	hoff, hn int    // its reports in the slot's heard arena
+	seq, inc uint64 // the heartbeat's number, and its sender's boot
 }
 
 type node struct {
@@ -46,7 +47,8 @@ type node struct {
 	rng *rand.Rand
 
 	alive, pressure, closed bool
-	phase                   int // heartbeat phase, in steps
+	phase                   int    // heartbeat phase, in steps
+	boots                   uint64 // processes started, numbered as replica/udp numbers them
 
 	tail        uint64 // on the node's disk: it outlives a crash
 	candidateAt int    // step it became Candidate
@@ -233,6 +235,7 @@ func (r *run) boot(n *node) error {
 		replicas[i] = policy.NodeID(i + 1)
 	}
 	n.rn, n.alive, n.writing = rn, true, false
+	n.boots++
 	n.role, n.seq, n.leader = rolefsm.Idle, 0, false
 	err = rn.Open(r.ctx, r.now(), replica.ChannelConfig{
 		Name:         channelName,
@@ -331,7 +334,7 @@ func (r *run) deliver() {
 		}
 		from := policy.NodeID(m.from + 1)
 		r.refused(to, "rtt", to.rn.ObserveRTT(from, r.rtt[m.from*r.n+m.to]))
-		b := replica.Batch{From: from, Entries: r.arena[slot][m.off : m.off+m.n], Heard: r.heard[slot][m.hoff : m.hoff+m.hn]}
+		b := replica.Batch{From: from, Seq: m.seq, Incarnation: m.inc, Entries: r.arena[slot][m.off : m.off+m.n], Heard: r.heard[slot][m.hoff : m.hoff+m.hn]}
 		r.delivered++
 		if err := to.rn.Step(r.ctx, now, b); err != nil {
 			r.violate(InvNoRejection, to.num, "step: %v", err)
@@ -407,7 +410,7 @@ func (r *run) send(n *node, m *replica.Message) {
 	oneWay := rtt/2 + time.Duration(r.rng.Int64N(int64(rtt/2)+1))
 	slot := (r.step + 1 + int(oneWay/r.cfg.Step)) % len(r.ring)
 	r.ring[slot] = append(r.ring[slot], msg{from: from, to: to, off: len(r.arena[slot]), n: len(m.Batch.Entries),
-		hoff: len(r.heard[slot]), hn: len(m.Batch.Heard)})
+		hoff: len(r.heard[slot]), hn: len(m.Batch.Heard), seq: m.Batch.Seq, inc: r.nodes[from].boots})
 	r.arena[slot] = append(r.arena[slot], m.Batch.Entries...)
 	r.heard[slot] = append(r.heard[slot], m.Batch.Heard...)
 }

@@ -288,6 +288,9 @@ type channelStatus struct {
 	// Vouched is the latest contact a member reports.
 	CutOff  bool       `json:"cut_off,omitempty"`
 	Vouched *time.Time `json:"vouched,omitempty"`
+	// Lossy: heartbeats of the replica set have lately been lost on the
+	// way here, so the Replica waits two timeouts before it stands.
+	Lossy bool `json:"lossy,omitempty"`
 	// Token is the etcd fencing token of a leader's term (-election etcd).
 	Token *rolefsmetcd.Token `json:"token,omitempty"`
 }
@@ -326,7 +329,7 @@ func status(s *server.Server, el *rolefsmetcd.Elector) nodeStatus {
 		st.Etcd = &es
 	}
 	for _, c := range ss.Channels {
-		cs := channelStatus{Name: c.Channel, Role: c.Role.String(), Generation: c.Generation, Leader: c.Leader, Tail: c.Tail, CutOff: c.CutOff}
+		cs := channelStatus{Name: c.Channel, Role: c.Role.String(), Generation: c.Generation, Leader: c.Leader, Tail: c.Tail, CutOff: c.CutOff, Lossy: c.Lossy}
 		if !c.Vouched.IsZero() {
 			v := c.Vouched.UTC()
 			cs.Vouched = &v
