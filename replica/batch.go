@@ -34,7 +34,9 @@ type Entry struct {
 // channel the two share on which the sender is Leader or Replica.
 type Batch struct {
 	From NodeID
-	// Seq numbers the sender's heartbeats, from 1. A transport that
+	// Seq numbers the sender's heartbeats to this receiver, from 1, one
+	// more for each batch sent to it (a gap says batches were lost on
+	// the way: see Corroborated). A transport that
 	// splits a heartbeat over several datagrams gives each part the
 	// same Seq, so the receiver sees them as one heartbeat; 0 means
 	// unnumbered (the receiver numbers such batches itself, one

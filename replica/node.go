@@ -93,7 +93,6 @@ type Node struct {
 	onChange func()
 
 	out  []Message
-	beat uint64 // heartbeats sent
 	view []policy.Member
 	said []Report // the reports of the latest heartbeat
 }
@@ -105,6 +104,7 @@ type peer struct {
 	refs    int    // channels whose replica set holds it
 	batches uint64 // batches received from it
 	beat    uint64 // its latest heartbeat, by the sender's Seq (plus base) or our count
+	sent    uint64 // the batches sent to it: the Seq of the latest
 	// incarnation is the sender's latest boot heard, and base the beat
 	// it had reached when that boot began: a restarted sender numbers
 	// its heartbeats from 1 again, and they count from base.
@@ -511,7 +511,6 @@ func (n *Node) scan(ctx context.Context) {
 // peer, with an entry for every channel they share for which role says
 // there is one to send.
 func (n *Node) heartbeat(role func(ch *Channel) (rolefsm.Role, bool)) []Message {
-	n.beat++
 	said := n.reports()
 	for i := range n.peers {
 		n.peers[i].out = n.peers[i].out[:0]
@@ -531,7 +530,11 @@ func (n *Node) heartbeat(role func(ch *Channel) (rolefsm.Role, bool)) []Message 
 	}
 	for _, k := range n.byID {
 		if p := &n.peers[k]; len(p.out) > 0 {
-			n.out = append(n.out, Message{To: p.id, Batch: Batch{From: n.id, Seq: n.beat, Entries: p.out, Heard: said}})
+			// Numbered per peer: a heartbeat that has nothing for a
+			// peer (every channel they share Candidate or Idle here)
+			// is not sent to it, and must not look lost there.
+			p.sent++
+			n.out = append(n.out, Message{To: p.id, Batch: Batch{From: n.id, Seq: p.sent, Entries: p.out, Heard: said}})
 		}
 	}
 	return n.out
