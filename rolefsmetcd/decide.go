@@ -17,8 +17,9 @@ type election struct {
 	// valid says the session may be acted on now (TTL − Margin after
 	// the latest keep-alive's send has not passed).
 	valid bool
-	// mine says this session has a key in the channel's election.
-	mine bool
+	// mine says this session has a key in the channel's election; held
+	// that it is the key of a term this session won (and left).
+	mine, held bool
 	// hasLeader says some key leads; leading that it is this
 	// session's, and created its create revision.
 	hasLeader, leading bool
@@ -74,6 +75,11 @@ func decide(e election) decision {
 	switch e.role {
 	case rolefsm.Replica:
 		switch {
+		case e.held:
+			// The key of a term it left (the watchdog stepped it down):
+			// resign it, and wait in line with a new one, so that no two
+			// terms share a token.
+			return decision{verb: follow, leader: e.other, resign: true}
 		case !e.hasLeader:
 			if !e.valid {
 				return decision{} // it cannot win without a session it can trust
@@ -84,7 +90,11 @@ func decide(e election) decision {
 			// one now: it stands, and is elected on the key it has, in
 			// the same pass, with no round trip to etcd.
 			if !e.valid {
-				return decision{verb: follow} // not on a session it cannot trust
+				// Not on a session it cannot trust; and its key, first
+				// in line, would hold up the nodes behind it until the
+				// session lapsed at the server: resign it (if etcd is
+				// reachable at all).
+				return decision{verb: follow, resign: true}
 			}
 			return decision{verb: stand}
 		default:
@@ -95,6 +105,10 @@ func decide(e election) decision {
 		}
 	case rolefsm.Candidate:
 		switch {
+		case e.held:
+			// Stood on its own (disk pressure relieved, a rejoin) with
+			// the key of a term it left: resign it, then campaign anew.
+			return decision{resign: true}
 		case !e.valid:
 			// It cannot win without a session it can trust.
 			return decision{verb: elect, leader: e.other, resign: e.mine}

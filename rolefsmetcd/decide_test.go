@@ -34,7 +34,7 @@ func TestDecide(t *testing.T) {
 			t.Fatalf("%s: %v", d.Pos, err)
 		}
 		e.role = r
-		e.valid, e.mine = d.HasArg("valid"), d.HasArg("mine")
+		e.valid, e.mine, e.held = d.HasArg("valid"), d.HasArg("mine"), d.HasArg("held")
 		if d.HasArg("leader") {
 			var l string
 			d.ScanArgs(t, "leader", &l)

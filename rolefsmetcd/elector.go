@@ -51,6 +51,15 @@ type Elector struct {
 
 	tokMu  sync.Mutex
 	tokens map[string]Token
+	// won is the create revision of the key of the latest term this
+	// session won, per channel (the token it held): a Replica that holds
+	// that key again resigns it rather than wait in line on it, so that
+	// no two terms share a token. resigned is the revision at which a
+	// delete of this session's key committed, per channel, until the
+	// view reaches it: till then the key the view still shows is gone.
+	// Both are guarded by tokMu (Relinquish runs on its caller's
+	// goroutine).
+	won, resigned map[string]int64
 
 	stats stats
 }
@@ -91,15 +100,17 @@ func New(ctx context.Context, cfg Config, d *replica.Driver) (*Elector, error) {
 	}
 	e := &Elector{
 		cfg: cfg, cli: cfg.Client, d: d,
-		valid:   validity{ttl: cfg.TTL, margin: cfg.Margin},
-		changed: make(chan struct{}, 1),
-		kick:    make(chan struct{}, 1),
-		view:    newView(cfg.Prefix),
-		cands:   make(map[string]int64),
-		tokens:  make(map[string]Token),
-		full:    true,
-		dirty:   make(map[string]struct{}),
-		retry:   make(map[string]struct{}),
+		valid:    validity{ttl: cfg.TTL, margin: cfg.Margin},
+		changed:  make(chan struct{}, 1),
+		kick:     make(chan struct{}, 1),
+		view:     newView(cfg.Prefix),
+		cands:    make(map[string]int64),
+		tokens:   make(map[string]Token),
+		won:      make(map[string]int64),
+		resigned: make(map[string]int64),
+		full:     true,
+		dirty:    make(map[string]struct{}),
+		retry:    make(map[string]struct{}),
 	}
 	external := false
 	_ = d.Do(func(n *replica.Node, _ time.Time) error {
@@ -193,9 +204,54 @@ func (e *Elector) Relinquish(ctx context.Context, channel string) error {
 	}
 	// The view belongs to Run's goroutine: the key is built from the
 	// configuration alone.
-	_, err := e.txn(ctx, []clientv3.Op{clientv3.OpDelete(electionKey(e.cfg.Prefix+"/", channel, lease))})
+	rev, err := e.txn(ctx, []clientv3.Op{clientv3.OpDelete(electionKey(e.cfg.Prefix+"/", channel, lease))})
+	if err == nil {
+		e.noteResigned([]string{channel}, rev)
+	}
 	e.poke()
 	return err
+}
+
+// noteResigned records that deletes of this session's keys on channels
+// committed at rev: until the view reaches rev, the keys it still shows
+// there are gone, and not in line.
+func (e *Elector) noteResigned(channels []string, rev int64) {
+	e.tokMu.Lock()
+	defer e.tokMu.Unlock()
+	for _, ch := range channels {
+		e.resigned[ch] = max(e.resigned[ch], rev)
+	}
+}
+
+// gone reports whether this session's key on channel, created at
+// created, has been deleted at a revision the view has not reached.
+func (e *Elector) gone(channel string, created int64) bool {
+	e.tokMu.Lock()
+	defer e.tokMu.Unlock()
+	r, ok := e.resigned[channel]
+	switch {
+	case !ok:
+		return false
+	case e.view.rev >= r:
+		delete(e.resigned, channel) // the view has the delete
+		return false
+	}
+	return created < r
+}
+
+// heldTerm reports whether created is the create revision of the key of
+// a term this session won on channel.
+func (e *Elector) heldTerm(channel string, created int64) bool {
+	e.tokMu.Lock()
+	defer e.tokMu.Unlock()
+	r, ok := e.won[channel]
+	return ok && r == created
+}
+
+func (e *Elector) wonTerm(channel string, created int64) {
+	e.tokMu.Lock()
+	defer e.tokMu.Unlock()
+	e.won[channel] = created
 }
 
 // Leave is the graceful shutdown: the node leaves every channel
@@ -419,6 +475,7 @@ func (e *Elector) pass(ctx context.Context) {
 		return
 	}
 	rev, err := e.txn(ctx, ops)
+	e.committed(ops, rev, err)
 	e.campaigned(campaigns, rev, err)
 	if err != nil {
 		for _, name := range touched {
@@ -482,6 +539,9 @@ func (e *Elector) plan(ctx context.Context, n *replica.Node, now time.Time, leas
 			if dc.verb == elect {
 				delete(e.cands, name) // decided: no longer waiting for the view
 			}
+			if dc.won {
+				e.wonTerm(name, el.created)
+			}
 			if ((dc.verb == elect && !dc.won) || dc.verb == stepDown) && dc.leader == 0 && !dc.campaign && !dc.resign {
 				// A Replica following nobody, and nothing sent to etcd whose
 				// watch event would bring it back: look again next pass.
@@ -540,6 +600,24 @@ func (e *Elector) visits(n *replica.Node) []string {
 	return names
 }
 
+// committed notes the deletes of this session's keys among ops, once
+// their transactions committed (at rev, the last one's revision, or
+// later than any one's: a view at rev holds them all).
+func (e *Elector) committed(ops []clientv3.Op, rev int64, err error) {
+	if err != nil {
+		return // a failed delete is sent again; the key may still stand
+	}
+	var chans []string
+	for _, op := range ops {
+		if op.IsDelete() {
+			if ch, _, ok := e.view.parse(string(op.KeyBytes())); ok {
+				chans = append(chans, ch)
+			}
+		}
+	}
+	e.noteResigned(chans, rev)
+}
+
 // campaigned records the outcome of the transaction that carried the
 // campaigns: committed at rev, or failed with err (retried on the next
 // pass).
@@ -557,9 +635,15 @@ func (e *Elector) campaigned(campaigns []string, rev int64, err error) {
 // view's keys, the campaign and the token.
 func (e *Elector) election(n *replica.Node, name string, lease int64, valid bool) election {
 	el := election{role: n.Coordinator(name).Role(), valid: valid, viewRev: e.view.rev}
-	ldLease, ld, hasLd := e.view.leader(name)
 	own, mine := e.view.has(name, lease)
-	el.mine = mine && lease != 0
+	mine = mine && lease != 0
+	var except int64 // a lease whose key the view shows but etcd has deleted
+	if mine && e.gone(name, own.created) {
+		mine, except = false, lease
+	}
+	el.mine = mine
+	el.held = mine && e.heldTerm(name, own.created)
+	ldLease, ld, hasLd := e.view.leader(name, except)
 	el.hasLeader, el.leading, el.created = hasLd, hasLd && ldLease == lease, ld.created
 	// The leader to follow if it is not this session: nobody if the key
 	// names this node (one left by its previous run: a key of another
@@ -569,7 +653,7 @@ func (e *Elector) election(n *replica.Node, name string, lease int64, valid bool
 		el.other = ld.node
 	}
 	el.campaign, el.campaigning = e.cands[name]
-	if !el.campaigning && el.mine {
+	if !el.campaigning && el.mine && !el.held {
 		// A key waiting in line: the view holds it, so it is complete
 		// up to its creation.
 		el.campaign, el.campaigning = own.created, true

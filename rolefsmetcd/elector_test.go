@@ -100,6 +100,10 @@ func TestFailoverNeedsNoRequest(t *testing.T) {
 		return err == nil && resp.Count == int64(3*len(r.channels))
 	})
 	sent := map[replica.NodeID]uint64{2: r.nodes[2].el.Stats().Txns, 3: r.nodes[3].el.Stats().Txns}
+	old := map[string]Token{}
+	for _, ch := range r.channels {
+		old[ch], _ = one.el.Token(ch)
+	}
 	if err := one.cli.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +121,9 @@ func TestFailoverNeedsNoRequest(t *testing.T) {
 		if got := r.nodes[id].el.Stats().Txns; got != before {
 			t.Errorf("node %d sent %d transactions to take over, want none", id, got-before)
 		}
+	}
+	for _, ch := range r.channels {
+		r.fenced(ch, old[ch])
 	}
 }
 
@@ -259,19 +266,7 @@ func leaderCut(t *testing.T, members int) {
 		if _, ok := one.el.Token(ch); ok {
 			t.Errorf("%s: node 1 kept its token", ch)
 		}
-		l := r.nodes[r.leaders(ch)[0]]
-		tok, _ := l.el.Token(ch)
-		if tok.Revision <= old[ch].Revision {
-			t.Errorf("%s: the new term's token %v is not above the old %v", ch, tok, old[ch])
-		}
-		resp, err := l.cli.Txn(bg).If(old[ch].Guard()).Then(clientv3.OpPut("/store/"+ch, "stale")).Commit()
-		if err != nil || resp.Succeeded {
-			t.Errorf("%s: the old leader's write passed the fence (%v)", ch, err)
-		}
-		resp, err = l.cli.Txn(bg).If(tok.Guard()).Then(clientv3.OpPut("/store/"+ch, "fresh")).Commit()
-		if err != nil || !resp.Succeeded {
-			t.Errorf("%s: the new leader's write was fenced off (%v)", ch, err)
-		}
+		r.fenced(ch, old[ch])
 	}
 
 	one.proxy.UnpauseTx()

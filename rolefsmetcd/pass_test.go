@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/datadriven"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -31,6 +32,10 @@ import (
 //	del channel=NAME lease=HEX                  a key leaves the view
 //	disk channel=NAME on|off                    the node's disk pressure
 //	remove channel=NAME                         the node removes the channel
+//	stepdown channel=NAME                       the watchdog steps the leader down (stale session)
+//	relinquish channel=NAME                     Elector.Relinquish: its key's delete commits, its event held back
+//	rejoin channel=NAME                         the node rejoins the channel
+//	deliver                                     the held-back watch events reach the view
 //	pass [fail] [full]                          one pass; its transaction commits, or fails; full: the safety pass
 //	status                                      each channel's role and leader
 //
@@ -94,6 +99,39 @@ func TestPass(t *testing.T) {
 					t.Fatalf("%s: %v", d.Pos, err)
 				}
 				return p.transitions()
+			case "stepdown":
+				// What the watchdog does on a stale session.
+				var ch string
+				d.ScanArgs(t, "channel", &ch)
+				p.e.dropToken(ch)
+				if err := p.n.StepDown(context.Background(), p.now, ch, 0); err != nil {
+					return fmt.Sprintf("error: %v\n", err)
+				}
+				return p.transitions()
+			case "relinquish":
+				// What Elector.Relinquish does: the node leaves office and
+				// the key's delete commits, its watch event held back
+				// until deliver.
+				var ch string
+				d.ScanArgs(t, "channel", &ch)
+				if err := p.n.Relinquish(context.Background(), p.now, ch); err != nil {
+					return fmt.Sprintf("error: %v\n", err)
+				}
+				p.e.dropToken(ch)
+				rev := p.hold([]clientv3.Op{clientv3.OpDelete(p.e.view.key(ch, p.e.lease.Load()))})
+				p.e.noteResigned([]string{ch}, rev)
+				return p.transitions() + fmt.Sprintf("etcd: delete %s/%x committed at %d, not yet delivered\n", ch, p.e.lease.Load(), rev)
+			case "rejoin":
+				var ch string
+				d.ScanArgs(t, "channel", &ch)
+				if err := p.n.Rejoin(context.Background(), p.now, ch); err != nil {
+					return fmt.Sprintf("error: %v\n", err)
+				}
+				return p.transitions()
+			case "deliver":
+				p.e.applyEvents(p.held)
+				p.held = clientv3.WatchResponse{}
+				return ""
 			case "pass":
 				return p.pass(d.HasArg("fail"), d.HasArg("full"))
 			case "status":
@@ -111,6 +149,8 @@ type passRig struct {
 	e    *Elector
 	now  time.Time
 	subs map[string]*rolefsm.Subscription
+	rev  int64                  // the revision of the last transaction committed
+	held clientv3.WatchResponse // events committed, not yet delivered to the view
 }
 
 func newPassRig(t *testing.T, d *datadriven.TestData) *passRig {
@@ -146,13 +186,15 @@ func newPassRig(t *testing.T, d *datadriven.TestData) *passRig {
 	p.n = n
 	p.e = &Elector{
 		cfg: cfg, id: n.ID(),
-		valid:  validity{ttl: cfg.TTL, margin: cfg.Margin},
-		view:   newView(cfg.Prefix),
-		cands:  map[string]int64{},
-		tokens: map[string]Token{},
-		full:   true,
-		dirty:  map[string]struct{}{},
-		retry:  map[string]struct{}{},
+		valid:    validity{ttl: cfg.TTL, margin: cfg.Margin},
+		view:     newView(cfg.Prefix),
+		cands:    map[string]int64{},
+		tokens:   map[string]Token{},
+		won:      map[string]int64{},
+		resigned: map[string]int64{},
+		full:     true,
+		dirty:    map[string]struct{}{},
+		retry:    map[string]struct{}{},
 	}
 	return p
 }
@@ -169,16 +211,39 @@ func parseLease(t *testing.T, d *datadriven.TestData, hex string) int64 {
 // revision, as the watch delivers it (the elector's own applyEvents),
 // and returns that revision.
 func (p *passRig) commit(ops []clientv3.Op) int64 {
+	rev := p.hold(ops)
+	p.e.applyEvents(p.held)
+	p.held = clientv3.WatchResponse{}
+	return rev
+}
+
+// hold commits ops as one transaction at the next revision, and keeps
+// its watch events back (with any held before) until delivered.
+func (p *passRig) hold(ops []clientv3.Op) int64 {
 	v := p.e.view
-	rev := v.rev + 1
-	var wr clientv3.WatchResponse
+	p.rev = max(p.rev, v.rev) + 1
+	rev := p.rev
+	wr := &p.held
+	wr.Header = &pb.ResponseHeader{Revision: rev}
 	for _, op := range ops {
 		switch {
 		case op.IsPut():
+			// A put on a standing key keeps its create revision; the
+			// key stands as the view, then the held-back events, say.
 			created := rev
 			if ch, lease, ok := v.parse(string(op.KeyBytes())); ok {
 				if c, ok := v.has(ch, lease); ok {
-					created = c.created // a put on a standing key keeps its create revision
+					created = c.created
+				}
+			}
+			for _, ev := range wr.Events {
+				if string(ev.Kv.Key) != string(op.KeyBytes()) {
+					continue
+				}
+				if ev.Type == clientv3.EventTypeDelete {
+					created = rev
+				} else {
+					created = ev.Kv.CreateRevision
 				}
 			}
 			wr.Events = append(wr.Events, &clientv3.Event{Type: clientv3.EventTypePut,
@@ -190,7 +255,6 @@ func (p *passRig) commit(ops []clientv3.Op) int64 {
 			p.t.Fatalf("a pass sent %v", op)
 		}
 	}
-	p.e.applyEvents(wr)
 	return rev
 }
 
@@ -224,6 +288,7 @@ func (p *passRig) pass(fail, full bool) string {
 		} else {
 			rev := p.commit(ops)
 			fmt.Fprintf(&b, "etcd: committed at %d\n", rev)
+			p.e.committed(ops, rev, nil)
 			p.e.campaigned(campaigns, rev, nil)
 		}
 	}

@@ -241,6 +241,26 @@ func (r *rig) settled(ids ...replica.NodeID) bool {
 	return true
 }
 
+// fenced checks that channel's new term, led by the one leader it has,
+// holds a token above old, the previous term's, and that a write
+// guarded by old is refused at etcd while one guarded by the new passes.
+func (r *rig) fenced(channel string, old Token) {
+	r.t.Helper()
+	l := r.nodes[r.leaders(channel)[0]]
+	tok, ok := l.el.Token(channel)
+	if !ok || tok.Revision <= old.Revision {
+		r.t.Errorf("%s: the new term's token %v (%t) is not above the old %v", channel, tok, ok, old)
+	}
+	resp, err := l.cli.Txn(bg).If(old.Guard()).Then(clientv3.OpPut("/store/"+channel, "stale")).Commit()
+	if err != nil || resp.Succeeded {
+		r.t.Errorf("%s: the old leader's write passed the fence (%v)", channel, err)
+	}
+	resp, err = l.cli.Txn(bg).If(tok.Guard()).Then(clientv3.OpPut("/store/"+channel, "fresh")).Commit()
+	if err != nil || !resp.Succeeded {
+		r.t.Errorf("%s: the new leader's write was fenced off (%v)", channel, err)
+	}
+}
+
 func (r *rig) waitFor(what string, cond func() bool) {
 	r.t.Helper()
 	deadline := time.Now().Add(poll)

@@ -84,15 +84,18 @@ func TestViewKeys(t *testing.T) {
 	v.put(&mvccpb.KeyValue{Key: []byte("/p/a/2"), CreateRevision: 9, Value: []byte("2")})
 	v.put(&mvccpb.KeyValue{Key: []byte("/p/a/1"), CreateRevision: 7, Value: []byte("node one")})
 	v.put(&mvccpb.KeyValue{Key: []byte("/p/junk"), CreateRevision: 1, Value: []byte("1")})
-	if l, c, ok := v.leader("a"); !ok || l != 1 || c.created != 7 || c.node != 0 {
+	if l, c, ok := v.leader("a", 0); !ok || l != 1 || c.created != 7 || c.node != 0 {
 		t.Errorf("leader %x %+v %t: want lease 1, revision 7, no node named", l, c, ok)
 	}
+	if l, _, ok := v.leader("a", 1); !ok || l != 2 {
+		t.Errorf("leader leaving lease 1 out (known deleted): %x %t, want lease 2", l, ok)
+	}
 	v.del([]byte("/p/a/1"))
-	if l, c, ok := v.leader("a"); !ok || l != 2 || c.node != replica.NodeID(2) {
+	if l, c, ok := v.leader("a", 0); !ok || l != 2 || c.node != replica.NodeID(2) {
 		t.Errorf("leader after delete: %x %+v %t", l, c, ok)
 	}
 	v.del([]byte("/p/a/2"))
-	if _, _, ok := v.leader("a"); ok || len(v.chans) != 0 {
+	if _, _, ok := v.leader("a", 0); ok || len(v.chans) != 0 {
 		t.Errorf("a leader with no key: %v", v.chans)
 	}
 }

@@ -93,9 +93,13 @@ func (v *view) del(key []byte) {
 	}
 }
 
-// leader returns the channel's leader: the candidate created first.
-func (v *view) leader(channel string) (lease int64, c candidate, ok bool) {
+// leader returns the channel's leader: the candidate created first,
+// leaving out the key of lease except (0: none), one known deleted.
+func (v *view) leader(channel string, except int64) (lease int64, c candidate, ok bool) {
 	for l, k := range v.chans[channel] {
+		if l == except && except != 0 {
+			continue
+		}
 		if !ok || k.created < c.created {
 			lease, c, ok = l, k, true
 		}
