@@ -194,6 +194,9 @@ func (n *Node) Remove(ctx context.Context, now time.Time, name string) error {
 		p := &n.peers[m.peer]
 		if p.refs--; p.refs == 0 {
 			p.seen = nil // its places may hold removed channels, and it may never speak again
+			// Its batches are refused until a channel holds it again,
+			// unread: the first one then is a first contact, not a gap.
+			p.heard, p.gapAt = false, never
 		}
 	}
 	return nil

@@ -103,28 +103,29 @@ func (n *Node) silenceEnds(ch *Channel) int64 {
 // keeps a channel's links counted as lossy.
 const lossMemory = 10
 
-// lossy reports whether, under Corroborated evidence, a member of ch's
-// replica set (its leader included) has skipped heartbeats here within
-// the last lossMemory timeouts (peer.gapAt), and until when that holds:
-// while it does, a leader that claimed office is held lost only after
-// a second timeout of silence. On links that lose batches, a leader's
+// lossy reports whether, under Corroborated evidence, the leader ch
+// follows has lately lost heartbeats on the way here (a gap in its
+// numbers within the last lossMemory timeouts: peer.gapAt), and until
+// when that holds: while it does, the leader is held lost only after a
+// second timeout of silence. On a link that loses batches, the leader's
 // claims and the members' reports are lost together often enough that
 // one timeout of silence, with no report to vouch, is no proof of
 // death; as Lifeguard (hashicorp/memberlist's awareness) waits longer
 // when the node itself misses messages. A clean link costs nothing: a
 // real death there fails over after one timeout, as before, for a dead
 // leader leaves a silence, not a gap. On a lossy one it costs up to a
-// timeout more.
+// timeout more. Only the leader's own link counts: a false stand needs
+// its claims lost, and a gap elsewhere (another member's link, or a
+// member's key holder skipping numbers) does not slow the failover.
 func (n *Node) lossy(ch *Channel) (until int64, ok bool) {
 	if n.evidence != Corroborated || !ch.following || !ch.leaderClaimed || ch.leaderLeft {
 		return 0, false
 	}
-	memory := lossMemory * int64(n.rule.Timeout())
-	for i := range ch.members {
-		if at := n.peers[ch.members[i].peer].gapAt; at != never {
-			until = max(until, sat(at, memory))
-		}
+	l := n.peer(ch.leader)
+	if l == nil || l.gapAt == never {
+		return 0, false
 	}
+	until = sat(l.gapAt, lossMemory*int64(n.rule.Timeout()))
 	return until, until > n.now
 }
 

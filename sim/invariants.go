@@ -24,8 +24,8 @@ const (
 	InvCandidate = "no-stuck-candidate"
 	// InvReplica: no live Replica goes longer than the heartbeat timeout
 	// plus one step without hearing the leader it follows (two timeouts
-	// while replica.Channel.LossyUntil), unless the members' reports
-	// vouch.
+	// within ten timeouts of a batch of the leader's to it lost by the
+	// simulator), unless the members' reports vouch.
 	InvReplica = "no-stuck-replica"
 	// InvFencing: no append lands after its leader lost leadership
 	// locally (Result.StaleAppends is 0).
@@ -45,6 +45,16 @@ func differs(a, b *Result) string {
 		return "leader counts differ"
 	}
 	return ""
+}
+
+// lossyLink reports whether a batch from node from to node to was lost
+// (to loss or a cut) recently enough that the receiver may still count
+// the link as lossy: it sees the gap when the next batch arrives (at
+// most an interval and the longest delay later) and remembers it for
+// ten timeouts (replica.Channel.LossyUntil).
+func (r *run) lossyLink(from, to int) bool {
+	at := r.lost[from*r.n+to]
+	return at >= 0 && r.step-at <= 10*r.timeoutSteps+r.hbSteps+r.maxDelay+1
 }
 
 // checkStep checks the per-step invariants and counts leaders, in all
@@ -74,10 +84,10 @@ func (r *run) checkStep() {
 			r.activeIn[r.comp[i]] = true
 			contact := max(int(n.ch.Contact().Sub(r.epoch)/r.cfg.Step), n.reported)
 			due := contact + r.timeoutSteps
-			if u, ok := n.ch.LossyUntil(); ok {
-				// Heartbeats were lost lately: the leader's silence is
-				// held to two timeouts, while that lasts.
-				due = max(due, min(due+r.timeoutSteps, int(u.Sub(r.epoch)/r.cfg.Step)))
+			if l := int(n.ch.Status().Leader) - 1; l >= 0 && l < r.n && l != i && r.lossyLink(l, i) {
+				// The simulator lost a batch of the leader to this node
+				// lately: its silence may be held to two timeouts.
+				due += r.timeoutSteps
 			}
 			if v, ok := n.ch.VouchedUntil(); ok {
 				// The members' reports vouch for the leader until then:

@@ -101,6 +101,7 @@ type run struct {
 
 	rtt      []time.Duration // n×n, symmetric
 	loss     []float64       // n×n, from×to
+	lost     []int           // n×n: the step a batch on the link was last lost (dropped by loss or a cut); -1: never
 	linkDown []bool          // n×n
 	side     []bool          // partition side of each node
 	parted   bool
@@ -137,6 +138,7 @@ func newRun(cfg Config, trace io.Writer, h hooks) *run {
 		trace:     trace,
 		rtt:       make([]time.Duration, n*n),
 		loss:      make([]float64, n*n),
+		lost:      make([]int, n*n),
 		linkDown:  make([]bool, n*n),
 		side:      make([]bool, n),
 		comp:      make([]int, n),
@@ -155,6 +157,9 @@ func newRun(cfg Config, trace io.Writer, h hooks) *run {
 	r.hbSteps = int(ceilDiv(cfg.Heartbeat.Interval(), cfg.Step))
 	r.timeoutSteps = int(ceilDiv(cfg.Heartbeat.Timeout(), cfg.Step))
 	r.maxDelay = 1 + int(maxRTT/cfg.Step)
+	for i := range r.lost {
+		r.lost[i] = -1
+	}
 	r.ring = make([][]msg, r.maxDelay+1)
 	r.arena = make([][]replica.Entry, r.maxDelay+1)
 	r.heard = make([][]replica.Report, r.maxDelay+1)
@@ -330,6 +335,7 @@ func (r *run) deliver() {
 	for _, m := range r.ring[slot] {
 		to := &r.nodes[m.to]
 		if !to.alive || !r.connected(m.from, m.to) {
+			r.lost[m.from*r.n+m.to] = r.step
 			continue
 		}
 		from := policy.NodeID(m.from + 1)
@@ -400,10 +406,12 @@ func (r *run) act(n *node) {
 func (r *run) send(n *node, m *replica.Message) {
 	from, to := n.num-1, int(m.To)-1
 	if !r.connected(from, to) {
+		r.lost[from*r.n+to] = r.step
 		return
 	}
 	k := from*r.n + to
 	if l := r.loss[k]; l > 0 && r.rng.Float64() < l {
+		r.lost[k] = r.step
 		return
 	}
 	rtt := r.rtt[k]
