@@ -34,9 +34,9 @@ const (
 	// last, late by at most the links' jitter. A report that showed its
 	// member still hearing the leader also vouches for the timeout
 	// after it was sent, so that a lost report or two does not make the
-	// member look silent (see Channel.VouchedUntil). On links that lose
-	// heartbeats (a gap in a member's heartbeat numbers within ten
-	// timeouts: Channel.Lossy), the leader is held lost only after two
+	// member look silent (see Channel.VouchedUntil). On a link that
+	// loses the leader's heartbeats (a gap in their numbers within ten
+	// timeouts: Channel.LossyUntil), the leader is held lost only after two
 	// timeouts of silence, not one: a dead leader leaves a silence, not a
 	// gap, so a clean link pays nothing. And a Leader that hears
 	// a rival Leader which, for a timeout of batches, has reported not

@@ -36,10 +36,10 @@ type Status struct {
 	// hear, it waits instead of standing.
 	Vouched time.Time
 	CutOff  bool
-	// Lossy is set while a member of the replica set has lately lost
-	// heartbeats on the way here (a gap in their numbers within ten
-	// timeouts, under Corroborated evidence): the leader the Replica
-	// follows is then held lost only after two timeouts of silence.
+	// Lossy is set while the leader the Replica follows has lately lost
+	// heartbeats on the way here (a gap in its numbers within ten
+	// timeouts, under Corroborated evidence): it is then held lost only
+	// after two timeouts of silence.
 	Lossy bool
 	// Lease is the fencing token taken when the node last won the
 	// channel's election; it holds only while that term lasts.
@@ -124,10 +124,10 @@ func (ch *Channel) VouchedUntil() (time.Time, bool) {
 }
 
 // LossyUntil returns until when a Replica's leader is held lost only
-// after two timeouts of silence, and whether that holds now: a member
-// of the replica set (the leader included) lost heartbeats on the way
-// here within the last ten timeouts (a gap in their numbers), under
-// Corroborated evidence. The second timeout ends with it.
+// after two timeouts of silence, and whether that holds now: the leader
+// lost heartbeats on the way here within the last ten timeouts (a gap
+// in their numbers), under Corroborated evidence. The second timeout
+// ends with it.
 func (ch *Channel) LossyUntil() (time.Time, bool) {
 	if ch.coord.Role() != rolefsm.Replica {
 		return time.Time{}, false

@@ -288,8 +288,8 @@ type channelStatus struct {
 	// Vouched is the latest contact a member reports.
 	CutOff  bool       `json:"cut_off,omitempty"`
 	Vouched *time.Time `json:"vouched,omitempty"`
-	// Lossy: heartbeats of the replica set have lately been lost on the
-	// way here, so the Replica waits two timeouts before it stands.
+	// Lossy: the leader's heartbeats have lately been lost on the way
+	// here, so the Replica waits two timeouts before it stands.
 	Lossy bool `json:"lossy,omitempty"`
 	// Token is the etcd fencing token of a leader's term (-election etcd).
 	Token *rolefsmetcd.Token `json:"token,omitempty"`
