@@ -90,7 +90,7 @@ func (n *Node) silenceEnds(ch *Channel) int64 {
 	}
 	end := last + timeout
 	if until, ok := n.lossy(ch); ok {
-		// A second timeout, while the links count as lossy.
+		// A second timeout, while the leader's link counts as lossy.
 		end = max(end, min(sat(end, timeout), until))
 	}
 	if _, until, ok := n.vouched(ch); ok && until > end {
@@ -99,8 +99,8 @@ func (n *Node) silenceEnds(ch *Channel) int64 {
 	return end
 }
 
-// lossMemory is how long, in timeouts, a gap in a member's heartbeats
-// keeps a channel's links counted as lossy.
+// lossMemory is how long, in timeouts, a gap in the leader's heartbeat
+// numbers keeps its link counted as lossy.
 const lossMemory = 10
 
 // lossy reports whether, under Corroborated evidence, the leader ch
