@@ -43,6 +43,12 @@ type Channel struct {
 	tail    uint64
 	// announced is the tail the latest heartbeat carried.
 	announced uint64
+	// Under External, told is the entry the heartbeats last carried
+	// (its Channel left empty; the zero Entry while none goes out), and
+	// toldAt the heartbeat in which it last changed (see
+	// Config.External).
+	told   Entry
+	toldAt uint64
 
 	leader        NodeID // the leader followed, if following
 	following     bool
@@ -240,7 +246,7 @@ func (n *Node) Leave(ctx context.Context, now time.Time) []Message {
 	}
 	n.out = n.out[:0]
 	n.sayIdle = 0 // the goodbyes say it of every channel
-	return n.heartbeat(func(ch *Channel) (rolefsm.Role, bool) { ch.sayIdle = false; return rolefsm.Idle, true })
+	return n.heartbeat(true, func(ch *Channel) (rolefsm.Role, bool) { ch.sayIdle = false; return rolefsm.Idle, true })
 }
 
 // Rejoin ends a Close or Relinquish: the channel joins as a Replica
@@ -286,7 +292,10 @@ func (n *Node) SetTail(name string, tail uint64) error {
 	if tail < ch.tail {
 		return fmt.Errorf("%w: channel %q from %d to %d", ErrTailBackwards, name, ch.tail, tail)
 	}
-	ch.tail = tail
+	if tail != ch.tail {
+		ch.tail = tail
+		n.tell()
+	}
 	return nil
 }
 
@@ -327,6 +336,7 @@ func (n *Node) transition(ctx context.Context, ch *Channel, to rolefsm.Role, sig
 		n.sayIdle++
 	}
 	n.wake = n.now
+	n.tell()
 	if err == nil && n.external && t.From != t.To {
 		n.noteChange(ch)
 	}

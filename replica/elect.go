@@ -142,6 +142,7 @@ func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
 			ch.leaderClaimed, ch.leaderLeft = false, true
 			ch.leaderGone = e.Role == rolefsm.Idle
 			n.wake = n.now
+			n.tell()
 		}
 		return
 	}
@@ -149,6 +150,9 @@ func (n *Node) heard(ctx context.Context, ch *Channel, id NodeID, e Entry) {
 		// The backend names the leader: a claim only refreshes the
 		// leader's tail when it comes from the node followed.
 		if ch.following && ch.leader == id {
+			if !ch.leaderClaimed || ch.leaderLeft {
+				n.tell() // the entry now says it has a live leader
+			}
 			ch.leaderTail, ch.leaderClaimed, ch.leaderLeft = e.Tail, true, false
 			ch.claimAt, ch.contact = n.now, n.now
 		}

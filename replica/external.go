@@ -135,6 +135,7 @@ func (n *Node) Follow(now time.Time, name string, leader NodeID) error {
 }
 
 func (n *Node) followOrWait(ch *Channel, leader NodeID) {
+	n.tell() // the entry may no longer say it has a live leader
 	if leader == 0 || leader == n.id {
 		n.waitForLeader(ch)
 		return

@@ -27,7 +27,20 @@ type Config struct {
 	// node, such as rolefsmetcd's: the node then never stands, elects,
 	// follows a claim or concedes on its own, and the backend reports
 	// what it decides with Stand, Elected, StepDown and Follow (see
-	// external.go). Heartbeats still carry roles, tails and health.
+	// external.go). Heartbeats still carry roles and tails, but only
+	// what changed: the backend, not the heartbeats, tells the nodes
+	// who is alive, so an entry goes out in the ExternalRepeats
+	// heartbeats after it changed, and every entry once every
+	// ExternalRefresh intervals (and in the next heartbeat to a peer
+	// newly heard or restarted). A heartbeat with nothing to carry is
+	// not sent, and the node needs no Tick for it (Due): at rest a node
+	// wakes, and sends each peer one batch, every ExternalRefresh
+	// intervals, and a peer counts as healthy (Peers) within that long
+	// plus the timeout. A role changed on a channel's coordinator
+	// behind the node's back goes out with the next refresh. Kubernetes'
+	// node heartbeats work the same way: a Lease says the kubelet is
+	// alive, and the node's status is written when it changes, or every
+	// few minutes.
 	External bool
 	// Evidence is what a Replica weighs before it stands: Corroborated
 	// asks the replica set; OwnSilence is upstream's rule. The default
@@ -95,7 +108,25 @@ type Node struct {
 	out  []Message
 	view []policy.Member
 	said []Report // the reports of the latest heartbeat
+	// Under External: beats counts the heartbeats built (Tick's and
+	// Leave's), the clock of what changed when (Channel.toldAt);
+	// untold says an entry may have changed, or a change is still to be
+	// repeated, or a peer waits for every entry, since the latest
+	// heartbeat; refreshAt is when the next heartbeat carries every
+	// entry. Between them the node sends nothing and needs no Tick.
+	beats     uint64
+	untold    bool
+	refreshAt int64
 }
+
+// Under Config.External, a changed entry goes out in this many
+// heartbeats (so that one lost batch, or two, cannot hide a change
+// until the refresh), and every entry once every ExternalRefresh
+// heartbeat intervals.
+const (
+	ExternalRepeats = 3
+	ExternalRefresh = 10
+)
 
 // peer is what the node knows of another node, shared by all channels.
 type peer struct {
@@ -114,6 +145,9 @@ type peer struct {
 	rtt               time.Duration
 	hasRTT            bool
 	out               []Entry // the next batch to it
+	// refresh: under External, the next heartbeat to it carries every
+	// entry (it was newly heard, or restarted, and knows none).
+	refresh bool
 	// What it reports, dated in the node's clock: saw[k] when it last
 	// heard the peer of index k (never if unreported) and when it said
 	// so, heardMe when it last heard this node, and met when it was
@@ -309,7 +343,8 @@ type PeerStatus struct {
 	Heard     bool
 	LastHeard time.Time
 	// Healthy reports whether it was heard within the heartbeat
-	// timeout, as of the node's latest time.
+	// timeout, as of the node's latest time (under Config.External,
+	// within ExternalRefresh intervals and the timeout).
 	Healthy bool
 	// RTT is the latest round-trip time observed, if HasRTT.
 	RTT    time.Duration
@@ -332,6 +367,11 @@ func (n *Node) Peers() []PeerStatus {
 		if p.heard {
 			s.LastHeard = n.time(p.lastSeen)
 			s.Healthy = !n.silent(p.lastSeen)
+			if n.external {
+				// At rest it sends one batch every ExternalRefresh
+				// intervals.
+				s.Healthy = !n.silent(p.lastSeen + ExternalRefresh*n.interval)
+			}
 		}
 		ps = append(ps, s)
 	}
@@ -372,8 +412,11 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 	}
 	t := n.advance(now)
 	if restarted || !p.heard {
-		// A new process: what the old one heard is not its evidence.
+		// A new process: what the old one heard is not its evidence,
+		// and under External it has none of the entries not repeated.
 		p.incarnation, p.base, p.heardMe = b.Incarnation, base, never
+		p.refresh = n.external
+		n.tell()
 		for i := range p.saw {
 			p.saw[i] = sighting{at: never, told: never}
 		}
@@ -435,13 +478,22 @@ func (n *Node) Due() time.Time {
 }
 
 // due returns the next heartbeat and the next wake: now (or earlier)
-// after an input, or the earliest deadline.
+// after an input, or the earliest deadline. Under External, the next
+// heartbeat is the refresh while there is nothing new to tell.
 func (n *Node) due() (beat, wake int64) {
-	if n.sayIdle > 0 {
-		return n.nextBeat, n.now
+	beat = n.nextBeat
+	if n.external && !n.untold {
+		beat = max(beat, n.refreshAt)
 	}
-	return n.nextBeat, n.wake
+	if n.sayIdle > 0 {
+		return beat, n.now
+	}
+	return beat, n.wake
 }
+
+// tell notes, under External, that an entry may have changed: the next
+// heartbeat looks.
+func (n *Node) tell() { n.untold = n.external }
 
 // Tick passes time: Candidates elect, Replicas whose leader went silent
 // stand for election, and, once per heartbeat interval, a batch goes to
@@ -459,6 +511,9 @@ func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
 		if n.nextBeat <= t {
 			n.nextBeat = t + n.interval // missed beats are skipped, not made up
 		}
+		if n.external && !n.untold && t < n.refreshAt {
+			return n.out // nothing new to tell (Config.External)
+		}
 	case n.sayIdle == 0:
 		return n.out
 	}
@@ -468,7 +523,7 @@ func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
 	// still carry the channel (as after a goodbye). The batch is a whole
 	// heartbeat, so the other channels' evidence stays whole.
 	n.sayIdle = 0
-	return n.heartbeat(func(ch *Channel) (rolefsm.Role, bool) {
+	return n.heartbeat(false, func(ch *Channel) (rolefsm.Role, bool) {
 		r := ch.coord.Role()
 		if r == rolefsm.Idle && ch.sayIdle {
 			ch.sayIdle = false
@@ -510,22 +565,42 @@ func (n *Node) scan(ctx context.Context) {
 // heartbeat numbers the next heartbeat and builds its batches: one per
 // peer, with an entry for every channel they share for which role says
 // there is one to send.
-func (n *Node) heartbeat(role func(ch *Channel) (rolefsm.Role, bool)) []Message {
+func (n *Node) heartbeat(goodbye bool, role func(ch *Channel) (rolefsm.Role, bool)) []Message {
 	said := n.reports()
 	for i := range n.peers {
 		n.peers[i].out = n.peers[i].out[:0]
 	}
+	n.beats++
+	delta := n.external && !goodbye
+	refresh := delta && n.now >= n.refreshAt
+	if refresh {
+		n.refreshAt = n.now + ExternalRefresh*n.interval
+	}
+	n.untold = false
 	for _, ch := range n.order {
 		r, ok := role(ch)
 		if !ok {
+			ch.told = Entry{}
 			continue
 		}
 		e := Entry{Channel: ch.name, Role: r, Tail: ch.tail, HasLeader: r == rolefsm.Leader ||
-			r == rolefsm.Replica && ch.following && ch.leaderClaimed && !ch.leaderLeft && !n.ownSilence(ch)}
+			r == rolefsm.Replica && ch.following && ch.leaderClaimed && !ch.leaderLeft && (n.external || !n.ownSilence(ch))}
 		ch.announced = ch.tail
+		fresh := true
+		if delta {
+			if told := (Entry{Role: e.Role, HasLeader: e.HasLeader, Tail: e.Tail}); told != ch.told {
+				ch.told, ch.toldAt = told, n.beats
+			}
+			fresh = refresh || n.beats-ch.toldAt < ExternalRepeats
+			if n.beats+1-ch.toldAt < ExternalRepeats {
+				n.untold = true // to be repeated in the next one
+			}
+		}
 		for i := range ch.members {
 			p := &n.peers[ch.members[i].peer]
-			p.out = append(p.out, e)
+			if fresh || p.refresh {
+				p.out = append(p.out, e)
+			}
 		}
 	}
 	for _, k := range n.byID {
@@ -536,6 +611,7 @@ func (n *Node) heartbeat(role func(ch *Channel) (rolefsm.Role, bool)) []Message 
 			p.sent++
 			n.out = append(n.out, Message{To: p.id, Batch: Batch{From: n.id, Seq: p.sent, Entries: p.out, Heard: said}})
 		}
+		n.peers[k].refresh = false
 	}
 	return n.out
 }
