@@ -22,7 +22,8 @@ type Entry struct {
 	Role rolefsm.Role
 	// HasLeader says the sender has a live leader on the channel: it
 	// leads it, or it follows a leader it heard claim office within the
-	// timeout. Only such a sender's reports vouch for the channel's
+	// timeout (under Config.External, a leader its backend named that
+	// has claimed office since). Only such a sender's reports vouch for the channel's
 	// leader (Corroborated): one that lost its leader here, or elected
 	// another, may still hear the old one on another channel.
 	HasLeader bool
@@ -31,7 +32,8 @@ type Entry struct {
 }
 
 // Batch is one heartbeat from one node to one peer: an entry for every
-// channel the two share on which the sender is Leader or Replica.
+// channel the two share on which the sender is Leader or Replica (under
+// Config.External, for those whose entry is news: see there).
 type Batch struct {
 	From NodeID
 	// Seq numbers the sender's heartbeats to this receiver, from 1, one

@@ -44,11 +44,11 @@ type Channel struct {
 	// announced is the tail the latest heartbeat carried.
 	announced uint64
 	// Under External, told is the entry the heartbeats last carried
-	// (its Channel left empty; the zero Entry while none goes out), and
-	// toldAt the heartbeat in which it last changed (see
-	// Config.External).
+	// (its Channel left empty), if toldOK, and toldAt when the first
+	// heartbeat carried it (see Config.External).
 	told   Entry
-	toldAt uint64
+	toldOK bool
+	toldAt int64
 
 	leader        NodeID // the leader followed, if following
 	following     bool
@@ -80,6 +80,7 @@ type member struct {
 	peer  int32  // index into the node's peers
 	gone  bool   // that entry was a goodbye
 	led   bool   // that entry said its sender had a live leader (Entry.HasLeader)
+	leads bool   // that entry was a claim of Leader
 	// 40 bytes: a node of 100,000 channels holds one per peer each.
 }
 

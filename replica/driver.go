@@ -13,7 +13,8 @@ type DriverOptions struct {
 	// TickInterval, when positive, also ticks the node at least this
 	// often. By default the driver ticks only when the node is due
 	// (Node.Due: its next heartbeat, a deadline, an election) and at
-	// no other time, so an idle node wakes once an interval.
+	// no other time, so an idle node wakes once an interval (under
+	// Config.External, once every ExternalRefresh intervals).
 	TickInterval time.Duration
 	// OnError receives what the node refused of the transport's
 	// batches (a *StepError or a batch from an unknown node) and the

@@ -262,19 +262,7 @@ func TestDriverSleepsUntilDue(t *testing.T) {
 	}{{0, 10}, {25 * time.Millisecond, 40}} {
 		t.Run(fmt.Sprint(tc.every), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				tr := &countingTransport{chanTransport: chanTransport{inbox: make(chan Inbound)}}
-				n, err := NewNode(Config{ID: 1, Heartbeat: hb100(t)}, time.Now())
-				require.NoError(t, err)
-				require.NoError(t, n.Open(context.Background(), time.Now(), ChannelConfig{Name: "a", Replicas: []NodeID{1, 2}}))
-				d := NewDriver(n, tr, DriverOptions{TickInterval: tc.every})
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan struct{})
-				go func() { _ = d.Run(ctx); close(done) }()
-				count := func() (ticks, sends uint64) {
-					d.mu.Lock()
-					defer d.mu.Unlock()
-					return d.ticks, tr.sends
-				}
+				d, count, stop := runCounted(t, Config{ID: 1, Heartbeat: hb100(t)}, DriverOptions{TickInterval: tc.every})
 				// Node 2 is silent: node 1 stands at 300 ms and leads.
 				time.Sleep(350 * time.Millisecond)
 				synctest.Wait()
@@ -295,11 +283,56 @@ func TestDriverSleepsUntilDue(t *testing.T) {
 					assert.LessOrEqual(t, ticks1-ticks0, tc.ticks+10, "ticks in a second")
 				}
 				assert.Equal(t, uint64(10), sends1-sends0, "heartbeats in a second")
-				cancel()
-				<-done
+				stop()
 			})
 		})
 	}
+}
+
+// TestDriverSleepsUntilNewsUnderExternal: under Config.External a node
+// at rest wakes once every ExternalRefresh intervals, to send the
+// refresh, and at no other time; a change wakes it on the next interval.
+func TestDriverSleepsUntilNewsUnderExternal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d, count, stop := runCounted(t, Config{ID: 1, Heartbeat: hb100(t), External: true}, DriverOptions{})
+		// The new entry goes out at 0, 100 and 200 ms; then the
+		// refreshes at 1 s, 2 s and 3 s.
+		time.Sleep(350 * time.Millisecond)
+		synctest.Wait()
+		ticks0, sends0 := count()
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		ticks1, sends1 := count()
+		assert.Equal(t, uint64(3), ticks1-ticks0, "ticks in 3 s at rest")
+		assert.Equal(t, uint64(3), sends1-sends0, "batches in 3 s at rest")
+		require.NoError(t, d.Do(func(n *Node, _ time.Time) error { return n.SetTail("a", 7) }))
+		time.Sleep(400 * time.Millisecond)
+		synctest.Wait()
+		_, sends2 := count()
+		assert.Equal(t, uint64(3), sends2-sends1, "a change, three times")
+		stop()
+	})
+}
+
+// runCounted runs a Driver for a node of cfg holding channel "a" with
+// node 2, on a transport that counts what it sends; count reads the
+// driver's ticks and the sends, and stop ends the run.
+func runCounted(t *testing.T, cfg Config, opts DriverOptions) (d *Driver, count func() (ticks, sends uint64), stop func()) {
+	t.Helper()
+	tr := &countingTransport{chanTransport: chanTransport{inbox: make(chan Inbound)}}
+	n, err := NewNode(cfg, time.Now())
+	require.NoError(t, err)
+	require.NoError(t, n.Open(context.Background(), time.Now(), ChannelConfig{Name: "a", Replicas: []NodeID{1, 2}}))
+	d = NewDriver(n, tr, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = d.Run(ctx); close(done) }()
+	count = func() (ticks, sends uint64) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.ticks, tr.sends
+	}
+	return d, count, func() { cancel(); <-done }
 }
 
 type countingTransport struct {

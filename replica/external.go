@@ -141,6 +141,12 @@ func (n *Node) followOrWait(ch *Channel, leader NodeID) {
 		return
 	}
 	n.follow(ch, leader, 0, false)
+	if m := ch.member(leader); m != nil && m.stamp != 0 && m.leads {
+		// Its latest entry here claimed office: heartbeats repeat only
+		// what changes, so that claim may be all it says for a while.
+		ch.leaderTail, ch.leaderClaimed = m.tail, true
+		ch.claimAt, ch.contact = m.at, m.at
+	}
 }
 
 // OnChange sets fn to be called whenever a channel of an External node

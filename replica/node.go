@@ -29,18 +29,20 @@ type Config struct {
 	// what it decides with Stand, Elected, StepDown and Follow (see
 	// external.go). Heartbeats still carry roles and tails, but only
 	// what changed: the backend, not the heartbeats, tells the nodes
-	// who is alive, so an entry goes out in the ExternalRepeats
-	// heartbeats after it changed, and every entry once every
-	// ExternalRefresh intervals (and in the next heartbeat to a peer
-	// newly heard or restarted). A heartbeat with nothing to carry is
-	// not sent, and the node needs no Tick for it (Due): at rest a node
+	// who is alive, so an entry goes out in every heartbeat for
+	// ExternalRepeats intervals after it changed (a goodbye too), and
+	// every live entry once every ExternalRefresh intervals, and in the
+	// next heartbeat to a peer newly heard, restarted, or back after a
+	// silence of two refreshes. A heartbeat with nothing to carry is not
+	// sent, and the node needs no Tick for it (Due): at rest a node
 	// wakes, and sends each peer one batch, every ExternalRefresh
-	// intervals, and a peer counts as healthy (Peers) within that long
-	// plus the timeout. A role changed on a channel's coordinator
-	// behind the node's back goes out with the next refresh. Kubernetes'
-	// node heartbeats work the same way: a Lease says the kubelet is
-	// alive, and the node's status is written when it changes, or every
-	// few minutes.
+	// intervals, and a peer counts as healthy (Peers) within two
+	// refreshes and the timeout. A Replica told to follow a leader
+	// takes that leader's latest entry as its claim. A role changed on
+	// a channel's coordinator behind the node's back goes out with the
+	// next heartbeat built. Kubernetes' node heartbeats work the same
+	// way: a Lease says the kubelet is alive, and the node's status is
+	// written when it changes, or every few minutes.
 	External bool
 	// Evidence is what a Replica weighs before it stands: Corroborated
 	// asks the replica set; OwnSilence is upstream's rule. The default
@@ -108,21 +110,19 @@ type Node struct {
 	out  []Message
 	view []policy.Member
 	said []Report // the reports of the latest heartbeat
-	// Under External: beats counts the heartbeats built (Tick's and
-	// Leave's), the clock of what changed when (Channel.toldAt);
-	// untold says an entry may have changed, or a change is still to be
-	// repeated, or a peer waits for every entry, since the latest
-	// heartbeat; refreshAt is when the next heartbeat carries every
-	// entry. Between them the node sends nothing and needs no Tick.
-	beats     uint64
+	// Under External: untold says an entry may have changed, or a
+	// change is still to be repeated, or a peer waits for every entry,
+	// since the latest heartbeat; refreshAt is when the next heartbeat
+	// carries every entry. Between them the node sends nothing and
+	// needs no Tick.
 	untold    bool
 	refreshAt int64
 }
 
-// Under Config.External, a changed entry goes out in this many
-// heartbeats (so that one lost batch, or two, cannot hide a change
-// until the refresh), and every entry once every ExternalRefresh
-// heartbeat intervals.
+// Under Config.External, a changed entry goes out in every heartbeat
+// for this many intervals (so that one lost batch, or two, cannot hide
+// a change until the refresh; a goodbye too, which no refresh repeats),
+// and every live entry once every ExternalRefresh intervals.
 const (
 	ExternalRepeats = 3
 	ExternalRefresh = 10
@@ -344,7 +344,8 @@ type PeerStatus struct {
 	LastHeard time.Time
 	// Healthy reports whether it was heard within the heartbeat
 	// timeout, as of the node's latest time (under Config.External,
-	// within ExternalRefresh intervals and the timeout).
+	// within two refreshes, 2 × ExternalRefresh intervals, and the
+	// timeout).
 	Healthy bool
 	// RTT is the latest round-trip time observed, if HasRTT.
 	RTT    time.Duration
@@ -368,9 +369,7 @@ func (n *Node) Peers() []PeerStatus {
 			s.LastHeard = n.time(p.lastSeen)
 			s.Healthy = !n.silent(p.lastSeen)
 			if n.external {
-				// At rest it sends one batch every ExternalRefresh
-				// intervals.
-				s.Healthy = !n.silent(p.lastSeen + ExternalRefresh*n.interval)
+				s.Healthy = !n.silent(p.lastSeen + n.restWindow())
 			}
 		}
 		ps = append(ps, s)
@@ -415,8 +414,6 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 		// A new process: what the old one heard is not its evidence,
 		// and under External it has none of the entries not repeated.
 		p.incarnation, p.base, p.heardMe = b.Incarnation, base, never
-		p.refresh = n.external
-		n.tell()
 		for i := range p.saw {
 			p.saw[i] = sighting{at: never, told: never}
 		}
@@ -424,6 +421,12 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 	}
 	if restarted || !p.heard || n.silent(p.lastSeen) {
 		p.met, p.namedMe = t, false // heard again after a silence: its reports start over
+	}
+	if n.external && (restarted || !p.heard || n.silent(p.lastSeen+n.restWindow())) {
+		// New, restarted, or back from longer than it can have been at
+		// rest: it has none of the entries, or missed changes.
+		p.refresh = true
+		n.tell()
 	}
 	if p.heard && !restarted && beat > p.beat+1 {
 		p.gapAt = t // heartbeats of this process went missing
@@ -456,7 +459,7 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 		if m.led && !e.HasLeader {
 			n.wake = n.now // its reports stop vouching: a deadline may come nearer
 		}
-		m.stamp, m.tail, m.gone, m.at, m.led = beat, e.Tail, e.Role == rolefsm.Idle, t, e.HasLeader
+		m.stamp, m.tail, m.gone, m.at, m.led, m.leads = beat, e.Tail, e.Role == rolefsm.Idle, t, e.HasLeader, e.Role == rolefsm.Leader
 		n.heard(ctx, ch, b.From, e)
 	}
 	if dropped != nil {
@@ -491,9 +494,39 @@ func (n *Node) due() (beat, wake int64) {
 	return beat, n.wake
 }
 
+// restWindow is, under External, how long a peer at rest may go
+// unheard beyond the timeout: two refreshes, so that one lost batch
+// does not make it look gone.
+func (n *Node) restWindow() int64 { return 2 * ExternalRefresh * n.interval }
+
 // tell notes, under External, that an entry may have changed: the next
 // heartbeat looks.
 func (n *Node) tell() { n.untold = n.external }
+
+// news reports, under External, whether a heartbeat now carries the
+// channel's entry e (ok: there is one; none for a Candidate, nor for an
+// Idle channel after its once): a change goes out in every heartbeat
+// built within ExternalRepeats intervals of the first that carried it,
+// an Idle entry among them (e is then set to it), and notes when the
+// next heartbeat must be built to repeat it.
+func (n *Node) news(ch *Channel, e *Entry, ok bool) bool {
+	now := Entry{Role: e.Role, HasLeader: e.HasLeader, Tail: e.Tail}
+	switch {
+	case ok && (!ch.toldOK || now != ch.told):
+		ch.told, ch.toldOK, ch.toldAt = now, true, n.now
+	case !ok && ch.toldOK && ch.told.Role == rolefsm.Idle:
+		*e = Entry{Channel: ch.name, Role: rolefsm.Idle, Tail: ch.told.Tail} // a goodbye, repeated
+	case !ok:
+		// A Candidate says nothing: its peers keep what it last said
+		// (a Replica's entry, which is news again only if it changed).
+		return false
+	}
+	span := ExternalRepeats * n.interval
+	if n.nextBeat-ch.toldAt < span {
+		n.untold = true // the next heartbeat repeats it
+	}
+	return n.now-ch.toldAt < span
+}
 
 // Tick passes time: Candidates elect, Replicas whose leader went silent
 // stand for election, and, once per heartbeat interval, a batch goes to
@@ -539,7 +572,8 @@ func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
 // earliest deadline left. A node with many channels scans only when a
 // deadline is due, and at every heartbeat (which visits every channel
 // anyway), so a role changed behind the node's back, on the channel's
-// coordinator, is seen within an interval.
+// coordinator, is seen within an interval (under External, at the next
+// heartbeat built: within ExternalRefresh intervals).
 func (n *Node) scan(ctx context.Context) {
 	n.scans++
 	n.wake = math.MaxInt64
@@ -570,35 +604,32 @@ func (n *Node) heartbeat(goodbye bool, role func(ch *Channel) (rolefsm.Role, boo
 	for i := range n.peers {
 		n.peers[i].out = n.peers[i].out[:0]
 	}
-	n.beats++
 	delta := n.external && !goodbye
 	refresh := delta && n.now >= n.refreshAt
 	if refresh {
 		n.refreshAt = n.now + ExternalRefresh*n.interval
 	}
-	n.untold = false
+	if delta {
+		n.untold = false
+	}
 	for _, ch := range n.order {
 		r, ok := role(ch)
-		if !ok {
-			ch.told = Entry{}
-			continue
+		var e Entry
+		if ok {
+			e = Entry{Channel: ch.name, Role: r, Tail: ch.tail, HasLeader: r == rolefsm.Leader ||
+				r == rolefsm.Replica && ch.following && ch.leaderClaimed && !ch.leaderLeft && (n.external || !n.ownSilence(ch))}
+			ch.announced = ch.tail
 		}
-		e := Entry{Channel: ch.name, Role: r, Tail: ch.tail, HasLeader: r == rolefsm.Leader ||
-			r == rolefsm.Replica && ch.following && ch.leaderClaimed && !ch.leaderLeft && (n.external || !n.ownSilence(ch))}
-		ch.announced = ch.tail
-		fresh := true
-		if delta {
-			if told := (Entry{Role: e.Role, HasLeader: e.HasLeader, Tail: e.Tail}); told != ch.told {
-				ch.told, ch.toldAt = told, n.beats
-			}
-			fresh = refresh || n.beats-ch.toldAt < ExternalRepeats
-			if n.beats+1-ch.toldAt < ExternalRepeats {
-				n.untold = true // to be repeated in the next one
-			}
+		all := ok // to every member: in heartbeat mode, every entry there is
+		switch {
+		case delta:
+			all = n.news(ch, &e, ok) || ok && refresh
+		case goodbye:
+			ch.toldOK = false // whatever follows Leave is news
 		}
 		for i := range ch.members {
 			p := &n.peers[ch.members[i].peer]
-			if fresh || p.refresh {
+			if all || ok && p.refresh {
 				p.out = append(p.out, e)
 			}
 		}

@@ -203,7 +203,7 @@ func TestNotReadyAlone(t *testing.T) {
 	require.NoError(t, err)
 	err = s.Ready()
 	require.ErrorIs(t, err, ErrNotReady)
-	assert.EqualError(t, err, "server: not ready: no peer heard within the heartbeat timeout (of 1); no leader on orders, payments")
+	assert.EqualError(t, err, "server: not ready: no peer healthy: none heard lately (of 1); no leader on orders, payments")
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -211,7 +211,7 @@ func TestNotReadyAlone(t *testing.T) {
 		st := s.Status()
 		return st.Channels[0].Role == rolefsm.Leader && st.Channels[1].Role == rolefsm.Leader && st.Peers[0].Transport.Handshakes > 1
 	})
-	assert.EqualError(t, s.Ready(), "server: not ready: no peer heard within the heartbeat timeout (of 1)")
+	assert.EqualError(t, s.Ready(), "server: not ready: no peer healthy: none heard lately (of 1)")
 	// It said so, once for both channels (one warning a minute).
 	assert.Equal(t, 1, strings.Count(logs.String(), "took office without ever hearing a peer"), logs.String())
 	p := s.Status().Peers[0]

@@ -69,8 +69,9 @@ func (s *Server) Status() Status {
 var ErrNotReady = errors.New("server: not ready")
 
 // Ready reports whether the node is ready to serve, for a readiness
-// probe: nil once it hears its replica set (some peer within the
-// heartbeat timeout, or it has none), every channel has a leader (it
+// probe: nil once it hears its replica set (some peer healthy, as
+// replica.PeerStatus says: heard within the heartbeat timeout, or it
+// has none), every channel has a leader (it
 // leads it or follows one; a parked channel excepted), and an election
 // backend that reports readiness (rolefsmetcd's Elector: a session it
 // may act on) says so. Otherwise an error matching ErrNotReady says
@@ -86,7 +87,7 @@ func (s *Server) Ready() error {
 			}
 		}
 		if healthy == 0 {
-			missing = append(missing, fmt.Sprintf("no peer heard within the heartbeat timeout (of %d)", len(st.Peers)))
+			missing = append(missing, fmt.Sprintf("no peer healthy: none heard lately (of %d)", len(st.Peers)))
 		}
 	}
 	var leaderless []string

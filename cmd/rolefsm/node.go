@@ -302,7 +302,8 @@ type peerStatus struct {
 	Addr string         `json:"addr"`
 	// Heard says a batch of its ever arrived; LastHeard is when the
 	// latest did, Healthy whether that was within the heartbeat
-	// timeout.
+	// timeout (with -election etcd, within 20 intervals and the
+	// timeout: replica.PeerStatus).
 	Heard     bool       `json:"heard"`
 	LastHeard *time.Time `json:"last_heard,omitempty"`
 	Healthy   bool       `json:"healthy"`

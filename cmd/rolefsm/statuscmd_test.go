@@ -169,7 +169,7 @@ func TestStatusOfNodeProcessesDuringAFailover(t *testing.T) {
 	why, _ := io.ReadAll(resp.Body)
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-	assert.Contains(t, string(why), "not ready: no peer heard within the heartbeat timeout (of 2)")
+	assert.Contains(t, string(why), "not ready: no peer healthy: none heard lately (of 2)")
 	c.start(2)
 	c.start(3)
 	all := []replica.NodeID{1, 2, 3}
