@@ -24,12 +24,22 @@ type AsyncHandler struct {
 }
 
 type asyncQueue struct {
-	ch      chan asyncRecord
-	dropped atomic.Uint64
-	done    sync.WaitGroup
-	mu      sync.RWMutex // guards closed against a send on a closed ch
-	closed  bool
+	mu sync.Mutex
+	// recs[head:] wait for the writer, oldest first; the array grows
+	// with a backlog and is let go once the writer drains it, so that
+	// a node at rest holds no queue's worth of memory (a channel of
+	// 8,192 records kept 2 MB resident, scanned by every GC).
+	recs     []asyncRecord
+	head     int
+	capacity int
+	closed   bool
+	ready    sync.Cond // a record waits, or closed
+	dropped  atomic.Uint64
+	done     sync.WaitGroup
 }
+
+// asyncKeep is the largest array the queue keeps once drained.
+const asyncKeep = 64
 
 type asyncRecord struct {
 	h slog.Handler
@@ -39,15 +49,39 @@ type asyncRecord struct {
 // NewAsyncHandler returns an AsyncHandler writing to next through a
 // queue of capacity records (at least 1).
 func NewAsyncHandler(next slog.Handler, capacity int) *AsyncHandler {
-	q := &asyncQueue{ch: make(chan asyncRecord, max(capacity, 1))}
+	q := &asyncQueue{capacity: max(capacity, 1)}
+	q.ready.L = &q.mu
 	q.done.Add(1)
-	go func() {
-		defer q.done.Done()
-		for a := range q.ch {
-			_ = a.h.Handle(context.Background(), a.r) // a handler's error has nowhere to go
-		}
-	}()
+	go q.write()
 	return &AsyncHandler{next: next, queue: q}
+}
+
+// write hands the records to their handlers, one at a time, until the
+// queue is closed and empty.
+func (q *asyncQueue) write() {
+	defer q.done.Done()
+	for {
+		q.mu.Lock()
+		for q.head == len(q.recs) && !q.closed {
+			q.ready.Wait()
+		}
+		if q.head == len(q.recs) {
+			q.mu.Unlock()
+			return // closed, and every record written
+		}
+		a := q.recs[q.head]
+		q.recs[q.head] = asyncRecord{}
+		q.head++
+		if q.head == len(q.recs) {
+			q.head = 0
+			q.recs = q.recs[:0]
+			if cap(q.recs) > asyncKeep {
+				q.recs = nil // a backlog's array: let it go
+			}
+		}
+		q.mu.Unlock()
+		_ = a.h.Handle(context.Background(), a.r) // a handler's error has nowhere to go
+	}
 }
 
 // Enabled reports whether the next handler takes records of level.
@@ -59,17 +93,21 @@ func (h *AsyncHandler) Enabled(ctx context.Context, level slog.Level) bool {
 // queue is full or closed. It never blocks and returns nil.
 func (h *AsyncHandler) Handle(_ context.Context, r slog.Record) error {
 	q := h.queue
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	if q.closed {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || len(q.recs)-q.head >= q.capacity {
 		q.dropped.Add(1)
 		return nil
 	}
-	select {
-	case q.ch <- asyncRecord{h.next, r.Clone()}:
-	default:
-		q.dropped.Add(1)
+	if q.head > 0 && len(q.recs) == cap(q.recs) {
+		// Full behind the writer: move the waiting records down
+		// rather than grow the array.
+		k := copy(q.recs, q.recs[q.head:])
+		clear(q.recs[k:])
+		q.recs, q.head = q.recs[:k], 0
 	}
+	q.recs = append(q.recs, asyncRecord{h.next, r.Clone()})
+	q.ready.Signal()
 	return nil
 }
 
@@ -93,10 +131,8 @@ func (h *AsyncHandler) Dropped() uint64 { return h.queue.dropped.Load() }
 func (h *AsyncHandler) Close() {
 	q := h.queue
 	q.mu.Lock()
-	if !q.closed {
-		q.closed = true
-		close(q.ch)
-	}
+	q.closed = true
+	q.ready.Signal()
 	q.mu.Unlock()
 	q.done.Wait()
 }

@@ -77,3 +77,78 @@ func TestAsyncHandlerPassesAttrsAndLevels(t *testing.T) {
 	assert.Equal(t, "level=WARN msg=written node=1 g.k=v\n", strings.SplitN(buf.String(), " ", 2)[1])
 	assert.Zero(t, h.Dropped())
 }
+
+// steps is an audit output that writes one record each time it is
+// stepped.
+type steps struct {
+	step chan struct{}
+	n    int
+}
+
+func (s *steps) Write(p []byte) (int, error) {
+	<-s.step
+	s.n++
+	return len(p), nil
+}
+
+// held returns how many records wait in h's queue, and the length of
+// the array it holds for them.
+func held(h *AsyncHandler) (waiting, array int) {
+	q := h.queue
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.recs) - q.head, cap(q.recs)
+}
+
+// TestAsyncHandlerLetsABacklogGo: the queue grows with a backlog, and
+// once the output has drained it holds no array larger than asyncKeep:
+// a node at rest keeps no queue's worth of memory.
+func TestAsyncHandlerLetsABacklogGo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		out := &gate{open: make(chan struct{})}
+		h := NewAsyncHandler(slog.NewJSONHandler(out, nil), 8192)
+		l := slog.New(h)
+		for i := range 1000 {
+			l.Info("record", "i", i)
+		}
+		synctest.Wait()
+		waiting, array := held(h)
+		assert.Equal(t, 999, waiting, "one is with the blocked writer")
+		assert.GreaterOrEqual(t, array, 999)
+		close(out.open)
+		synctest.Wait()
+		waiting, array = held(h)
+		assert.Zero(t, waiting)
+		assert.LessOrEqual(t, array, asyncKeep)
+		h.Close()
+		assert.Equal(t, 1000, strings.Count(out.buf.String(), "\n"))
+		assert.Zero(t, h.Dropped())
+	})
+}
+
+// TestAsyncHandlerQueueStaysBounded: a writer that keeps up but never
+// quite drains the queue does not make its array grow.
+func TestAsyncHandlerQueueStaysBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		out := &steps{step: make(chan struct{})}
+		h := NewAsyncHandler(slog.NewJSONHandler(out, nil), 4)
+		l := slog.New(h)
+		for i := range 3 { // one with the writer, two waiting
+			l.Info("record", "i", i)
+		}
+		for i := range 1000 {
+			l.Info("record", "i", 3+i)
+			out.step <- struct{}{}
+			synctest.Wait()
+		}
+		waiting, array := held(h)
+		assert.Equal(t, 2, waiting)
+		assert.LessOrEqual(t, array, 8)
+		for range 3 {
+			out.step <- struct{}{}
+		}
+		h.Close()
+		assert.Equal(t, 1003, out.n)
+		assert.Zero(t, h.Dropped())
+	})
+}
