@@ -22,8 +22,9 @@ type Entry struct {
 	Role rolefsm.Role
 	// HasLeader says the sender has a live leader on the channel: it
 	// leads it, or it follows a leader it heard claim office within the
-	// timeout (under Config.External, a leader its backend named that
-	// has claimed office since). Only such a sender's reports vouch for the channel's
+	// timeout (under Config.External, a leader its backend named whose
+	// latest entry there claimed office: see Config.External). Only
+	// such a sender's reports vouch for the channel's
 	// leader (Corroborated): one that lost its leader here, or elected
 	// another, may still hear the old one on another channel.
 	HasLeader bool

@@ -141,9 +141,11 @@ func (n *Node) followOrWait(ch *Channel, leader NodeID) {
 		return
 	}
 	n.follow(ch, leader, 0, false)
-	if m := ch.member(leader); m != nil && m.stamp != 0 && m.leads {
-		// Its latest entry here claimed office: heartbeats repeat only
-		// what changes, so that claim may be all it says for a while.
+	if m := ch.member(leader); m != nil && m.leads && m.stamp > n.peers[m.peer].base && !n.silent(m.at+n.restWindow()) {
+		// Its latest entry here, from its current boot and no older
+		// than a peer at rest may go unheard, claimed office:
+		// heartbeats repeat only what changes, so that claim may be
+		// all it says for a while.
 		ch.leaderTail, ch.leaderClaimed = m.tail, true
 		ch.claimAt, ch.contact = m.at, m.at
 	}

@@ -29,20 +29,23 @@ type Config struct {
 	// what it decides with Stand, Elected, StepDown and Follow (see
 	// external.go). Heartbeats still carry roles and tails, but only
 	// what changed: the backend, not the heartbeats, tells the nodes
-	// who is alive, so an entry goes out in every heartbeat for
-	// ExternalRepeats intervals after it changed (a goodbye too), and
-	// every live entry once every ExternalRefresh intervals, and in the
-	// next heartbeat to a peer newly heard, restarted, or back after a
-	// silence of two refreshes. A heartbeat with nothing to carry is not
-	// sent, and the node needs no Tick for it (Due): at rest a node
-	// wakes, and sends each peer one batch, every ExternalRefresh
-	// intervals, and a peer counts as healthy (Peers) within two
-	// refreshes and the timeout. A Replica told to follow a leader
-	// takes that leader's latest entry as its claim. A role changed on
-	// a channel's coordinator behind the node's back goes out with the
-	// next heartbeat built. Kubernetes' node heartbeats work the same
-	// way: a Lease says the kubelet is alive, and the node's status is
-	// written when it changes, or every few minutes.
+	// who is alive. An entry goes out in every heartbeat for
+	// ExternalRepeats intervals after it changed (the Idle entry of a
+	// channel gone Idle too; Leave's goodbye goes out once), every live
+	// entry once every ExternalRefresh intervals, and every entry in
+	// the next heartbeat to a peer newly heard, restarted, or back
+	// after a silence of two refreshes and the timeout. A heartbeat
+	// with nothing to carry is not sent, and the node needs no Tick for
+	// it (Due): at rest a node wakes, and sends each peer one batch,
+	// every ExternalRefresh intervals, and a peer counts as healthy
+	// (Peers) within two refreshes and the timeout. A Replica told to
+	// follow a leader takes that leader's latest entry as its claim, if
+	// it is of the leader's current boot and no older than a peer at
+	// rest may go unheard. A role changed on a channel's coordinator
+	// behind the node's back goes out with the next heartbeat built.
+	// Kubernetes' node heartbeats work the same way: a Lease says the
+	// kubelet is alive, and the node's status is written when it
+	// changes, or every few minutes.
 	External bool
 	// Evidence is what a Replica weighs before it stands: Corroborated
 	// asks the replica set; OwnSilence is upstream's rule. The default
@@ -117,11 +120,17 @@ type Node struct {
 	// needs no Tick.
 	untold    bool
 	refreshAt int64
+	// slot is the time the heartbeat being built was due (its place in
+	// the schedule, however late the Tick; now, for one off the
+	// schedule): changes are dated by it, so that a late Tick does not
+	// make a change go out once more.
+	slot int64
 }
 
 // Under Config.External, a changed entry goes out in every heartbeat
 // for this many intervals (so that one lost batch, or two, cannot hide
-// a change until the refresh; a goodbye too, which no refresh repeats),
+// a change until the refresh; an Idle entry too, which no refresh
+// repeats),
 // and every live entry once every ExternalRefresh intervals.
 const (
 	ExternalRepeats = 3
@@ -505,16 +514,17 @@ func (n *Node) tell() { n.untold = n.external }
 
 // news reports, under External, whether a heartbeat now carries the
 // channel's entry e (ok: there is one; none for a Candidate, nor for an
-// Idle channel after its once): a change goes out in every heartbeat
-// built within ExternalRepeats intervals of the first that carried it,
-// an Idle entry among them (e is then set to it), and notes when the
-// next heartbeat must be built to repeat it.
-func (n *Node) news(ch *Channel, e *Entry, ok bool) bool {
+// Idle channel after its once; r is the channel's role): a change goes
+// out in every heartbeat due within ExternalRepeats intervals of the
+// first that carried it, the Idle entry of a channel still Idle among
+// them (e is then set to it), and notes when the next heartbeat must be
+// built to repeat it.
+func (n *Node) news(ch *Channel, e *Entry, r rolefsm.Role, ok bool) bool {
 	now := Entry{Role: e.Role, HasLeader: e.HasLeader, Tail: e.Tail}
 	switch {
 	case ok && (!ch.toldOK || now != ch.told):
-		ch.told, ch.toldOK, ch.toldAt = now, true, n.now
-	case !ok && ch.toldOK && ch.told.Role == rolefsm.Idle:
+		ch.told, ch.toldOK, ch.toldAt = now, true, n.slot
+	case !ok && r == rolefsm.Idle && ch.toldOK && ch.told.Role == rolefsm.Idle:
 		*e = Entry{Channel: ch.name, Role: rolefsm.Idle, Tail: ch.told.Tail} // a goodbye, repeated
 	case !ok:
 		// A Candidate says nothing: its peers keep what it last said
@@ -525,7 +535,7 @@ func (n *Node) news(ch *Channel, e *Entry, ok bool) bool {
 	if n.nextBeat-ch.toldAt < span {
 		n.untold = true // the next heartbeat repeats it
 	}
-	return n.now-ch.toldAt < span
+	return n.slot-ch.toldAt < span
 }
 
 // Tick passes time: Candidates elect, Replicas whose leader went silent
@@ -540,8 +550,10 @@ func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
 	n.out = slices.Grow(n.out[:0], len(n.byID))
 	switch {
 	case t >= n.nextBeat:
+		n.slot = n.nextBeat
 		n.nextBeat += n.interval
 		if n.nextBeat <= t {
+			n.slot = t
 			n.nextBeat = t + n.interval // missed beats are skipped, not made up
 		}
 		if n.external && !n.untold && t < n.refreshAt {
@@ -549,6 +561,8 @@ func (n *Node) Tick(ctx context.Context, now time.Time) []Message {
 		}
 	case n.sayIdle == 0:
 		return n.out
+	default:
+		n.slot = t
 	}
 	// On schedule, or at once because a channel went Idle (Relinquish,
 	// Close, disk pressure): its followers hear it now, mid-interval, and stand on
@@ -623,7 +637,7 @@ func (n *Node) heartbeat(goodbye bool, role func(ch *Channel) (rolefsm.Role, boo
 		all := ok // to every member: in heartbeat mode, every entry there is
 		switch {
 		case delta:
-			all = n.news(ch, &e, ok) || ok && refresh
+			all = n.news(ch, &e, r, ok) || ok && refresh
 		case goodbye:
 			ch.toldOK = false // whatever follows Leave is news
 		}

@@ -22,7 +22,8 @@ type Status struct {
 	// LeaderTail is the tail the followed leader last reported, and
 	// LeaderClaimed whether it has claimed Leader since it was followed
 	// (a Candidate's chosen winner has not, until its first heartbeat as
-	// Leader).
+	// Leader; under Config.External, its latest entry here counts if it
+	// claimed office, for heartbeats repeat only changes there).
 	LeaderTail    uint64
 	LeaderClaimed bool
 	// Contact is when the followed leader last claimed Leader, or when
@@ -84,8 +85,8 @@ func (ch *Channel) Lease() rolefsm.Lease { return ch.lease }
 
 // Follows returns the leader the channel follows (0 when none, and
 // while the node leads), the tail it last reported, and whether it has
-// claimed Leader since it was followed: a Replica catches up from it
-// once it has.
+// claimed Leader since it was followed (under Config.External, see
+// Status.LeaderClaimed): a Replica catches up from it once it has.
 func (ch *Channel) Follows() (leader NodeID, tail uint64, claimed bool) {
 	if !ch.following {
 		return 0, 0, false
