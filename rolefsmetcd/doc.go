@@ -5,8 +5,9 @@
 //
 // An Elector drives a replica.Node created with Config.External (and
 // its Driver): etcd decides who leads, the node's heartbeats still
-// carry tails and health between nodes, and every role change goes
-// through the channel's Coordinator under a signal of the matrix:
+// carry roles and tails between nodes, but only as they change (see
+// replica.Config.External), and every role change goes through the
+// channel's Coordinator under a signal of the matrix:
 //
 //	what the elector sees                     transition
 //	no leader key for the channel             Replica → Candidate (MissedHeartbeats), then it campaigns
