@@ -4,7 +4,9 @@
 # 127.0.0.1): 3 rolefsm node processes with -election etcd against 3
 # processes of bench/peers/concnode (one concurrency.Election per
 # channel), both sides every round, the order alternating, medians: CPU
-# and keep-alives a second at rest, and the crash failover read at etcd.
+# and keep-alives a second at rest, and the crash failover (a kill at a
+# random moment, until a live node is in office on every channel the
+# dead one led, and the part of that after etcd revoked its lease).
 # bench/peers/etcdside is the driver (the peers live in bench/peers'
 # own module); its flags pass through:
 #

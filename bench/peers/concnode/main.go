@@ -9,8 +9,10 @@
 //
 // It counts every request its client makes (unary calls by method,
 // stream messages sent by method) and serves them as JSON on -http
-// (GET /requests). Its first line on stdout is "ready http=ADDR"; it
-// runs until SIGINT or SIGTERM.
+// (GET /requests), and serves when each election's Campaign returned
+// (the node took office; GET /led: channel → Unix nanoseconds). Its
+// first line on stdout is "ready http=ADDR"; it runs until SIGINT or
+// SIGTERM.
 package main
 
 import (
@@ -68,6 +70,18 @@ func (r *requests) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.C
 	return &countedStream{ClientStream: s, r: r, method: method}, nil
 }
 
+// led records when each channel's Campaign returned won.
+type led struct {
+	mu sync.Mutex
+	at map[string]int64
+}
+
+func (l *led) won(channel string) {
+	l.mu.Lock()
+	l.at[channel] = time.Now().UnixNano()
+	l.mu.Unlock()
+}
+
 type countedStream struct {
 	grpc.ClientStream
 	r      *requests
@@ -108,19 +122,32 @@ func run() error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel() // before Wait: the campaigns end with the context
+	office := &led{at: map[string]int64{}}
 	for i := 1; i <= *channels; i++ {
-		el := concurrency.NewElection(s, fmt.Sprintf("%s/ch%05d", *prefix, i))
-		wg.Go(func() { _ = el.Campaign(ctx, strconv.Itoa(*id)) }) // returns once leader, or when ctx ends
+		name := fmt.Sprintf("ch%05d", i)
+		el := concurrency.NewElection(s, *prefix+"/"+name)
+		wg.Go(func() { // Campaign returns once leader, or when ctx ends
+			if el.Campaign(ctx, strconv.Itoa(*id)) == nil {
+				office.won(name)
+			}
+		})
 	}
 	l, err := net.Listen("tcp", *httpAddr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /requests", func(w http.ResponseWriter, _ *http.Request) {
 		reqs.mu.Lock()
 		defer reqs.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(reqs.n)
-	}), ReadHeaderTimeout: 5 * time.Second}
+	})
+	mux.HandleFunc("GET /led", func(w http.ResponseWriter, _ *http.Request) {
+		office.mu.Lock()
+		defer office.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(office.at)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	defer srv.Close()
 	fmt.Printf("ready http=%s\n", l.Addr())
