@@ -56,6 +56,10 @@ import (
 
 const members = 3
 
+// probe reads the concurrency nodes' counters and office times: a node
+// that hangs fails the run instead of stalling it.
+var probe = &http.Client{Timeout: 10 * time.Second}
+
 type config struct {
 	rolefsm, concnode string
 	endpoints         string
@@ -179,8 +183,8 @@ func (cfg *config) runRolefsm(n int) sample {
 }
 
 // leadersSince adds to out, for each channel the audit log at path
-// shows taking office (a transition to Leader) after since, the first
-// such time.
+// shows taking office (a committed transition to Leader; a rejected one
+// is logged with "to" too) after since, the first such time.
 func leadersSince(path string, since time.Time, out map[string]time.Time) {
 	f, err := os.Open(path)
 	check(err)
@@ -189,10 +193,10 @@ func leadersSince(path string, since time.Time, out map[string]time.Time) {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		var line struct {
-			Time     time.Time
-			Name, To string
+			Time          time.Time
+			Msg, Name, To string
 		}
-		if json.Unmarshal(sc.Bytes(), &line) != nil || line.To != "Leader" || !line.Time.After(since) {
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != "role transition" || line.To != "Leader" || !line.Time.After(since) {
 			continue
 		}
 		if t, ok := out[line.Name]; !ok || line.Time.Before(t) {
@@ -242,7 +246,7 @@ func (cfg *config) runConc(n int) sample {
 	keepAlives := func() float64 {
 		var sum float64
 		for _, addr := range addrs {
-			resp, err := http.Get("http://" + addr + "/requests")
+			resp, err := probe.Get("http://" + addr + "/requests")
 			check(err)
 			var m map[string]float64
 			check(json.NewDecoder(resp.Body).Decode(&m))
@@ -259,7 +263,7 @@ func (cfg *config) runConc(n int) sample {
 			if strconv.Itoa(int(id)) == victim {
 				continue
 			}
-			resp, err := http.Get("http://" + addr + "/led")
+			resp, err := probe.Get("http://" + addr + "/led")
 			check(err)
 			var m map[string]int64
 			check(json.NewDecoder(resp.Body).Decode(&m))
