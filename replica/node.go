@@ -626,6 +626,10 @@ func (n *Node) heartbeat(goodbye bool, role func(ch *Channel) (rolefsm.Role, boo
 	if delta {
 		n.untold = false
 	}
+	refreshing := false // some peer waits for every entry
+	for i := range n.peers {
+		refreshing = refreshing || n.peers[i].refresh
+	}
 	for _, ch := range n.order {
 		r, ok := role(ch)
 		var e Entry
@@ -640,6 +644,9 @@ func (n *Node) heartbeat(goodbye bool, role func(ch *Channel) (rolefsm.Role, boo
 			all = n.news(ch, &e, r, ok) || ok && refresh
 		case goodbye:
 			ch.toldOK = false // whatever follows Leave is news
+		}
+		if !all && (!ok || !refreshing) {
+			continue // nothing for any member
 		}
 		for i := range ch.members {
 			p := &n.peers[ch.members[i].peer]
