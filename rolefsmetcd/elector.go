@@ -80,10 +80,18 @@ type Stats struct {
 	// StepDowns counts the times a leader left office because its
 	// session could not be renewed in time.
 	StepDowns uint64 `json:"step_downs"`
+	// KeepAlivesAnswered counts the keep-alives etcd answered, and
+	// KeepAliveWait sums their round trips (from the request's send to
+	// its answer): the mean wait is one over the other.
+	KeepAlivesAnswered uint64        `json:"keepalives_answered"`
+	KeepAliveWait      time.Duration `json:"keepalive_wait_ns"`
 }
 
 type stats struct {
 	grants, keepAlives, keepAliveStreams, txns, ranges, watches, revokes, failed, stepDowns atomic.Uint64
+
+	answered atomic.Uint64 // keep-alives answered
+	wait     atomic.Int64  // their round trips, ns
 }
 
 // New checks cfg, opens the node's session (one lease for all its
@@ -145,6 +153,7 @@ func (e *Elector) Stats() Stats {
 		Grants: s.grants.Load(), KeepAlives: s.keepAlives.Load(), KeepAliveStreams: s.keepAliveStreams.Load(), Txns: s.txns.Load(),
 		Ranges: s.ranges.Load(), Watches: s.watches.Load(), Revokes: s.revokes.Load(),
 		Failed: s.failed.Load(), StepDowns: s.stepDowns.Load(),
+		KeepAlivesAnswered: s.answered.Load(), KeepAliveWait: time.Duration(s.wait.Load()),
 	}
 }
 

@@ -215,6 +215,7 @@ type kaRequest struct {
 type kaReply struct {
 	resp *pb.LeaseKeepAliveResponse
 	err  error
+	at   time.Time // on the real clock, when it came
 }
 
 // openKeepAlive opens a keep-alive stream, through an etcd member that
@@ -233,7 +234,7 @@ func (e *Elector) openKeepAlive(ctx context.Context) (*kaStream, error) {
 		for {
 			resp, err := stream.Recv()
 			select {
-			case ka.replies <- kaReply{resp: resp, err: err}:
+			case ka.replies <- kaReply{resp: resp, err: err, at: time.Now()}:
 			case <-sctx.Done():
 				return
 			}
@@ -265,9 +266,12 @@ func (e *Elector) answered(ka *kaStream, r kaReply) error {
 	}
 	req := ka.pending[0]
 	ka.pending = ka.pending[1:]
-	switch {
-	case r.resp.ID != req.lease:
+	if r.resp.ID != req.lease {
 		return fmt.Errorf("a response for lease %x to a request for %x", r.resp.ID, req.lease)
+	}
+	e.stats.answered.Add(1)
+	e.stats.wait.Add(int64(max(r.at.Sub(req.at), 0)))
+	switch {
 	case r.resp.TTL > 0:
 		was := e.valid.valid(e.now())
 		e.valid.renewed(req.sent, time.Duration(r.resp.TTL)*time.Second)

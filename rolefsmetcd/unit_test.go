@@ -221,6 +221,32 @@ func TestKeepAliveResponses(t *testing.T) {
 	}
 }
 
+// Each answered keep-alive adds its round trip, from the request's send
+// to the answer's arrival, to Stats; a refused response adds nothing,
+// and an expiry is an answer too.
+func TestKeepAliveWaitCounted(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e := &Elector{valid: validity{ttl: 10 * time.Second, margin: 2 * time.Second}, changed: make(chan struct{}, 1),
+		kick: make(chan struct{}, 1), cfg: Config{Now: func() time.Time { return t0 }}}
+	e.lease.Store(7)
+	ka := &kaStream{pending: []kaRequest{{lease: 7, sent: t0, at: t0}, {lease: 7, sent: t0, at: t0.Add(time.Second)}}}
+	for _, r := range []kaReply{
+		{resp: &pb.LeaseKeepAliveResponse{ID: 7, TTL: 10}, at: t0.Add(30 * time.Millisecond)},
+		{resp: &pb.LeaseKeepAliveResponse{ID: 7, TTL: 0}, at: t0.Add(time.Second + 50*time.Millisecond)},
+	} {
+		if err := e.answered(ka, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ka.pending = []kaRequest{{lease: 7, sent: t0, at: t0}}
+	if err := e.answered(ka, kaReply{resp: &pb.LeaseKeepAliveResponse{ID: 8, TTL: 10}, at: t0.Add(time.Hour)}); err == nil {
+		t.Fatal("a response for another lease was taken")
+	}
+	if st := e.Stats(); st.KeepAlivesAnswered != 2 || st.KeepAliveWait != 80*time.Millisecond {
+		t.Errorf("%d answered, %v waited; want 2 and 80ms", st.KeepAlivesAnswered, st.KeepAliveWait)
+	}
+}
+
 // A watch response marks the channels its events name, and the
 // Candidates whose campaign the view has now reached: a pass campaigns
 // in transactions of at most maxTxnOps and records the last one's

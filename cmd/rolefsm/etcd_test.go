@@ -121,6 +121,10 @@ func electInEtcd(t *testing.T, endpoint string) {
 	for ch, id := range after {
 		assert.NotEqual(t, killed, id, "%s", ch)
 	}
+	// A survivor has renewed its session while the victim's expired:
+	// its keep-alives' round trips are on /metrics.
+	assert.Positive(t, c.metric(rest[0], "rolefsm_etcd_keepalive_wait_seconds_count"))
+	assert.Positive(t, c.metric(rest[0], "rolefsm_etcd_keepalive_wait_seconds_sum"))
 	newTokens := c.tokens(rest...)
 	for ch, rev := range newTokens {
 		if leaders[ch] == killed {

@@ -56,6 +56,8 @@ func etcdCollector(el *rolefsmetcd.Elector) []prometheus.Collector {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rolefsm_etcd_stale_session_step_downs_total",
 			Help: "Times a leader left office because its etcd session could not be renewed in time."},
 			func() float64 { return float64(el.Stats().StepDowns) }),
+		keepAliveWait{el: el, desc: prometheus.NewDesc("rolefsm_etcd_keepalive_wait_seconds",
+			"Round trips of the keep-alives etcd answered, from the request's send to its answer.", nil, nil)},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rolefsm_etcd_session_valid",
 			Help: "1 while the node may act on its etcd session (a keep-alive succeeded within TTL - margin), 0 otherwise."},
 			func() float64 {
@@ -65,6 +67,20 @@ func etcdCollector(el *rolefsmetcd.Elector) []prometheus.Collector {
 				return 1
 			}))
 	return cs
+}
+
+// keepAliveWait exports an elector's keep-alive round trips as a
+// summary: their count and sum, no quantiles.
+type keepAliveWait struct {
+	el   *rolefsmetcd.Elector
+	desc *prometheus.Desc
+}
+
+func (k keepAliveWait) Describe(ch chan<- *prometheus.Desc) { ch <- k.desc }
+
+func (k keepAliveWait) Collect(ch chan<- prometheus.Metric) {
+	s := k.el.Stats()
+	ch <- prometheus.MustNewConstSummary(k.desc, s.KeepAlivesAnswered, s.KeepAliveWait.Seconds(), nil)
 }
 
 const nodeSynopsis = `node -id N -listen ADDR [-peers ID=ADDR@PUBLICKEY,... | -peers-file FILE] -channels LIST|-channels-n N
