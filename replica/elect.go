@@ -93,6 +93,11 @@ func (n *Node) silenceEnds(ch *Channel) int64 {
 		// A second timeout, while the leader's link counts as lossy.
 		end = max(end, min(sat(end, timeout), until))
 	}
+	if n.unwitnessed(ch) {
+		// A second timeout, while no other member is heard: no
+		// report can say whether it lost the leader too.
+		end = max(end, sat(sat(last, timeout), timeout))
+	}
 	if _, until, ok := n.vouched(ch); ok && until > end {
 		return until
 	}
@@ -234,4 +239,27 @@ func (n *Node) runElection(ctx context.Context, ch *Channel) {
 	default:
 		n.waitForLeader(ch)
 	}
+}
+
+// unwitnessed reports whether, under Corroborated evidence, the replica
+// set of ch has members besides this node and the leader it follows,
+// and nobody in it has been heard within the timeout (a batch of any
+// channel: a member's reports are of nodes, not channels). Then no
+// report can say whether they lost the leader too. The leader's node
+// counts as well: if its batches arrive without a claim on ch, its link
+// works and its silence on ch is real. A leader that has said it left
+// office is its own witness.
+func (n *Node) unwitnessed(ch *Channel) bool {
+	if n.evidence != Corroborated || !ch.following || !ch.leaderClaimed {
+		return false // a leader that spoke as a Replica claims nothing: see ledVouches
+	}
+	others := false
+	for i := range ch.members {
+		m := &ch.members[i]
+		if !n.silent(n.peers[m.peer].lastSeen) {
+			return false
+		}
+		others = others || m.id != ch.leader
+	}
+	return others
 }

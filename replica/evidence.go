@@ -203,9 +203,22 @@ func (n *Node) reports() []Report {
 // one holds the node back until the next arrives (an interval), and at
 // most until the timeout after it. Neither lasts past the timeout after
 // the member's latest entry.
+//
+// Once the leader has spoken as a Replica, the reports of it no longer
+// count, and ledVouches says instead whether the channel has a leader
+// this node does not hear.
 func (n *Node) vouched(ch *Channel) (contact, until int64, ok bool) {
 	contact, until = never, never
-	if n.evidence != Corroborated || !ch.following || !ch.leaderClaimed || ch.leaderLeft || ch.leaderGone {
+	if n.evidence != Corroborated || !ch.following || ch.leaderGone {
+		return never, never, false
+	}
+	if ch.leaderLeft {
+		if n.external {
+			return never, never, false
+		}
+		return n.ledVouches(ch)
+	}
+	if !ch.leaderClaimed {
 		return never, never, false
 	}
 	l := n.peer(ch.leader)
@@ -232,6 +245,27 @@ func (n *Node) vouched(ch *Channel) (contact, until int64, ok bool) {
 			u = max(u, sat(s.told, timeout))
 		}
 		until = max(until, min(u, sat(m.at, timeout)))
+	}
+	return contact, until, contact != never
+}
+
+// ledVouches is vouched for a Replica whose leader has since spoken as
+// a Replica (it left office, most likely for a rival this node cannot
+// hear): a member whose latest entry, heard within the timeout, says it
+// has a live leader (Entry.HasLeader) vouches that the channel has one,
+// for the timeout after that entry; the old leader counts too. So a
+// Replica cut off from the new leader keeps waiting while the others
+// hear it, and stands once none of them says so.
+func (n *Node) ledVouches(ch *Channel) (contact, until int64, ok bool) {
+	contact, until = never, never
+	timeout := int64(n.rule.Timeout())
+	for i := range ch.members {
+		m := &ch.members[i]
+		if !m.led || n.silent(m.at) { // a goodbye never says it has a leader
+			continue
+		}
+		contact = max(contact, m.at)
+		until = max(until, sat(m.at, timeout))
 	}
 	return contact, until, contact != never
 }

@@ -430,6 +430,7 @@ func (n *Node) Step(ctx context.Context, now time.Time, b Batch) error {
 	}
 	if restarted || !p.heard || n.silent(p.lastSeen) {
 		p.met, p.namedMe = t, false // heard again after a silence: its reports start over
+		n.wake = n.now              // a witness again: a deadline put off for want of one may come nearer
 	}
 	if n.external && (restarted || !p.heard || n.silent(p.lastSeen+n.restWindow())) {
 		// New, restarted, or back from longer than it can have been at

@@ -30,9 +30,11 @@ type Status struct {
 	// the channel began to wait for one.
 	Contact time.Time
 	// Vouched is the latest contact with the followed leader that a
-	// member of the replica set reports (zero when no report counts:
-	// see Corroborated). CutOff is set on a Replica whose own silence
-	// has run the timeout while the reports still vouch for the leader
+	// member of the replica set reports, or, once that leader has
+	// spoken as a Replica (Leader is then 0), when the latest entry
+	// came that says its sender has a live leader (zero when nothing
+	// counts: see Corroborated). CutOff is set on a Replica whose own
+	// silence has run the timeout while the members still vouch
 	// (Channel.VouchedUntil): cut off alone from a leader the others
 	// hear, it waits instead of standing.
 	Vouched time.Time
@@ -100,8 +102,9 @@ func (ch *Channel) Follows() (leader NodeID, tail uint64, claimed bool) {
 func (ch *Channel) Contact() time.Time { return ch.node.time(ch.contact) }
 
 // Vouched returns the latest contact with the followed leader that a
-// member of the replica set reports, and whether one counts (see
-// Corroborated).
+// member of the replica set reports (once that leader has spoken as a
+// Replica: the latest entry of a member that says it has a live
+// leader), and whether one counts (see Corroborated).
 func (ch *Channel) Vouched() (time.Time, bool) {
 	v, _, ok := ch.node.vouched(ch)
 	if !ok {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rolefsm/rolefsm"
 	"github.com/rolefsm/rolefsm/policy"
+	"github.com/rolefsm/rolefsm/replica"
 )
 
 // The invariants, by the names violations carry.
@@ -25,7 +26,10 @@ const (
 	// InvReplica: no live Replica goes longer than the heartbeat timeout
 	// plus one step without hearing the leader it follows (two timeouts
 	// within ten timeouts of a batch of the leader's to it lost by the
-	// simulator), unless the members' reports vouch.
+	// simulator, or while no batch from the replica set has reached it
+	// within the timeout), unless the members vouch: by their reports,
+	// or, once its leader left office, by their word that they have a
+	// leader, which the simulator bounds by the last step a node led.
 	InvReplica = "no-stuck-replica"
 	// InvFencing: no append lands after its leader lost leadership
 	// locally (Result.StaleAppends is 0).
@@ -57,12 +61,40 @@ func (r *run) lossyLink(from, to int) bool {
 	return at >= 0 && r.step-at <= 10*r.timeoutSteps+r.hbSteps+r.maxDelay+1
 }
 
+// unwitnessed reports whether node to, following leader l, has members
+// besides l and itself and no batch from any of them, nor from l, has
+// reached it within the timeout (under peers evidence;
+// under own, nobody waits for a witness). A batch that came exactly a
+// timeout ago counts as none, so the check never asks a node to stand
+// before the replica's own rule would.
+func (r *run) unwitnessed(l, to int) bool {
+	if r.cfg.Evidence == replica.OwnSilence || (r.cfg.Evidence == replica.DefaultEvidence && r.cfg.Policy == policy.Upstream) {
+		return false
+	}
+	others := false
+	for o := 0; o < r.n; o++ {
+		if o == to {
+			continue
+		}
+		if at := r.got[o*r.n+to]; at >= 0 && r.step-at < r.timeoutSteps {
+			return false
+		}
+		others = others || o != l
+	}
+	return others
+}
+
 // checkStep checks the per-step invariants and counts leaders, in all
 // and in each connected component of the live nodes.
 func (r *run) checkStep() {
 	r.components()
 	for i := range r.leadersIn {
 		r.leadersIn[i], r.activeIn[i] = 0, false
+	}
+	for i := range r.nodes {
+		if n := &r.nodes[i]; n.alive && n.c.Role() == rolefsm.Leader {
+			r.ledAt = r.step
+		}
 	}
 	live := 0
 	for i := range r.nodes {
@@ -84,15 +116,26 @@ func (r *run) checkStep() {
 			r.activeIn[r.comp[i]] = true
 			contact := max(int(n.ch.Contact().Sub(r.epoch)/r.cfg.Step), n.reported)
 			due := contact + r.timeoutSteps
-			if l := int(n.ch.Status().Leader) - 1; l >= 0 && l < r.n && l != i && r.lossyLink(l, i) {
+			st := n.ch.Status()
+			if l := int(st.Leader) - 1; l >= 0 && l < r.n && l != i && (r.lossyLink(l, i) || (st.LeaderClaimed && r.unwitnessed(l, i))) {
 				// The simulator lost a batch of the leader to this node
-				// lately: its silence may be held to two timeouts.
+				// lately, or nobody has reached it within the timeout:
+				// its silence may be held to two timeouts.
 				due += r.timeoutSteps
 			}
 			if v, ok := n.ch.VouchedUntil(); ok {
 				// The members' reports vouch for the leader until then:
 				// a Replica cut off alone waits.
-				due = max(due, int(v.Sub(r.epoch)/r.cfg.Step))
+				until := int(v.Sub(r.epoch) / r.cfg.Step)
+				if st.Leader == 0 {
+					// Its leader left office, and a member says it has
+					// one: that holds only while some node led lately.
+					// A member's word that it has a leader lasts its
+					// timeout after the last claim it heard, and vouches
+					// for a timeout after it arrives.
+					until = min(until, r.ledAt+2*r.timeoutSteps+2*r.maxDelay+1)
+				}
+				due = max(due, until)
 			}
 			if r.step > due+1 {
 				r.violate(InvReplica, n.num, "no word from a leader since step %d, nor a report vouching for it since step %d", contact, due-r.timeoutSteps)

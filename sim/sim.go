@@ -102,6 +102,8 @@ type run struct {
 	rtt      []time.Duration // n×n, symmetric
 	loss     []float64       // n×n, from×to
 	lost     []int           // n×n: the step a batch on the link was last lost (dropped by loss or a cut); -1: never
+	got      []int           // n×n: the step a batch last arrived on the link; -1: never
+	ledAt    int             // the last step a live node was Leader
 	linkDown []bool          // n×n
 	side     []bool          // partition side of each node
 	parted   bool
@@ -139,6 +141,7 @@ func newRun(cfg Config, trace io.Writer, h hooks) *run {
 		rtt:       make([]time.Duration, n*n),
 		loss:      make([]float64, n*n),
 		lost:      make([]int, n*n),
+		got:       make([]int, n*n),
 		linkDown:  make([]bool, n*n),
 		side:      make([]bool, n),
 		comp:      make([]int, n),
@@ -158,7 +161,7 @@ func newRun(cfg Config, trace io.Writer, h hooks) *run {
 	r.timeoutSteps = int(ceilDiv(cfg.Heartbeat.Timeout(), cfg.Step))
 	r.maxDelay = 1 + int(maxRTT/cfg.Step)
 	for i := range r.lost {
-		r.lost[i] = -1
+		r.lost[i], r.got[i] = -1, -1
 	}
 	r.ring = make([][]msg, r.maxDelay+1)
 	r.arena = make([][]replica.Entry, r.maxDelay+1)
@@ -342,6 +345,7 @@ func (r *run) deliver() {
 		r.refused(to, "rtt", to.rn.ObserveRTT(from, r.rtt[m.from*r.n+m.to]))
 		b := replica.Batch{From: from, Seq: m.seq, Incarnation: m.inc, Entries: r.arena[slot][m.off : m.off+m.n], Heard: r.heard[slot][m.hoff : m.hoff+m.hn]}
 		r.delivered++
+		r.got[m.from*r.n+m.to] = r.step
 		if err := to.rn.Step(r.ctx, now, b); err != nil {
 			r.violate(InvNoRejection, to.num, "step: %v", err)
 		}

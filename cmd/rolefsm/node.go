@@ -300,8 +300,10 @@ type channelStatus struct {
 	Leader     replica.NodeID `json:"leader"`
 	Tail       uint64         `json:"tail"`
 	// CutOff: a Replica that has not heard its leader for the timeout
-	// waits, because a member of the replica set still hears it;
-	// Vouched is the latest contact a member reports.
+	// waits, because a member of the replica set still hears it (or,
+	// once that leader left office, says it has a live leader);
+	// Vouched is the latest contact a member reports (or the latest
+	// such entry).
 	CutOff  bool       `json:"cut_off,omitempty"`
 	Vouched *time.Time `json:"vouched,omitempty"`
 	// Lossy: the leader's heartbeats have lately been lost on the way
