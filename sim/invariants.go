@@ -53,12 +53,20 @@ func differs(a, b *Result) string {
 
 // lossyLink reports whether a batch from node from to node to was lost
 // (to loss or a cut) recently enough that the receiver may still count
-// the link as lossy: it sees the gap when the next batch arrives (at
-// most an interval and the longest delay later) and remembers it for
-// ten timeouts (replica.Channel.LossyUntil).
+// the link as lossy: it sees the gap when the next batch arrives
+// (usually an interval and the longest delay later, but as late as the
+// sender's next batch comes) and remembers it for ten timeouts
+// (replica.Channel.LossyUntil).
 func (r *run) lossyLink(from, to int) bool {
-	at := r.lost[from*r.n+to]
-	return at >= 0 && r.step-at <= 10*r.timeoutSteps+r.hbSteps+r.maxDelay+1
+	k := from*r.n + to
+	if at := r.lost[k]; at >= 0 && r.step-at <= 10*r.timeoutSteps+r.hbSteps+r.maxDelay+1 {
+		return true
+	}
+	// A sender that went quiet after the loss (it crashed, stood, or
+	// had nothing to send) shows the gap only with its next batch,
+	// which may come much later: ten timeouts from then.
+	at := r.gap[k]
+	return at >= 0 && r.step-at <= 10*r.timeoutSteps+1
 }
 
 // unwitnessed reports whether node to, following leader l, has members

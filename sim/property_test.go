@@ -71,3 +71,26 @@ func TestEveryClusterEventuallyHasOneLeader(t *testing.T) {
 		}
 	})
 }
+
+// TestGapSeenWhenTheSenderSpeaksAgain: a Replica counts its leader's link
+// as lossy from the batch that shows the gap, however late it comes
+// after the loss (here the sender sent the node nothing for a while),
+// and the no-stuck-replica check allows the second timeout from then.
+// TestSafetyHoldsEverywhere drew this configuration, and the check
+// counted ten timeouts from the loss itself.
+func TestGapSeenWhenTheSenderSpeaksAgain(t *testing.T) {
+	hb, err := policy.NewHeartbeat(4*DefaultStep, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Check(Config{Nodes: 11, Seed: 0x2bf6, Steps: 621, Heartbeat: hb, Policy: policy.HighestTail,
+		Faults: Faults(23), FaultRate: 0.2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range res.Violations {
+		if v.Invariant != InvSingleLeader {
+			t.Errorf("%v", v)
+		}
+	}
+}

@@ -103,6 +103,7 @@ type run struct {
 	loss     []float64       // n×n, from×to
 	lost     []int           // n×n: the step a batch on the link was last lost (dropped by loss or a cut); -1: never
 	got      []int           // n×n: the step a batch last arrived on the link; -1: never
+	gap      []int           // n×n: the step a batch arrived on the link after one was lost; -1: never
 	ledAt    int             // the last step a live node was Leader
 	linkDown []bool          // n×n
 	side     []bool          // partition side of each node
@@ -142,6 +143,7 @@ func newRun(cfg Config, trace io.Writer, h hooks) *run {
 		loss:      make([]float64, n*n),
 		lost:      make([]int, n*n),
 		got:       make([]int, n*n),
+		gap:       make([]int, n*n),
 		linkDown:  make([]bool, n*n),
 		side:      make([]bool, n),
 		comp:      make([]int, n),
@@ -161,7 +163,7 @@ func newRun(cfg Config, trace io.Writer, h hooks) *run {
 	r.timeoutSteps = int(ceilDiv(cfg.Heartbeat.Timeout(), cfg.Step))
 	r.maxDelay = 1 + int(maxRTT/cfg.Step)
 	for i := range r.lost {
-		r.lost[i], r.got[i] = -1, -1
+		r.lost[i], r.got[i], r.gap[i] = -1, -1, -1
 	}
 	r.ring = make([][]msg, r.maxDelay+1)
 	r.arena = make([][]replica.Entry, r.maxDelay+1)
@@ -345,7 +347,11 @@ func (r *run) deliver() {
 		r.refused(to, "rtt", to.rn.ObserveRTT(from, r.rtt[m.from*r.n+m.to]))
 		b := replica.Batch{From: from, Seq: m.seq, Incarnation: m.inc, Entries: r.arena[slot][m.off : m.off+m.n], Heard: r.heard[slot][m.hoff : m.hoff+m.hn]}
 		r.delivered++
-		r.got[m.from*r.n+m.to] = r.step
+		k := m.from*r.n + m.to
+		if r.lost[k] > r.got[k] {
+			r.gap[k] = r.step // the receiver sees the gap in the numbers now
+		}
+		r.got[k] = r.step
 		if err := to.rn.Step(r.ctx, now, b); err != nil {
 			r.violate(InvNoRejection, to.num, "step: %v", err)
 		}
