@@ -4,7 +4,7 @@ go 1.26.0
 
 require (
 	github.com/cockroachdb/datadriven v1.0.3
-	github.com/rolefsm/rolefsm v0.0.0-20261202021325-7aa9bdcfd95a
+	github.com/rolefsm/rolefsm v0.0.0-20261202024152-640846c2a5af
 	go.etcd.io/etcd/api/v3 v3.7.3
 	go.etcd.io/etcd/client/pkg/v3 v3.7.3
 	go.etcd.io/etcd/client/v3 v3.7.3

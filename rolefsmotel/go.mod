@@ -3,7 +3,7 @@ module github.com/rolefsm/rolefsm/rolefsmotel
 go 1.26.0
 
 require (
-	github.com/rolefsm/rolefsm v0.0.0-20261202021325-7aa9bdcfd95a
+	github.com/rolefsm/rolefsm v0.0.0-20261202024152-640846c2a5af
 	github.com/stretchr/testify v1.12.1
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0

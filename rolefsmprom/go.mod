@@ -5,7 +5,7 @@ go 1.25.0
 require (
 	github.com/prometheus/client_golang v1.20.5
 	github.com/prometheus/client_model v0.6.1
-	github.com/rolefsm/rolefsm v0.0.0-20261202021325-7aa9bdcfd95a
+	github.com/rolefsm/rolefsm v0.0.0-20261202024152-640846c2a5af
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 	google.golang.org/protobuf v1.34.2
