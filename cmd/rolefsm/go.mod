@@ -4,9 +4,9 @@ go 1.26.0
 
 require (
 	github.com/prometheus/client_golang v1.23.2
-	github.com/rolefsm/rolefsm v0.0.0-20261202021331-50b2578a713a
-	github.com/rolefsm/rolefsm/rolefsmetcd v0.0.0-20261202021331-50b2578a713a
-	github.com/rolefsm/rolefsm/rolefsmprom v0.0.0-20261202021331-50b2578a713a
+	github.com/rolefsm/rolefsm v0.0.0-20261202024202-52866961df5f
+	github.com/rolefsm/rolefsm/rolefsmetcd v0.0.0-20261202024202-52866961df5f
+	github.com/rolefsm/rolefsm/rolefsmprom v0.0.0-20261202024202-52866961df5f
 	github.com/stretchr/testify v1.12.1
 	go.etcd.io/etcd/api/v3 v3.7.3
 	go.etcd.io/etcd/client/v3 v3.7.3
